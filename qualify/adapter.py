@@ -1,0 +1,220 @@
+"""The one module that talks to durable-rules. Nothing else imports it.
+
+It follows the direct, stateless pattern of the durable-rules field notes (not ``Host``):
+one ruleset per shard of at most ``MAX_PATHS`` match paths; one fresh session (sid) per
+lead; a sentinel rule so every fact is handled and every session starts an action; pending
+actions drained; the session deleted in ``finally``. Every engine error becomes our
+``EngineError``, with the engine's own text kept out of the message.
+
+Pitfalls handled here (each has a regression test in tests/test_adapter.py):
+- string vs number comparisons go wrong silently: values arrive typed (leads.py, conditions.py);
+- floats written with an exponent (1e-05) make the engine reject the fact or ruleset (204):
+  ``encode`` writes every float in plain decimal;
+- non-ASCII text must be written raw (not \\u escapes) in both rules and facts, or it never
+  matches: ``encode`` keeps UTF-8;
+- ``$or`` fires once per true branch: fired names are collected in a set;
+- more than 64 conditions matching at once fails with error 303, and more than 512 distinct
+  conditions under one node hang ``create_ruleset``: rules are sharded by path count;
+- conditions made only of ``$nex`` match the engine's own state fact: the compiler guards
+  them with ``{"$ex": {"__lead": 1}}``;
+- ``delete_state`` on a session that never started an action frees garbage: the sentinel rule
+  guarantees an action, and after an error a ping fact starts one before the delete;
+- at most 1024 live sessions per ruleset: one session per call, deleted in ``finally``;
+- ``Host`` timer threads run actions on other threads: ``Host`` is never used.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import threading
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import durable_rules_engine as _E
+
+from qualify.errors import EngineClosedError, EngineError
+
+log = logging.getLogger(__name__)
+
+MAX_PATHS = 60  # per ruleset; the engine fails when more than 64 conditions match at once
+MAX_ATOMS = 400  # distinct conditions per ruleset; over 512 under one node hangs the engine
+SENTINEL = "__seen"
+MARK = "__lead"
+
+Condition = dict[str, Any]
+_names = itertools.count()
+
+
+def encode_value(value: Any) -> str:
+    """A scalar as the engine's JSON parser reads it correctly (no exponents, raw UTF-8)."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise EngineError("non-finite number")
+        text = repr(value)
+        if "e" in text or "E" in text:
+            text = format(Decimal(text), "f")
+        return text
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ",".join(encode_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return encode(value)
+    raise EngineError(f"cannot send a {type(value).__name__} to the engine")
+
+
+def encode(obj: Mapping[str, Any]) -> str:
+    """A JSON object with every value written by ``encode_value``."""
+    return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + encode_value(v)
+                          for k, v in obj.items()) + "}"
+
+
+def paths(cond: Condition) -> int:
+    """How many match paths (DNF terms) a condition expands to in the engine."""
+    ((op, body),) = cond.items()
+    if op == "$or":
+        return sum(paths(c) for c in body)
+    if op == "$and":
+        return math.prod(paths(c) for c in body)
+    return 1
+
+
+def atoms(cond: Condition) -> set[str]:
+    """The distinct leaf conditions in a condition."""
+    ((op, body),) = cond.items()
+    if op in ("$or", "$and"):
+        out: set[str] = set()
+        for c in body:
+            out |= atoms(c)
+        return out
+    return {encode(cond)}
+
+
+class _Ruleset:
+    """One durable-rules ruleset, used statelessly: a fresh session per fact."""
+
+    def __init__(self, rules: Mapping[str, Condition], tag: str) -> None:
+        defs: dict[str, Any] = {name: {"all": [{"m": cond}]} for name, cond in rules.items()}
+        defs[SENTINEL] = {"all": [{"m": {"$ex": {MARK: 1}}}]}
+        self.name = f"qualify_{tag}_{next(_names)}"
+        try:
+            self.handle = _E.create_ruleset(self.name, encode(defs))
+        except Exception as e:  # the engine's error codes are not for users
+            log.error("durable-rules rejected ruleset %s: %s", self.name, e)
+            raise EngineError("the rule engine rejected the compiled rules") from None
+        self._sids = itertools.count()
+
+    def _drain(self, state: int, fired: set[str] | None) -> None:
+        result = _E.start_action_for_state(self.handle, state)
+        message = result[1] if result else None
+        while message:  # '{"<rule>":{"m":{...}}}'
+            if fired is not None:
+                fired.add(message[2:message.index('"', 2)])
+            message = _E.complete_and_start_action(self.handle, state)
+
+    def match(self, body: str, fired: set[str]) -> None:
+        """Assert one fact (``body`` is its JSON after the opening brace) and collect fires."""
+        sid = f"s{next(self._sids)}"
+        try:
+            try:
+                _, state = _E.assert_fact(self.handle, f'{{"sid":"{sid}",{body}')
+            except Exception as e:
+                self._ping(sid)
+                log.warning("durable-rules failed on a fact in %s: %s", self.name, e)
+                raise EngineError("the rule engine could not evaluate this lead") from None
+            self._drain(state, fired)
+        finally:
+            try:
+                _E.delete_state(self.handle, sid)
+            except Exception as e:  # pragma: no cover - only if the engine is broken
+                log.error("durable-rules could not delete state %s: %s", sid, e)
+
+    def _ping(self, sid: str) -> None:
+        # Start an action in the failed session so delete_state frees initialised memory.
+        try:
+            _, state = _E.assert_fact(self.handle, f'{{"sid":"{sid}","{MARK}":1}}')
+            self._drain(state, None)
+        except Exception as e:  # pragma: no cover - the ping fact always matches
+            log.error("durable-rules ping failed in %s: %s", self.name, e)
+
+    def close(self) -> None:
+        _E.delete_ruleset(self.handle)
+
+
+class Matcher:
+    """A set of named conditions, sharded over rulesets, matched against flat facts.
+
+    ``match`` is safe to call from several threads. ``close`` waits for calls in flight,
+    then frees the engine's memory; later calls raise ``EngineClosedError``.
+    """
+
+    def __init__(self, rules: Mapping[str, Condition], tag: str) -> None:
+        for name in rules:
+            if not name or '"' in name or "\\" in name or name.startswith("__"):
+                raise EngineError(f"bad rule name {name!r}")
+        self.shards: list[_Ruleset] = []
+        self._lock = threading.Condition()
+        self._inflight = 0
+        self._closed = False
+        try:
+            for group in shard(rules):
+                self.shards.append(_Ruleset(group, tag))
+        except BaseException:
+            self.close()
+            raise
+
+    def match(self, fact: Mapping[str, Any]) -> set[str]:
+        """The names of the conditions that match ``fact`` (a flat dict of typed scalars)."""
+        body = encode({**fact, MARK: 1})[1:]
+        fired: set[str] = set()
+        with self._lock:
+            if self._closed:
+                raise EngineClosedError("the engine was closed")
+            self._inflight += 1
+        try:
+            for s in self.shards:
+                s.match(body, fired)
+        finally:
+            with self._lock:
+                self._inflight -= 1
+                if self._inflight == 0:
+                    self._lock.notify_all()
+        fired.discard(SENTINEL)
+        return fired
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.wait_for(lambda: self._inflight == 0)
+            shards, self.shards = self.shards, []
+        for s in shards:
+            s.close()
+
+
+def shard(rules: Mapping[str, Condition]) -> Iterable[dict[str, Condition]]:
+    """Pack rules into groups within the engine's limits (the sentinel takes one path)."""
+    group: dict[str, Condition] = {}
+    n_paths, n_atoms = 1, set[str]()
+    for name, cond in rules.items():
+        p, a = paths(cond), atoms(cond)
+        if p + 1 > MAX_PATHS or len(a) > MAX_ATOMS:
+            raise EngineError(f"rule {name} expands to {p} engine paths (at most "
+                              f"{MAX_PATHS - 1})")
+        if group and (n_paths + p > MAX_PATHS or len(n_atoms | a) > MAX_ATOMS):
+            yield group
+            group, n_paths, n_atoms = {}, 1, set()
+        group[name] = cond
+        n_paths += p
+        n_atoms |= a
+    if group or not rules:
+        yield group

@@ -1,0 +1,230 @@
+"""Turn a lead as a CRM sends it into typed values, by the rule base's field schema.
+
+CRMs send numbers as strings ("25000"), booleans as "Yes", dates as ISO text or epoch
+milliseconds, and multi-select values as "a;b". Each field is converted to its declared type
+before any rule sees it; a value that cannot be converted is a ``LeadError`` naming the field.
+Blank values (None, "", whitespace) mean "not known". Fields the schema does not declare are
+ignored: CRMs send many properties no rule reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from qualify.conditions import MAX_ABS_NUMBER
+from qualify.errors import LeadError, did_you_mean
+from qualify.rulebook import FieldSpec, Rulebook
+
+MAX_TEXT = 10_000  # characters in one text value
+MAX_ITEMS = 1_000  # items in one list value
+MAX_ID = 256
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_GROUPED = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")  # 25,000.50
+_TRUE = frozenset({"true", "yes", "y", "1", "t", "on"})
+_FALSE = frozenset({"false", "no", "n", "0", "f", "off"})
+_EPOCH = dt.date(1970, 1, 1)
+
+Converter = Callable[[Any], Any]
+Lead = dict[str, Any]
+
+
+class _Bad(Exception):
+    """A value did not convert; the caller adds the field name."""
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return type(value).__name__
+
+
+def _text(value: str) -> str:
+    if len(value) > MAX_TEXT:
+        raise _Bad(f"text longer than {MAX_TEXT:,} characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Bad("text is not valid Unicode (a lone surrogate)") from None
+    return value
+
+
+def _number(value: Any, spec: FieldSpec) -> float | int:
+    if isinstance(value, bool):
+        raise _Bad("expected a number, got true/false")
+    if isinstance(value, int):
+        n: float | int = value
+    elif isinstance(value, float):
+        n = value
+    elif isinstance(value, str):
+        s = value.strip()
+        if _NUMBER.match(s):
+            n = float(s) if any(c in s for c in ".eE") else int(s)
+        elif _GROUPED.match(s):
+            s = s.replace(",", "")
+            n = float(s) if "." in s else int(s)
+        else:
+            raise _Bad(f"expected a number, got {value[:40]!r}")
+    else:
+        raise _Bad(f"expected a number, got {_kind(value)}")
+    if isinstance(n, float) and not math.isfinite(n):
+        raise _Bad("expected a finite number, got NaN or Infinity")
+    if abs(n) > MAX_ABS_NUMBER:
+        raise _Bad(f"{n:g} is out of range (at most {MAX_ABS_NUMBER:g} in size)")
+    if spec.type == "integer":
+        if isinstance(n, float):
+            if not n.is_integer():
+                raise _Bad(f"expected a whole number, got {n:g}")
+            n = int(n)
+    elif isinstance(n, float) and n.is_integer():
+        n = int(n)  # 25000.0 and 25000 are one value
+    if spec.min is not None and n < spec.min:
+        raise _Bad(f"{n:g} is below the minimum {spec.min:g}")
+    if spec.max is not None and n > spec.max:
+        raise _Bad(f"{n:g} is above the maximum {spec.max:g}")
+    return n
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        s = value.strip().lower()
+        if s in _TRUE:
+            return True
+        if s in _FALSE:
+            return False
+        raise _Bad(f"expected true or false, got {value[:40]!r}")
+    raise _Bad(f"expected true or false, got {_kind(value)}")
+
+
+def _date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, bool):
+        raise _Bad("expected a date, got true/false")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int):  # epoch milliseconds, as HubSpot sends dates
+        if not 0 <= value <= 253_402_300_799_000:
+            raise _Bad(f"{value} is not a date (epoch milliseconds out of range)")
+        return _EPOCH + dt.timedelta(milliseconds=value)
+    if isinstance(value, str):
+        s = value.strip()
+        try:
+            if len(s) == 10:
+                return dt.date.fromisoformat(s)
+            return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).date()
+        except ValueError:
+            raise _Bad(f"expected a date as YYYY-MM-DD, got {value[:40]!r}") from None
+    raise _Bad(f"expected a date, got {_kind(value)}")
+
+
+def _enum(value: Any, spec: FieldSpec, folded: Mapping[str, str]) -> str:
+    if not isinstance(value, str):
+        raise _Bad(f"expected one of {', '.join(spec.values)}, got {_kind(value)}")
+    hit = folded.get(value.strip().casefold())
+    if hit is None:
+        hint = did_you_mean(value.strip(), spec.values)
+        raise _Bad(f"{value[:40]!r} is not one of {', '.join(spec.values)}"
+                   + (f"; {hint}" if hint else ""))
+    return hit
+
+
+def _string(value: Any) -> str:
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _Bad("expected text, got NaN or Infinity")
+        return str(value)
+    raise _Bad(f"expected text, got {_kind(value)}")
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items: list[Any] = [p.strip() for p in value.split(";")]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise _Bad(f"expected a list of text, got {_kind(value)}")
+    if len(items) > MAX_ITEMS:
+        raise _Bad(f"more than {MAX_ITEMS:,} items")
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            if item.strip():
+                out.append(_text(item))
+        elif isinstance(item, int | float) and not isinstance(item, bool) \
+                and math.isfinite(item):
+            out.append(str(item))
+        elif item is not None:
+            raise _Bad(f"item {i} is {_kind(item)}, not text")
+    return tuple(out)
+
+
+def _converter(spec: FieldSpec) -> Converter:
+    t = spec.type
+    if t in ("number", "integer"):
+        return lambda v: _number(v, spec)
+    if t == "boolean":
+        return _boolean
+    if t == "date":
+        return _date
+    if t == "enum":
+        folded = {v.casefold(): v for v in spec.values}
+        return lambda v: _enum(v, spec, folded)
+    if t == "list":
+        return _list
+    return _string
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+class LeadReader:
+    """Converts raw leads to typed leads for one rule base. Thread-safe (no state)."""
+
+    def __init__(self, rulebook: Rulebook) -> None:
+        self.converters = {name: _converter(spec) for name, spec in rulebook.fields.items()}
+        self.required = tuple(n for n, s in rulebook.fields.items() if s.required)
+
+    def read(self, raw: Any) -> Lead:
+        """The typed lead: declared fields that have a value, converted. Raises LeadError."""
+        if not isinstance(raw, Mapping):
+            raise LeadError(None, f"a lead must be a JSON object, got {_kind(raw)}")
+        lead: Lead = {}
+        for name, convert in self.converters.items():
+            value = raw.get(name)
+            if _blank(value):
+                continue
+            try:
+                lead[name] = convert(value)
+            except _Bad as e:
+                raise LeadError(name, str(e)) from None
+        lead_id = raw.get("lead_id")
+        if isinstance(lead_id, int) and not isinstance(lead_id, bool):
+            lead["lead_id"] = str(lead_id)
+        for name in self.required:
+            if name not in lead:
+                raise LeadError(name, "is required")
+        if len(lead["lead_id"]) > MAX_ID:
+            raise LeadError("lead_id", f"longer than {MAX_ID} characters")
+        return lead
