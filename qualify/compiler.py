@@ -44,7 +44,7 @@ def _all(items: list[Condition | None]) -> Condition | None:
     conds = [i for i in items if i is not None]
     flat: list[Condition] = []
     for c in conds:
-        flat.extend(c["$and"] if "$and" in c else [c])
+        flat.extend(c.get("$and", [c]))
     return flat[0] if len(flat) == 1 else {"$and": flat}
 
 
@@ -54,7 +54,7 @@ def _any(items: list[Condition | None]) -> Condition | None:
         return None
     flat: list[Condition] = []
     for c in conds:
-        flat.extend(c["$or"] if "$or" in c else [c])
+        flat.extend(c.get("$or", [c]))
     return flat[0] if len(flat) == 1 else {"$or": flat}
 
 

@@ -433,8 +433,8 @@ class _Loader:
                 self.err(("grades",), "bad-value",
                          f"no grade covers scores below {grades[-1].min_score}",
                          f"give the lowest grade min_score: {m.score.min}")
-        if not m.score.min <= m.score.base <= m.score.max:
-            self.err(("score",), "bad-value", "score must satisfy min <= base <= max")
+        if not 0 <= m.score.min <= m.score.base <= m.score.max <= 100:
+            self.err(("score",), "bad-value", "score must satisfy 0 <= min <= base <= max <= 100")
 
         verdict = VerdictInfo(tuple(m.qualifiers), tuple(self.raw_ids("traits")),
                               tuple(self.raw_ids("grades")))
@@ -449,6 +449,12 @@ class _Loader:
                           reason=self.reason(s.reason, (*path, "reason"), fields, s.id))
             if r:
                 steps.append(r)
+        last = self.s["next_steps"].get(len(m.next_steps) - 1)
+        if last is not None and last.when is not True:
+            self.err(("next_steps", len(m.next_steps) - 1), "no-fallback-step",
+                     f"the last next step '{last.id}' has a condition",
+                     "end next_steps with a step without 'when' (it applies when none other "
+                     "does)")
         if not m.next_steps:
             self.err(("next_steps",), "missing-key", "at least one next step is needed")
 

@@ -1,0 +1,163 @@
+"""The ``qualify`` command line.
+
+    qualify score LEAD.json [--explain] [--locale zh] [--rules PATH] [--as-of YYYY-MM-DD]
+    qualify rules check [PATH] [--format json] [--strict]
+    qualify serve [--rules PATH] [--host 127.0.0.1] [--port 8000] [--workers N]
+    qualify batch INPUT --out OUTPUT [...]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar, TextIO
+
+import click
+
+from qualify.errors import LeadError, QualifyError, RulebaseError
+from qualify.rulebook import default_rules_path, load_rulebook
+
+RULES_OPTION = click.option(  # shared by every command that reads a rule base
+    "--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="The rule base (default: the bundled rules/default.yaml).")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(text: str) -> Any:
+    """Strict JSON: NaN and Infinity are refused, as JSON itself does."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def _as_of(_: Any, __: Any, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date as YYYY-MM-DD") from None
+
+
+def _load_engine(rules_path: Path | None) -> Any:
+    from qualify.engine import Engine
+
+    try:
+        return Engine(load_rulebook(rules_path or default_rules_path()))
+    except RulebaseError as e:
+        for p in e.problems:
+            click.echo(str(p), err=True)
+        raise SystemExit(2) from None
+
+
+def _leads(path: str, stream: TextIO) -> Iterator[tuple[int, Any]]:
+    """(line number, lead) pairs; a JSON document gives one lead (or one per array item)."""
+    if path.endswith(".jsonl") or path.endswith(".ndjson"):
+        for number, line in enumerate(stream, 1):
+            if line.strip():
+                try:
+                    yield number, parse_json(line)
+                except ValueError as e:
+                    yield number, _BadJSON(str(e))
+        return
+    text = stream.read()
+    try:
+        doc = parse_json(text)
+    except ValueError as e:
+        yield 1, _BadJSON(str(e))
+        return
+    if isinstance(doc, list):
+        yield from enumerate(doc, 1)
+    else:
+        yield 1, doc
+
+
+class _BadJSON:
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+class LazyGroup(click.Group):
+    """Subcommands imported on first use, so ``qualify score`` never loads FastAPI."""
+
+    lazy: ClassVar[dict[str, str]] = {
+        "rules": "qualify.rules_cli:rules",
+        "batch": "qualify.batch_cli:batch",
+        "serve": "service.cli:serve",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, _, attr = self.lazy[name].partition(":")
+            try:
+                command = getattr(importlib.import_module(module), attr)
+            except ImportError as e:
+                raise click.ClickException(
+                    f"'qualify {name}' needs an optional part that is not installed ({e.name});"
+                    " install with: pip install -e '.[dev]'") from None
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="qualify")
+def main() -> None:
+    """qualify: rules-based lead qualification."""
+
+
+@main.command()
+@click.argument("lead", type=click.Path(allow_dash=True, dir_okay=False))
+@RULES_OPTION
+@click.option("--explain", is_flag=True, help="Print the human explanation, not JSON.")
+@click.option("--locale", type=click.Choice(["en", "zh"]), default=None,
+              help="Language of labels and explanation (default: the rule base's).")
+@click.option("--as-of", callback=_as_of, default=None, metavar="YYYY-MM-DD",
+              help="The date date-rules use (default: today, UTC).")
+def score(lead: str, rules_path: Path | None, explain: bool, locale: str | None,
+          as_of: dt.date | None) -> None:
+    """Score LEAD (a JSON object, a JSON array, a .jsonl file, or - for stdin)."""
+    engine = _load_engine(rules_path)
+    failed = 0
+    try:
+        stream = sys.stdin if lead == "-" else open(lead, encoding="utf-8")  # noqa: SIM115
+    except OSError as e:
+        raise click.ClickException(f"{lead}: {e.strerror}") from None
+    with stream:
+        try:
+            for number, raw in _leads(lead, stream):
+                where = f"{lead}:{number}"
+                if isinstance(raw, _BadJSON):
+                    click.echo(f"{where}: invalid JSON: {raw.message}", err=True)
+                    failed += 1
+                    continue
+                try:
+                    verdict = engine.score(raw, as_of=as_of, locale=locale)
+                except LeadError as e:
+                    click.echo(f"{where}: {e}", err=True)
+                    failed += 1
+                    continue
+                except QualifyError as e:
+                    click.echo(f"{where}: {e}", err=True)
+                    failed += 1
+                    continue
+                if explain:
+                    click.echo("\n".join(verdict.explanation))
+                else:
+                    click.echo(verdict.model_dump_json(indent=None if number > 1 or
+                                                       lead.endswith("l") else 2))
+        except UnicodeDecodeError:
+            raise click.ClickException(f"{lead}: not UTF-8 text") from None
+    engine.close()
+    if failed:
+        raise SystemExit(1)
+
+

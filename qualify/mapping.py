@@ -1,0 +1,165 @@
+"""Mapping profiles: how a CRM payload or an export's columns become a lead.
+
+Real data does not use the rule base's field names. A profile (YAML) says, per lead field,
+where its value comes from (a column name or a dotted path into a JSON payload), which
+values map to what (``"Yes" -> true``), and which placeholders mean "missing"
+(``Select``, ``N/A``). The result is a raw lead; the schema's type conversion (leads.py)
+comes after, so a profile never needs to say "this is a number".
+
+    name: xeducation
+    missing: ["", "Select", "N/A"]          # placeholders for every field
+    fields:
+      lead_id: {from: "Prospect ID"}
+      budget: {from: [properties.budget, properties.amount]}   # first present wins
+      needs_product: {from: "Do Not Email", values: {"Yes": false, "No": true}}
+      stage: {from: "Lead Stage", values: {Closed Won: won}, missing: [Unknown]}
+      expected_deal_size: {value: 1000}          # a constant
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from qualify.errors import Problem, RulebaseError, did_you_mean
+from qualify.rulebook import Rulebook
+from qualify.yamlsource import Positions, load_yaml_file, load_yaml_text
+
+_MISSING = object()
+Scalar = str | int | float | bool | None
+
+
+class FieldMap(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    source: str | list[str] | None = Field(default=None, alias="from")
+    value: Scalar | list[str] = None  # a constant
+    values: dict[str, Scalar | list[str]] = {}
+    missing: list[str] = []
+    split: str | None = None  # split text into a list on this separator
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FieldMap:
+        if self.source is None and self.value is None:
+            raise ValueError("give 'from' (where the value is) or 'value' (a constant)")
+        return self
+
+
+class ProfileModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str | None = None
+    missing: list[str] = ["", "N/A", "n/a", "NA", "null", "None", "-"]
+    passthrough: bool = Field(default=False,
+                              description="also copy input keys named like a lead field")
+    fields: dict[str, FieldMap]
+
+
+class Profile:
+    """A loaded mapping profile; ``apply`` turns one record into a raw lead."""
+
+    def __init__(self, model: ProfileModel) -> None:
+        self.model = model
+        self.name = model.name
+        self.fields = model.fields
+        shared = {m.casefold() for m in model.missing}
+        self._plan = []
+        for target, fm in model.fields.items():
+            sources = [fm.source] if isinstance(fm.source, str) else list(fm.source or [])
+            missing = shared | {m.casefold() for m in fm.missing}
+            values = {str(k).strip().casefold(): v for k, v in fm.values.items()}
+            self._plan.append((target, sources, fm.value, values, frozenset(missing), fm.split))
+
+    def apply(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The raw lead for ``record`` (a CSV row or a JSON payload)."""
+        lead: dict[str, Any] = {}
+        if self.model.passthrough:
+            lead.update(record)
+        for target, sources, const, values, missing, split in self._plan:
+            value: Any = const if not sources else _MISSING
+            for src in sources:
+                value = lookup(record, src)
+                if value is not _MISSING and not _is_missing(value, missing):
+                    break
+            if value is _MISSING or _is_missing(value, missing):
+                lead.pop(target, None)
+                continue
+            if values and isinstance(value, str | int | float | bool):
+                value = values.get(str(value).strip().casefold(), value)
+            if split and isinstance(value, str):
+                value = [p.strip() for p in value.split(split) if p.strip()
+                         and p.strip().casefold() not in missing]
+            lead[target] = value
+        return lead
+
+    def check(self, rulebook: Rulebook, file: str = "<mapping>",
+              positions: Positions | None = None) -> list[Problem]:
+        """Problems with this profile against a rule base (unknown target fields)."""
+        out = []
+        for target in self.fields:
+            if target not in rulebook.fields:
+                hint = did_you_mean(target, rulebook.fields) or "map to a field of the rule base"
+                if positions:
+                    out.append(positions.problem(("fields", target), "unknown-field",
+                                                 f"'{target}' is not a field of rule base "
+                                                 f"'{rulebook.name}'", hint, key=True))
+                else:
+                    out.append(Problem("unknown-field", f"'{target}' is not a field", file,
+                                       hint=hint))
+        return out
+
+
+def _is_missing(value: Any, missing: frozenset[str]) -> bool:
+    if value is None:
+        return True
+    return isinstance(value, str) and value.strip().casefold() in missing
+
+
+def lookup(record: Mapping[str, Any], path: str) -> Any:
+    """``record[path]`` if that key exists, else follow the dots: ``data.value.amount``."""
+    if path in record:
+        return record[path]
+    node: Any = record
+    for part in path.split("."):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def _load(data: Any, pos: Positions, rulebook: Rulebook | None) -> Profile:
+    try:
+        model = ProfileModel.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = tuple(x for x in err["loc"]
+                        if not str(x).startswith(("str", "list[", "function-")))
+            problems.append(pos.problem(loc, "bad-mapping", f"{'.'.join(map(str, loc))}: "
+                                        f"{err['msg']}"))
+        raise RulebaseError(problems) from None
+    profile = Profile(model)
+    if rulebook is not None:
+        problems = profile.check(rulebook, pos.file, pos)
+        if problems:
+            raise RulebaseError(problems)
+    return profile
+
+
+def load_profile(path: str | Path, rulebook: Rulebook | None = None) -> Profile:
+    """Load a mapping profile; with a rule base, check its target fields exist."""
+    data, pos = load_yaml_file(path)
+    return _load(data, pos, rulebook)
+
+
+def load_profile_text(text: str, rulebook: Rulebook | None = None,
+                      file: str = "<mapping>") -> Profile:
+    data, pos = load_yaml_text(text, file)
+    return _load(data, pos, rulebook)
