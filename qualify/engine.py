@@ -21,7 +21,7 @@ from typing import Any, Literal
 from qualify.adapter import Matcher
 from qualify.compiler import compile_rulebook
 from qualify.errors import QualifyError
-from qualify.explain import Atom, Words, decide, show_value
+from qualify.explain import Explainer, Words, compile_explainer, show_value
 from qualify.leads import Lead, LeadReader
 from qualify.rulebook import Rule, Rulebook, default_rules_path, load_rulebook
 from qualify.verdict import (
@@ -83,6 +83,18 @@ class Engine:
                              if f"__t_{r.id}" in verdict_keys)
         self._v_keys = frozenset(verdict_keys)
         self._words = {loc: Words(rulebook, loc) for loc in LOCALES}
+        # per qualifier/trait: its explainer and the lead fields it reads
+        self._plans: tuple[tuple[Explainer, tuple[str, ...]], ...] = tuple(
+            (compile_explainer(r.expr), r.sources) for r in c.rules_1)
+        # per next step: explainer, qualifiers it reads, reads status?, lead fields it reads
+        self._steps: dict[str, tuple[Explainer, tuple[str, ...], bool, frozenset[str]]] = {}
+        for s in rulebook.next_steps:
+            names = [r.name for r in s.expr.refs() if r.kind == "verdict"]
+            self._steps[s.id] = (
+                compile_explainer(s.expr),
+                tuple(n.split(".", 1)[1] for n in names if n.startswith("qualifier.")),
+                "status" in names,
+                frozenset(r.name for r in s.expr.refs() if r.kind != "verdict"))
 
     @classmethod
     def from_path(cls, path: str | Path | None = None) -> Engine:
@@ -147,127 +159,136 @@ class Engine:
     # ------------------------------------------------------------------ explaining
 
     def explain(self, d: Decision, as_of: dt.date, loc: str) -> Verdict:
+        """Build the verdict for a decision: evidence, unknowns, weakest factor, next step."""
         rb = self.rulebook
         w = self._words[loc]
+        fact, lead = d.fact, d.lead
         lines: list[str] = []
         qualifiers: dict[str, QualifierVerdict] = {}
-        q_atoms: dict[str, list[Atom]] = {}
+        q_evidence: dict[str, list[Evidence]] = {}
         q_missing: dict[str, list[str]] = {}
         unknown: list[Unknown] = []
-        for rule, state in zip(rb.qualifiers, d.states, strict=False):
-            _, atoms, missing = decide(rule.expr, d.fact, d.lead)
-            st = _state(state)
-            q_atoms[rule.id], q_missing[rule.id] = atoms, missing
+        q_state: dict[str, State] = {}
+        for rule, state, (explainer, sources) in zip(rb.qualifiers, d.states, self._plans,
+                                                     strict=False):
             label = rule.label[loc]
-            qualifiers[rule.id] = QualifierVerdict.model_construct(
-                state=st, label=label, evidence=_evidence(atoms), missing=missing)
-            mark = {"met": "✓", "unmet": "✗", "unknown": "?"}[st]
-            why = w.atoms(atoms) if atoms else w.missing(missing)
-            lines.append(f"{mark} {label}: {w.state(st)} ({why})")
+            st = _state(state)
+            q_state[rule.id] = st
             if state is None:
-                unknown.append(Unknown.model_construct(
-                    id=rule.id, section="qualifier", label=label, missing=missing, points=0,
-                    could_change_status=True))
+                evidence: list[Evidence] = []
+                missing = [s for s in sources if s not in lead]
+                unknown.append({"id": rule.id, "section": "qualifier", "label": label,
+                                "missing": missing, "points": 0, "could_change_status": True})
+                lines.append(f"? {label}{w.colon}{w.state[st]} ({w.missing(missing)})")
+            else:
+                evidence = explainer(fact, lead)[1]
+                missing = []
+                mark = "✓" if state else "✗"
+                lines.append(f"{mark} {label}{w.colon}{w.state[st]} ({w.evidence(evidence)})")
+            q_evidence[rule.id], q_missing[rule.id] = evidence, missing
+            qualifiers[rule.id] = {"state": st, "label": label, "evidence": evidence,
+                                   "missing": missing}
         traits: list[TraitHit] = []
         factor_points: dict[str, int] = {}
-        for rule, state in zip(rb.traits, d.states[self._n_qualifiers:], strict=True):
-            label = rule.label[loc]
+        n = self._n_qualifiers
+        for rule, state, (explainer, sources) in zip(rb.traits, d.states[n:], self._plans[n:],
+                                                     strict=True):
             if state is True:
-                _, atoms, _ = decide(rule.expr, d.fact, d.lead)
-                traits.append(TraitHit.model_construct(
-                    id=rule.id, kind=rule.kind, points=rule.points, label=label,
-                    evidence=_evidence(atoms)))
-                lines.append(f"{rule.points:+d} {label}: {w.atoms(atoms)}")
+                label = rule.label[loc]
+                evidence = explainer(fact, lead)[1]
+                traits.append({"id": rule.id, "kind": rule.kind,  # type: ignore[typeddict-item]
+                               "points": rule.points, "label": label, "evidence": evidence})
+                lines.append(f"{rule.points:+d} {label}{w.colon}{w.evidence(evidence)}")
                 if rule.factor:
                     factor_points[rule.factor] = factor_points.get(rule.factor, 0) + rule.points
             elif state is None:
-                _, _, missing = decide(rule.expr, d.fact, d.lead)
-                unknown.append(Unknown.model_construct(
-                    id=rule.id, section="trait", label=label, missing=missing,
-                    points=rule.points, could_change_status=False))
-                lines.append(f"? {label} ({rule.points:+d}): {w.missing(missing)}")
+                label = rule.label[loc]
+                missing = [s for s in sources if s not in lead]
+                unknown.append({"id": rule.id, "section": "trait", "label": label,
+                                "missing": missing, "points": rule.points,
+                                "could_change_status": False})
+                lines.append(f"? {label} ({rule.points:+d}){w.colon}{w.missing(missing)}")
         grade = rb.grade_for(d.score)
-        head = (f"{d.lead['lead_id']}: {w.status(d.status)}, score {d.score}, grade {grade.id}"
-                f" ({grade.label[loc]})" if loc == "en" else
-                f"{d.lead['lead_id']}:{w.status(d.status)},得分 {d.score},评级 {grade.id}"
-                f"({grade.label[loc]})")
-        weakest = self._weakest(d, loc, q_atoms, q_missing, factor_points)
-        step = self._next_step(d, loc, q_atoms, q_missing)
+        if loc == "zh":
+            head = (f"{lead['lead_id']}:{w.status[d.status]},得分 {d.score},"
+                    f"评级 {grade.id}({grade.label[loc]})")
+        else:
+            head = (f"{lead['lead_id']}: {w.status[d.status]}, score {d.score}, "
+                    f"grade {grade.id} ({grade.label[loc]})")
+        weakest = self._weakest(q_state, loc, q_evidence, q_missing, factor_points)
+        step = self._next_step(d, loc, q_state, q_evidence, q_missing)
         if weakest:
-            lines.append(("weakest: " if loc == "en" else "短板:") + weakest.reason)
-        lines.append(("next: " if loc == "en" else "下一步:") + f"{step.label}: {step.reason}")
+            lines.append(("短板:" if loc == "zh" else "weakest: ") + weakest["reason"])
+        lines.append(("下一步:" if loc == "zh" else "next: ")
+                     + f"{step['label']}{w.colon}{step['reason']}")
         return Verdict.model_construct(
-            lead_id=d.lead["lead_id"], rulebook=self._ref, as_of=as_of, locale=loc,
+            lead_id=lead["lead_id"], rulebook=self._ref, as_of=as_of, locale=loc,
             qualifiers=qualifiers, status=d.status, score=d.score, grade=d.grade,
             traits=traits, unknown=unknown, weakest=weakest, next_step=step,
             explanation=[head, *lines])
 
-    def _weakest(self, d: Decision, loc: str, q_atoms: Mapping[str, list[Atom]],
-                 q_missing: Mapping[str, list[str]],
+    def _weakest(self, q_state: Mapping[str, State], loc: str,
+                 q_evidence: Mapping[str, list[Evidence]], q_missing: Mapping[str, list[str]],
                  factor_points: Mapping[str, int]) -> Weakest | None:
         """The shortest stave: an unmet qualifier, else the factor whose traits cost most
         points, else an unknown qualifier, else the factor contributing least."""
         rb = self.rulebook
         w = self._words[loc]
-        q_state = {r.id: _state(s) for r, s in zip(rb.qualifiers, d.states, strict=False)}
-        ranked = []
+        best: tuple[int, int, int, str] | None = None
         for order, factor in enumerate(rb.factors):
             pts = factor_points.get(factor, 0)
             st = q_state.get(factor)
             rank = 0 if st == "unmet" else 1 if pts < 0 else 2 if st == "unknown" else 3
-            ranked.append((rank, pts, order, factor, st))
-        if not ranked:
+            key = (rank, pts, order, factor)
+            if best is None or key < best:
+                best = key
+        if best is None:
             return None
-        rank, pts, _, factor, st = min(ranked)
+        rank, pts, _, factor = best
         label = rb.factors[factor][loc]
         if rank == 0:
-            reason = f"{label}: {w.state('unmet')} ({w.atoms(list(q_atoms[factor]))})"
+            why = f"{w.state['unmet']} ({w.evidence(q_evidence[factor])})"
         elif rank == 1:
-            reason = (f"{label}: {pts:+d} points" if loc == "en" else f"{label}:{pts:+d} 分")
+            why = f"{pts:+d} 分" if loc == "zh" else f"{pts:+d} points"
         elif rank == 2:
-            reason = f"{label}: {w.state('unknown')} ({w.missing(list(q_missing[factor]))})"
+            why = f"{w.state['unknown']} ({w.missing(q_missing[factor])})"
         else:
-            reason = (f"{label}: the fewest points ({pts:+d})" if loc == "en"
-                      else f"{label}:得分最少({pts:+d})")
-        return Weakest.model_construct(factor=factor, label=label, reason=reason, points=pts)
+            why = f"得分最少({pts:+d})" if loc == "zh" else f"the fewest points ({pts:+d})"
+        return {"factor": factor, "label": label, "reason": f"{label}{w.colon}{why}",
+                "points": pts}
 
-    def _next_step(self, d: Decision, loc: str, q_atoms: Mapping[str, list[Atom]],
+    def _next_step(self, d: Decision, loc: str, q_state: Mapping[str, State],
+                   q_evidence: Mapping[str, list[Evidence]],
                    q_missing: Mapping[str, list[str]]) -> NextStep:
+        """The step's label and its reason, filled from the lead's facts."""
         rb = self.rulebook
         w = self._words[loc]
         step = d.step
-        q_state = {r.id: _state(s) for r, s in zip(rb.qualifiers, d.states, strict=False)}
-        names = [r.name for r in step.expr.refs() if r.kind == "verdict"]
-        read_q = [n.split(".", 1)[1] for n in names if n.startswith("qualifier.")]
-        if "status" in names:
-            read_q += [q for q, s in q_state.items() if s != "met"]
-        focus = read_q or [q for q, s in q_state.items() if s == "unknown"]
-        _, own, _ = decide(step.expr, d.stage2_fact, d.lead)
-        evidence = [a for a in own if not a[0].startswith(("qualifier.", "trait.")) and
-                    a[0] not in ("status", "grade", "score")]
+        explainer, read_q, reads_status, fields = self._steps[step.id]
+        if reads_status:
+            read_q = read_q + tuple(q for q, s in q_state.items() if s != "met")
+        focus = read_q or tuple(q for q, s in q_state.items() if s == "unknown")
+        own = explainer(d.stage2_fact, d.lead)[1]
+        evidence = [e for e in own if e["field"] in fields]
         for q in read_q:
-            evidence += q_atoms.get(q, [])
+            evidence += q_evidence.get(q, [])
         missing = list(dict.fromkeys(m for q in focus for m in q_missing.get(q, [])))
         unmet = [r.label[loc] for r in rb.qualifiers if q_state[r.id] == "unmet"]
         unknown = [r.label[loc] for r in rb.qualifiers if q_state[r.id] == "unknown"]
-        grade = rb.grade_for(d.score)
         values: dict[str, str] = {
-            "unmet": w.fields(unmet) if unmet else "-",
-            "unknown": w.fields(unknown) if unknown else "-",
-            "missing": w.fields(missing) if missing else "-",
-            "evidence": w.atoms(evidence) if evidence else "-",
-            "grade": grade.id, "score": str(d.score), "status": w.status(d.status),
+            "unmet": w.sep.join(unmet) or "-",
+            "unknown": w.sep.join(unknown) or "-",
+            "missing": w.fields(missing) or "-",
+            "evidence": w.evidence(evidence) or "-",
+            "grade": d.grade, "score": str(d.score), "status": w.status[d.status],
+            "lead_id": d.lead["lead_id"],
         }
         reason = _Template.fill(step.reason[loc], values, d.lead)
-        return NextStep.model_construct(id=step.id, label=step.label[loc], reason=reason)
+        return {"id": step.id, "label": step.label[loc], "reason": reason}
 
 
 def _state(state: bool | None) -> State:
     return "met" if state else "unknown" if state is None else "unmet"
-
-
-def _evidence(atoms: list[Atom]) -> list[Evidence]:
-    return [Evidence.model_construct(field=f, value=v, test=t, holds=h) for f, v, t, h in atoms]
 
 
 class _Template(dict[str, str]):

@@ -1,4 +1,9 @@
-"""The verdict: what qualify says about one lead. Its keys are a contract for integrations."""
+"""The verdict: what qualify says about one lead. Its keys are a contract for integrations.
+
+``Verdict`` is a pydantic model (validation, JSON Schema, OpenAPI); its parts are typed
+dicts, so the engine builds a verdict at the cost of plain dicts and a client reads them
+as ``verdict.next_step["id"]``.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +11,35 @@ import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
 State = Literal["met", "unmet", "unknown"]
 Status = Literal["qualified", "disqualified", "needs_discovery"]
 
 
-class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Evidence(TypedDict):
+    """A value that decided a rule, and the test it passed (``holds``) or failed."""
+
+    field: str  # the lead field, or a derived value such as days_since(last_contact_date)
+    value: Any  # the lead's value (dates as YYYY-MM-DD, lists as lists)
+    test: str  # the test the value passed: ">= 10000", "not in [...]", "known"
+    holds: bool  # whether the rule's own test held
 
 
-class Evidence(_Out):
-    """A value that decided a rule, and the test it passed or failed."""
-
-    field: str = Field(description="the lead field, or the derived value, e.g. days_since(x)")
-    value: Any = Field(description="the lead's value (dates as YYYY-MM-DD)")
-    test: str = Field(description='the test applied, e.g. ">= 10000", "in [...]", "known"')
-    holds: bool = Field(description="whether the test held for this value")
-
-
-class RulebookRef(_Out):
+class RulebookRef(TypedDict):
     name: str
     version: str
     sha256: str
 
 
-class QualifierVerdict(_Out):
+class QualifierVerdict(TypedDict):
     state: State
     label: str
-    evidence: list[Evidence] = Field(description="the values that decided it (met or unmet)")
-    missing: list[str] = Field(description="fields whose absence left it unknown")
+    evidence: list[Evidence]  # the values that decided it (met or unmet)
+    missing: list[str]  # the fields whose absence left it unknown
 
 
-class TraitHit(_Out):
+class TraitHit(TypedDict):
     id: str
     kind: Literal["golden", "bad"]
     points: int
@@ -45,46 +47,48 @@ class TraitHit(_Out):
     evidence: list[Evidence]
 
 
-class Unknown(_Out):
+class Unknown(TypedDict):
     """A rule that could not be decided for lack of data."""
 
     id: str
     section: Literal["qualifier", "trait"]
     label: str
-    missing: list[str] = Field(description="fields that would decide it")
-    points: int = Field(description="points at stake: what the score gains or loses if it fires")
-    could_change_status: bool = Field(description="true for qualifiers: deciding it may "
-                                                  "change the status")
+    missing: list[str]  # the fields it reads that the lead lacks
+    points: int  # points at stake: what the score gains (or loses) if it fires
+    could_change_status: bool  # qualifiers: deciding it may change the status
 
 
-class Weakest(_Out):
+class Weakest(TypedDict):
     """The factor holding the lead back most: the shortest stave of the bucket (木桶原理)."""
 
     factor: str
     label: str
     reason: str
-    points: int = Field(description="the points the factor's traits contributed")
+    points: int  # the points the factor's traits contributed
 
 
-class NextStep(_Out):
+class NextStep(TypedDict):
     id: str
     label: str
     reason: str
 
 
-class Verdict(_Out):
+class Verdict(BaseModel):
     """The qualification of one lead by one rule base."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     lead_id: str
     rulebook: RulebookRef
     as_of: dt.date = Field(description="the date date-rules used (reproducible verdicts)")
     locale: Literal["en", "zh"]
     qualifiers: dict[str, QualifierVerdict]
-    status: Status
+    status: Status = Field(description="qualified: all qualifiers met; disqualified: any "
+                                       "unmet; needs_discovery: none unmet, some unknown")
     score: int = Field(ge=0, le=100)
     grade: str
     traits: list[TraitHit] = Field(description="every trait that fired, in rule-base order")
-    unknown: list[Unknown]
+    unknown: list[Unknown] = Field(description="rules not decided for lack of data")
     weakest: Weakest | None
     next_step: NextStep
-    explanation: list[str]
+    explanation: list[str] = Field(description="human lines in the verdict's locale")
