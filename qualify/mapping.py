@@ -8,6 +8,7 @@ comes after, so a profile never needs to say "this is a number".
 
     name: xeducation
     missing: ["", "Select", "N/A"]          # placeholders for every field
+    keys: ["Prospect ID", "Converted"]      # input columns copied beside each verdict (batch)
     fields:
       lead_id: {from: "Prospect ID"}
       budget: {from: [properties.budget, properties.amount]}   # first present wins
@@ -56,6 +57,8 @@ class ProfileModel(BaseModel):
     missing: list[str] = ["", "N/A", "n/a", "NA", "null", "None", "-"]
     passthrough: bool = Field(default=False,
                               description="also copy input keys named like a lead field")
+    keys: list[str] = Field(default=[], description="input columns copied to every output "
+                            "row of a batch run (ids, or an outcome to compare with)")
     fields: dict[str, FieldMap]
 
 
@@ -66,6 +69,7 @@ class Profile:
         self.model = model
         self.name = model.name
         self.fields = model.fields
+        self.keys = tuple(model.keys)
         shared = {m.casefold() for m in model.missing}
         self._plan = []
         for target, fm in model.fields.items():
@@ -95,6 +99,15 @@ class Profile:
                          and p.strip().casefold() not in missing]
             lead[target] = value
         return lead
+
+    def sources(self) -> frozenset[str]:
+        """Every input key this profile reads: each ``from`` path, and its first segment."""
+        out: set[str] = set(self.keys)
+        for _, sources, *_ in self._plan:
+            for src in sources:
+                out.add(src)
+                out.add(src.split(".", 1)[0])
+        return frozenset(out)
 
     def check(self, rulebook: Rulebook, file: str = "<mapping>",
               positions: Positions | None = None) -> list[Problem]:

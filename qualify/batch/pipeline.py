@@ -1,0 +1,210 @@
+"""One batch run: read -> map -> score (in partitions, in processes) -> write, compare, sum up.
+
+``run_batch(job)`` does it all and returns an ``Outcome``. It raises ``BatchError`` (one
+line) for a file it cannot read or write, ``RulebaseError`` for a bad rule base or mapping
+(every problem, located), and ``WorkerError`` if a worker process dies. Whatever happens,
+no output file is left under its final name unless the whole run succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qualify.batch.compare import CHANGE_COLUMNS, Comparer, Comparison, Previous
+from qualify.batch.progress import Progress
+from qualify.batch.readers import InputError, Reader, format_of, open_reader
+from qualify.batch.runner import Pool, Scorer, Spec, default_workers, score_all
+from qualify.batch.summary import Summary
+from qualify.batch.writers import Writer, open_writer
+from qualify.engine import today
+from qualify.errors import Problem, RulebaseError, did_you_mean
+from qualify.mapping import Profile, load_profile_text
+from qualify.rulebook import Rulebook, default_rules_path, load_rulebook_text
+
+ERROR_COLUMNS = ("line", "lead_id", "field", "error")
+
+
+class BatchError(Exception):
+    """A batch cannot run: a file cannot be read or written. One line, naming the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What to run: the command line's options."""
+
+    input: Path
+    output: Path
+    rules: Path | None = None
+    mapping: Path | None = None
+    workers: int | None = None  # None: the cores
+    compare: Path | None = None
+    report: Path | None = None
+    as_of: dt.date | None = None
+    locale: str | None = None
+    keys: tuple[str, ...] = ()  # input columns to copy (default: the mapping's, or lead_id's)
+    progress: bool | None = None  # None: when stderr is a terminal
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a run did."""
+
+    job: Job
+    rulebook: Rulebook
+    as_of: dt.date
+    workers: int
+    summary: Summary = field(default_factory=Summary)
+    comparison: Comparison | None = None
+    seconds: float = 0.0
+    errors_path: Path | None = None
+    changes_path: Path | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.summary.errors > 0
+
+
+def sibling(output: Path, kind: str) -> Path:
+    """``scored.parquet`` -> ``scored.errors.csv`` (kind: errors, changes)."""
+    return output.with_name(f"{output.stem}.{kind}.csv")
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RulebaseError([Problem("file-encoding", f"not UTF-8 text: {e.reason}",
+                                     str(path), 1, 1, f"save the {what} as UTF-8")]) from None
+    except OSError as e:
+        raise BatchError(f"{path}: {e.strerror or e}") from None
+
+
+def _keys(job: Job, profile: Profile | None, reader: Reader) -> tuple[str, ...]:
+    """The input columns copied to the output; each must exist where columns are known."""
+    keys = job.keys or (profile.keys if profile else ())
+    if not keys and profile is not None and "lead_id" in profile.fields:
+        source = profile.fields["lead_id"].source
+        if isinstance(source, str) and source != "lead_id":
+            keys = (source,)
+    if reader.columns:
+        for k in keys:
+            if k not in reader.columns:
+                hint = did_you_mean(k, reader.columns)
+                raise BatchError(f"{reader.path}: no column '{k}' to copy to the output"
+                                 + (f" ({hint})" if hint else ""))
+    return tuple(dict.fromkeys(keys))
+
+
+def _needed(rulebook: Rulebook, profile: Profile | None, keys: tuple[str, ...]) -> set[str]:
+    wanted = set(profile.sources()) if profile is not None else set(rulebook.fields)
+    return wanted | set(keys)
+
+
+def prepare(job: Job) -> tuple[Spec, Rulebook, Profile | None]:
+    """Load and check the rule base and the mapping (raises RulebaseError)."""
+    rules_path = job.rules or default_rules_path()
+    rules_text = _read_text(rules_path, "rule base")
+    rulebook = load_rulebook_text(rules_text, str(rules_path))
+    profile = None
+    mapping_text = None
+    if job.mapping is not None:
+        mapping_text = _read_text(job.mapping, "mapping")
+        profile = load_profile_text(mapping_text, rulebook, str(job.mapping))
+    spec = Spec(rules_text=rules_text, rules_file=str(rules_path), as_of=job.as_of or today(),
+                mapping_text=mapping_text,
+                mapping_file=str(job.mapping) if job.mapping else None, locale=job.locale,
+                verdicts=_format(job.output) == "jsonl")
+    return spec, rulebook, profile
+
+
+def _format(path: Path) -> str:
+    try:
+        return format_of(path)
+    except InputError as e:
+        raise BatchError(str(e)) from None
+
+
+def run_batch(job: Job) -> Outcome:
+    """Run ``job``; see the module docstring for what it raises."""
+    spec, rulebook, profile = prepare(job)
+    for path in (job.input, job.output, *([job.compare] if job.compare else [])):
+        _format(path)
+    if job.report is not None and job.report.suffix.lower() not in (".html", ".htm"):
+        raise BatchError(f"{job.report}: the report is HTML; name it .html")
+    workers = job.workers or default_workers()
+    with contextlib.ExitStack() as stack:
+        try:
+            reader = open_reader(job.input)
+            stack.callback(reader.close)
+            keys = _keys(job, profile, reader)
+            if reader.columns and not (profile is not None and profile.model.passthrough):
+                reader.select(_needed(rulebook, profile, keys))
+            previous = Previous(job.compare) if job.compare else None
+        except InputError as e:
+            raise BatchError(str(e)) from None
+        if previous is not None:
+            stack.callback(previous.close)
+        spec = dataclasses.replace(spec, keys=keys)
+        scorer = Scorer(spec)  # the layout, and the engine when scoring in-process
+        stack.callback(scorer.close)
+        pool = None
+        if workers > 1:  # fork before any writer holds buffered data or a thread runs
+            pool = Pool(spec, workers)
+            stack.callback(pool.close, True)
+        outcome = Outcome(job, rulebook, spec.as_of, workers)
+        writers: list[Writer] = []
+        try:
+            out = _open(job.output, scorer.layout.names, writers)
+            outcome.errors_path = sibling(job.output, "errors")
+            errors = _open(outcome.errors_path, ERROR_COLUMNS, writers)
+            comparer = None
+            if previous is not None:
+                outcome.changes_path = sibling(job.output, "changes")
+                changes = _open(outcome.changes_path, CHANGE_COLUMNS, writers)
+                comparer = Comparer(previous, scorer.layout, changes)
+            started = time.perf_counter()
+            label = f"scoring {job.input.name}"
+            with Progress(reader.progress, label, enabled=job.progress) as bar:
+                for part in score_all(spec, reader, scorer=scorer, pool=pool):
+                    out.write(part.rows, part.verdicts)
+                    errors.write(part.errors)
+                    if comparer is not None:
+                        comparer.add_rows(part.rows)
+                    outcome.summary.merge(part.summary)
+                    bar.update(outcome.summary.leads, time.perf_counter() - started)
+            if comparer is not None:
+                outcome.comparison = comparer.finish()
+            outcome.seconds = time.perf_counter() - started
+            if job.report is not None:
+                from qualify.batch.report import write_report
+
+                write_report(job.report, outcome)
+            for w in reversed(writers):  # the output last: it appears only when all is done
+                w.commit()
+        except InputError as e:  # the input broke mid-file (a truncated Parquet file)
+            _abort(writers)
+            raise BatchError(str(e)) from None
+        except BaseException:
+            _abort(writers)
+            raise
+    return outcome
+
+
+def _open(path: Path, columns: tuple[str, ...], writers: list[Writer]) -> Writer:
+    try:
+        w = open_writer(path, columns)
+    except InputError as e:
+        raise BatchError(str(e)) from None
+    writers.append(w)
+    return w
+
+
+def _abort(writers: list[Writer]) -> None:
+    for w in writers:
+        with contextlib.suppress(Exception):
+            w.abort()

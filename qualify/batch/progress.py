@@ -1,0 +1,62 @@
+"""A progress bar on stderr (rich) for long runs; silent when stderr is not a terminal."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TextIO
+
+Measure = Callable[[], tuple[int, int]]  # (done, total) of the input, in bytes or rows
+
+
+class Progress:
+    """``update(leads)`` after each partition; the bar follows the reader's position."""
+
+    def __init__(self, measure: Measure, label: str, *, stream: TextIO | None = None,
+                 enabled: bool | None = None) -> None:
+        stream = stream or sys.stderr
+        self.enabled = stream.isatty() if enabled is None else enabled
+        self._measure = measure
+        self._bar: Any = None
+        self._task: Any = None
+        self._label = label
+        self._stream = stream
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as Bar
+
+            done, total = self._measure()
+            self._bar = Bar(TextColumn("{task.description}"), BarColumn(),
+                            TaskProgressColumn(), TextColumn("{task.fields[leads]:,} leads"),
+                            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                            TimeRemainingColumn(),
+                            console=Console(file=self._stream), transient=True,
+                            redirect_stdout=False, redirect_stderr=False)
+            self._bar.start()
+            self._task = self._bar.add_task(self._label, total=total or None, completed=done,
+                                            leads=0, rate="")
+        return self
+
+    def update(self, leads: int, elapsed: float) -> None:
+        if self._bar is None:
+            return
+        done, total = self._measure()
+        rate = f"{leads / elapsed:,.0f}/s" if elapsed > 0 else ""
+        self._bar.update(self._task, completed=done, total=total or None, leads=leads,
+                         rate=rate)
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

@@ -1,0 +1,225 @@
+"""Score partitions of leads: a pure function, and a pool of processes that runs it in order.
+
+``score_partition(scorer, items)`` is the unit of work: records in, rows out, with the
+partition's summary. It reads nothing but its arguments and writes nothing but its result,
+so a distributed runner can call it on any partition. A ``Scorer`` is one process's engine,
+built from a picklable ``Spec`` (the rule base and mapping as text, not paths).
+
+``score_all`` feeds partitions to ``workers`` processes (fork; each builds its own engine,
+as the durable-rules field notes advise) and yields results in input order, with a bounded
+number in flight so memory stays flat whatever the input size. One worker scores in-process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from qualify.batch.readers import BadRecord, Item
+from qualify.batch.rows import Layout, Row, key_value
+from qualify.batch.summary import ROW, Summary
+from qualify.engine import Engine
+from qualify.errors import LeadError, QualifyError
+from qualify.mapping import Profile, load_profile_text
+from qualify.rulebook import load_rulebook_text
+
+PARTITION = 1000  # records per unit of work
+IN_FLIGHT = 2  # partitions queued per worker beyond the one it is scoring
+
+
+class WorkerError(Exception):
+    """A worker process died (killed, or crashed in the engine). One line, for users."""
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """Everything a process needs to score, as plain data (picklable, path-free)."""
+
+    rules_text: str
+    rules_file: str
+    as_of: dt.date
+    mapping_text: str | None = None
+    mapping_file: str | None = None
+    locale: str | None = None
+    keys: tuple[str, ...] = ()
+    verdicts: bool = False  # carry each whole verdict as JSON (JSONL output)
+
+
+class Scorer:
+    """One process's engine, mapping and output layout. Raises QualifyError if the rule
+    base or the mapping is bad."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.rulebook = load_rulebook_text(spec.rules_text, spec.rules_file)
+        self.profile: Profile | None = None
+        if spec.mapping_text is not None:
+            self.profile = load_profile_text(spec.mapping_text, self.rulebook,
+                                             spec.mapping_file or "<mapping>")
+        self.engine = Engine(self.rulebook)
+        self.layout = Layout(spec.keys, tuple(q.id for q in self.rulebook.qualifiers),
+                             self.rulebook.sha256)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+@dataclass(slots=True)
+class Partition:
+    """What scoring a partition gives: rows in input order and their summary."""
+
+    rows: list[Row] = field(default_factory=list)
+    verdicts: list[str | None] | None = None  # JSON of each row's verdict (spec.verdicts)
+    errors: list[tuple[int, str | None, str | None, str]] = field(default_factory=list)
+    summary: Summary = field(default_factory=Summary)  # (line, lead_id, field, message) ^
+
+
+def score_partition(scorer: Scorer, items: Iterable[Item]) -> Partition:
+    """Score ``items`` ((line, record) pairs) into rows. A bad record gives an error row."""
+    spec, layout, engine, profile = scorer.spec, scorer.layout, scorer.engine, scorer.profile
+    out = Partition(verdicts=[] if spec.verdicts else None)
+    keys = spec.keys
+    for line, record in items:
+        fields = record.fields if isinstance(record, BadRecord) else record
+        key_values = [key_value(fields.get(k)) for k in keys]
+        lead_id: str | None = None
+        try:
+            if isinstance(record, BadRecord):
+                raise LeadError(None, record.reason)
+            raw: Any = profile.apply(record) if profile is not None else record
+            lead_id = _lead_id(raw)
+            verdict = engine.score(raw, as_of=spec.as_of, locale=spec.locale)
+        except Exception as e:
+            name, message = _error(e)
+            out.rows.append(layout.error_row(line, key_values, lead_id, message))
+            out.errors.append((line, lead_id, name, message))
+            out.summary.add_error(line, name, message)
+            if out.verdicts is not None:
+                out.verdicts.append(None)
+            continue
+        out.rows.append(layout.row(line, key_values, verdict))
+        out.summary.add(verdict)
+        if out.verdicts is not None:
+            out.verdicts.append(json.dumps(verdict.model_dump(mode="json"),
+                                           ensure_ascii=False))
+    return out
+
+
+def _lead_id(raw: Any) -> str | None:
+    value = raw.get("lead_id") if isinstance(raw, dict) else None
+    return key_value(value) if isinstance(value, str | int) else None
+
+
+def _error(e: Exception) -> tuple[str | None, str]:
+    """(field, message) for a row that failed. Anything but our own errors is a bug in
+    qualify, reported on the row (never a traceback that stops the batch)."""
+    if isinstance(e, LeadError):
+        return e.field, str(e)
+    if isinstance(e, QualifyError):
+        return ROW, str(e)
+    return ROW, f"internal error ({type(e).__name__}: {e}); please report it"
+
+
+# ----------------------------------------------------------------------------- processes
+
+_scorer: Scorer | None = None  # this worker process's engine, built once by _start
+
+
+def _start(spec: Spec) -> None:
+    global _scorer  # noqa: PLW0603 - one engine per worker process, by design
+    _scorer = Scorer(spec)
+
+
+def _work(items: list[Item]) -> Partition:
+    assert _scorer is not None, "worker started without an engine"
+    return score_partition(_scorer, items)
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def default_workers() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def partitions(items: Iterable[Item], size: int = PARTITION) -> Iterator[list[Item]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+class Pool:
+    """``workers`` processes, each with its own engine; results in input order.
+
+    Start it before any thread exists in this process (the progress bar's, for one): the
+    processes are forked at once, in ``__init__``.
+    """
+
+    def __init__(self, spec: Spec, workers: int) -> None:
+        self.workers = workers
+        ctx = multiprocessing.get_context("fork")
+        self._ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start,
+                                       initargs=(spec,))
+        try:  # fork every worker now, and surface an engine that fails to build
+            for f in [self._ex.submit(_ready) for _ in range(workers)]:
+                f.result()
+        except BrokenProcessPool:
+            self.close(cancel=True)
+            raise WorkerError("a worker process could not start its engine") from None
+
+    def map(self, chunks: Iterable[list[Item]]) -> Iterator[Partition]:
+        pending: deque[tuple[Future[Partition], int, int]] = deque()
+        limit = self.workers * (1 + IN_FLIGHT)
+        try:
+            for chunk in chunks:
+                pending.append((self._ex.submit(_work, chunk), chunk[0][0], chunk[-1][0]))
+                while len(pending) >= limit:
+                    yield self._take(pending)
+            while pending:
+                yield self._take(pending)
+        finally:
+            for f, _, _ in pending:
+                f.cancel()
+
+    @staticmethod
+    def _take(pending: deque[tuple[Future[Partition], int, int]]) -> Partition:
+        future, first, last = pending.popleft()
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            raise WorkerError(f"a worker process died while scoring lines {first}-{last} "
+                              "(killed, or the engine crashed)") from None
+
+    def close(self, cancel: bool = False) -> None:
+        self._ex.shutdown(wait=not cancel, cancel_futures=cancel)
+
+
+def score_all(spec: Spec, items: Iterable[Item], *, scorer: Scorer | None = None,
+              pool: Pool | None = None) -> Iterator[Partition]:
+    """Partitions scored in input order: in a ``pool`` if given, else in this process."""
+    chunks = partitions(items)
+    if pool is not None:
+        yield from pool.map(chunks)
+        return
+    own = scorer is None
+    local = scorer or Scorer(spec)
+    try:
+        for chunk in chunks:
+            yield score_partition(local, chunk)
+    finally:
+        if own:
+            local.close()

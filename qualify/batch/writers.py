@@ -1,0 +1,181 @@
+"""Write rows to CSV, JSONL or Parquet, under a temporary name renamed at the end.
+
+Until ``commit``, rows go to a hidden ``.<name>.<random>.partial`` file beside the target.
+``commit`` flushes, syncs and renames it over the target in one step; ``abort`` deletes it.
+An interrupted run (Ctrl-C, a crash, a kill) therefore never leaves a file under the target
+name that looks complete: at worst a hidden ``.partial`` file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from qualify.batch.readers import FORMATS, InputError
+from qualify.batch.rows import INT_COLUMNS, Row
+
+ROW_GROUP = 16_384  # Parquet rows buffered per row group (the explanation text dominates)
+
+
+class Writer(Protocol):
+    path: Path
+
+    def write(self, rows: Sequence[Row], verdicts: Sequence[str | None] | None = None) -> None:
+        ...
+
+    def commit(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+def open_writer(path: str | Path, columns: Sequence[str]) -> Writer:
+    """A writer for ``path`` by its extension. Raises InputError (as a usage error)."""
+    p = Path(path)
+    fmt = FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        known = ", ".join(sorted(FORMATS))
+        raise InputError(f"{path}: unknown output format '{p.suffix or '(none)'}' "
+                         f"(use {known})")
+    if fmt == "csv":
+        return CsvWriter(p, columns)
+    if fmt == "jsonl":
+        return JsonlWriter(p, columns)
+    return ParquetWriter(p, columns)
+
+
+class AtomicFile:
+    """A temporary file beside ``path``, renamed over it by ``commit``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        directory = path.parent if str(path.parent) else Path(".")
+        if not directory.is_dir():
+            raise InputError(f"{path}: the folder {directory} does not exist")
+        if path.is_dir():
+            raise InputError(f"{path}: is a directory")
+        self.temp = directory / f".{path.name}.{secrets.token_hex(4)}.partial"
+        try:  # O_EXCL: never clobber; mode 0o666 less the umask, as open() would give
+            fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as e:
+            raise InputError(f"{path}: cannot write here ({e.strerror or e})") from None
+        self.file = os.fdopen(fd, "wb")
+
+    def commit(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        fd = os.open(self.temp, os.O_RDONLY)  # the data reaches the disk before the rename
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.temp, self.path)
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+        with contextlib.suppress(OSError):
+            self.temp.unlink()
+
+
+class CsvWriter:
+    """CSV with a header; a missing value is an empty cell."""
+
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+        self.path = path
+        self._temp = AtomicFile(path)
+        self._text = io.TextIOWrapper(self._temp.file, encoding="utf-8", newline="",
+                                      write_through=False)
+        self._csv = csv.writer(self._text)
+        self._csv.writerow(columns)
+
+    def write(self, rows: Sequence[Row], verdicts: Sequence[str | None] | None = None) -> None:
+        self._csv.writerows(rows)
+
+    def commit(self) -> None:
+        self._text.flush()
+        self._text.detach()
+        self._temp.commit()
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._text.detach()
+        self._temp.abort()
+
+
+class JsonlWriter:
+    """One JSON object per row; with verdicts, each row also carries its whole verdict."""
+
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+        self.path = path
+        self._temp = AtomicFile(path)
+        self._columns = tuple(columns)
+
+    def write(self, rows: Sequence[Row], verdicts: Sequence[str | None] | None = None) -> None:
+        names = self._columns
+        dumps = json.dumps
+        lines = []
+        for i, row in enumerate(rows):
+            text = dumps(dict(zip(names, row, strict=True)), ensure_ascii=False)
+            if verdicts is not None:
+                text = f'{text[:-1]}, "verdict": {verdicts[i] or "null"}}}'
+            lines.append(text)
+        if lines:
+            self._temp.file.write(("\n".join(lines) + "\n").encode("utf-8"))
+
+    def commit(self) -> None:
+        self._temp.commit()
+
+    def abort(self) -> None:
+        self._temp.abort()
+
+
+class ParquetWriter:
+    """Parquet through pyarrow; ``line`` and ``score`` are integers, the rest text."""
+
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.path = path
+        self._pa = pa
+        self._schema = pa.schema([(c, pa.int64() if c in INT_COLUMNS else pa.string())
+                                  for c in columns])
+        self._temp = AtomicFile(path)
+        self._temp.file.close()  # pyarrow writes the file by name
+        self._writer = pq.ParquetWriter(str(self._temp.temp), self._schema)
+        self._buffer: list[Any] = []
+        self._buffered = 0
+
+    def write(self, rows: Sequence[Row], verdicts: Sequence[str | None] | None = None) -> None:
+        if not rows:
+            return
+        pa = self._pa
+        columns = list(zip(*rows, strict=True))
+        arrays = [pa.array(col, type=f.type) for col, f in zip(columns, self._schema,
+                                                               strict=True)]
+        self._buffer.append(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
+        self._buffered += len(rows)
+        if self._buffered >= ROW_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            table = self._pa.Table.from_batches(self._buffer, schema=self._schema)
+            self._writer.write_table(table, row_group_size=max(self._buffered, 1))
+            self._buffer, self._buffered = [], 0
+
+    def commit(self) -> None:
+        self._flush()
+        self._writer.close()
+        self._temp.commit()
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        self._temp.abort()

@@ -1,0 +1,122 @@
+"""``qualify batch``: rescore a list of leads (CSV, JSONL or Parquet) into a scored file.
+
+Exit codes: 0 every row scored; 1 some rows could not be scored (see the errors file);
+2 the run could not start (a file, the rule base or the mapping is bad); 3 a worker process
+died; 130 interrupted. Only a complete run leaves files under their final names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from qualify.batch.compare import render as render_comparison
+from qualify.batch.pipeline import BatchError, Job, Outcome, run_batch
+from qualify.batch.runner import WorkerError
+from qualify.batch.summary import render as render_summary
+from qualify.cli import RULES_OPTION, _as_of
+from qualify.errors import RulebaseError
+
+PATH = click.Path(dir_okay=False, path_type=Path)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: clean up, leave no output."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@click.command()
+@click.argument("input_path", metavar="INPUT", type=PATH)
+@click.option("--out", "output", required=True, type=PATH,
+              help="The scored file: .csv, .jsonl (with whole verdicts) or .parquet.")
+@RULES_OPTION
+@click.option("--map", "mapping", type=PATH, default=None,
+              help="A mapping profile (YAML): input columns -> lead fields.")
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="Processes scoring in parallel (default: the cores).")
+@click.option("--compare", type=PATH, default=None, metavar="PREVIOUS",
+              help="A previous output: report the leads that changed, and why.")
+@click.option("--report", type=PATH, default=None, metavar="REPORT.html",
+              help="Also write a self-contained HTML report with charts.")
+@click.option("--as-of", callback=_as_of, default=None, metavar="YYYY-MM-DD",
+              help="The date date-rules use (default: today, UTC).")
+@click.option("--locale", type=click.Choice(["en", "zh"]), default=None,
+              help="Language of labels and explanations (default: the rule base's).")
+@click.option("--key", "keys", multiple=True, metavar="COLUMN",
+              help="An input column to copy to each output row (repeat; default: the "
+                   "mapping's keys, or the column lead_id comes from).")
+def batch(  # noqa: PLR0917 - click passes every option as an argument
+        input_path: Path, output: Path, rules_path: Path | None, mapping: Path | None,
+        workers: int | None, compare: Path | None, report: Path | None,
+        as_of: dt.date | None, locale: str | None, keys: tuple[str, ...]) -> None:
+    """Score every lead in INPUT into --out, in input order; print a summary.
+
+    A row that cannot be scored gets its reason in the 'error' column and a line in
+    OUT's .errors.csv beside it; the run goes on. With --compare, OUT's .changes.csv
+    lists every lead whose status, grade or next step changed.
+    """
+    job = Job(input=input_path, output=output, rules=rules_path, mapping=mapping,
+              workers=workers, compare=compare, report=report, as_of=as_of, locale=locale,
+              keys=keys)
+    try:
+        with _sigterm_as_interrupt():
+            outcome = run_batch(job)
+    except RulebaseError as e:
+        for p in e.problems:
+            click.echo(str(p), err=True)
+        raise SystemExit(2) from None
+    except BatchError as e:
+        click.echo(f"error: {e}", err=True)
+        raise SystemExit(2) from None
+    except WorkerError as e:
+        click.echo(f"error: {e}; no output written", err=True)
+        raise SystemExit(3) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted: no output written", err=True)
+        raise SystemExit(130) from None
+    click.echo(summary_text(outcome))
+    if outcome.failed:
+        raise SystemExit(1)
+
+
+def summary_text(o: Outcome) -> str:
+    """What the command prints when done."""
+    s, rb, job = o.summary, o.rulebook, o.job
+    rate = s.leads / o.seconds if o.seconds else 0.0
+    header = [f"{s.leads:,} rows from {job.input} in {o.seconds:.1f} s ({rate:,.0f} leads/s, "
+              f"{o.workers} worker{'s' if o.workers != 1 else ''})",
+              f"rule base {rb.name} v{rb.version} (sha256 {rb.sha256[:12]}), "
+              f"as of {o.as_of.isoformat()}"]
+    footer = [""]
+    if o.comparison is not None:
+        footer += [render_comparison(o.comparison), ""]
+    footer.append(f"wrote {job.output}")
+    if o.errors_path:
+        footer.append(f"      {o.errors_path} ({s.errors:,} failed rows)")
+    if o.changes_path and o.comparison is not None:
+        footer.append(f"      {o.changes_path} ({o.comparison.changed:,} changed leads)")
+    if job.report:
+        footer.append(f"      {job.report}")
+    return render_summary(s, rb, job.locale, header=header, footer=footer)
