@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from qualify.adapter import MARK, Condition
+from qualify.adapter import MARK, MAX_PATHS, Condition, paths
 from qualify.conditions import And, Cmp, Const, Expr, In, Known, Not, Or, Ref
-from qualify.errors import EngineError
+from qualify.errors import EngineError, Problem, RulebaseError
 from qualify.rulebook import Rule, Rulebook
 
 _OP = {"==": None, "!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
@@ -170,18 +170,32 @@ class Compiled:
 
 
 def compile_rulebook(rulebook: Rulebook) -> Compiled:
+    """Compile every rule; a condition too large for the engine is a located RulebaseError."""
     rules_1 = rulebook.qualifiers + rulebook.traits
+    problems: list[Problem] = []
+
+    def add(table: dict[str, Condition], name: str, rule: Rule, positive: bool) -> None:
+        cond = compile_expr(rule.expr, positive)
+        if cond is None:
+            return
+        cond = guarded(cond)
+        n = paths(cond)
+        if n >= MAX_PATHS:
+            problems.append(Problem(
+                "too-complex", f"'{rule.id}' expands to {n} engine match paths (at most "
+                f"{MAX_PATHS - 1})", rulebook.source, rule.line, 1,
+                "split it into several rules, or use fewer 'or' branches and 'in' values"))
+        table[name] = cond
+
     stage1: dict[str, Condition] = {}
     for i, rule in enumerate(rules_1):
-        for sign, positive in (("+", True), ("-", False)):
-            cond = compile_expr(rule.expr, positive)
-            if cond is not None:
-                stage1[f"{i}{sign}"] = guarded(cond)
+        add(stage1, f"{i}+", rule, True)
+        add(stage1, f"{i}-", rule, False)
     stage2: dict[str, Condition] = {}
     for j, step in enumerate(rulebook.next_steps):
-        cond = compile_expr(step.expr, True)
-        if cond is not None:
-            stage2[f"{j}+"] = guarded(cond)
+        add(stage2, f"{j}+", step, True)
+    if problems:
+        raise RulebaseError(problems)
     refs = [ref for rule in rulebook.rules for ref in rule.expr.refs()]
     keys2 = {ref.key for step in rulebook.next_steps for ref in step.expr.refs()
              if ref.kind != "verdict"}

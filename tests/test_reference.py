@@ -1,0 +1,182 @@
+"""The durable-rules engine agrees with the plain reference evaluator on random rule bases."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qualify import Engine, LeadError, load_rulebook_text
+from tests.reference import reference_verdict
+
+AS_OF = dt.date(2026, 1, 1)
+NUMS = [-5, 0, 2.5, 10, 100, 0.00001]
+INTS = [0, 1, 3, 10]
+ENUM1 = ["a", "b", "c"]
+TEXTS = ["foo", "bar", "北京", "Zoë", "f"]
+ITEMS = ["p", "q", "r", "P"]
+DATES = ["2025-09-01", "2025-12-01", "2025-12-31", "2026-01-01"]
+OPS = ["==", "!=", "<", "<=", ">", ">="]
+
+FIELDS_YAML = """
+fields:
+  n1: {type: number}
+  n2: {type: integer}
+  e1: {type: enum, values: [a, b, c]}
+  b1: {type: boolean}
+  b2: {type: boolean}
+  s1: {type: string}
+  l1: {type: list}
+  d1: {type: date}
+"""
+
+
+def _lit(v: Any) -> str:
+    return f'"{v}"' if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else repr(v)
+
+
+@st.composite
+def atoms(draw: st.DrawFn) -> str:
+    kind = draw(st.integers(0, 13))
+    op = draw(st.sampled_from(OPS))
+    if kind == 0:
+        return f"n1 {op} {_lit(draw(st.sampled_from(NUMS)))}"
+    if kind == 1:
+        return f"{_lit(draw(st.sampled_from(NUMS)))} {op} n1"
+    if kind == 2:
+        return f"n2 {op} {draw(st.sampled_from(INTS))}"
+    if kind == 3:
+        return f'e1 {draw(st.sampled_from(["==", "!="]))} "{draw(st.sampled_from(ENUM1))}"'
+    if kind == 4:
+        vals = draw(st.lists(st.sampled_from(ENUM1), min_size=1, max_size=2))
+        neg = draw(st.booleans())
+        return f"e1 {'not in' if neg else 'in'} [{', '.join(_lit(v) for v in vals)}]"
+    if kind == 5:
+        return draw(st.sampled_from(["b1", "not b2", "b1 == false", "b2 != true"]))
+    if kind == 6:
+        return f's1 {draw(st.sampled_from(["==", "!="]))} "{draw(st.sampled_from(TEXTS))}"'
+    if kind == 7:
+        return f"known({draw(st.sampled_from(['n1', 'e1', 'b1', 's1', 'l1', 'd1']))})"
+    if kind == 8:
+        return f'contains(l1, "{draw(st.sampled_from(ITEMS))}")'
+    if kind == 9:
+        return f"count(l1) {op} {draw(st.sampled_from(INTS))}"
+    if kind == 10:
+        return f"days_since(d1) {op} {draw(st.sampled_from([0, 1, 31, 100]))}"
+    if kind == 11:
+        return f'd1 {op} "{draw(st.sampled_from(DATES))}"'
+    if kind == 12:
+        return f'matches(s1, "{draw(st.sampled_from(["^f", "o$", "京", "[A-Z]"]))}")'
+    return draw(st.sampled_from(["true", "false", "s1 in [\"foo\", \"北京\"]"]))
+
+
+def conditions(extra: st.SearchStrategy[str] | None = None) -> st.SearchStrategy[str]:
+    leaf = atoms() if extra is None else st.one_of(atoms(), extra)
+
+    def combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        return st.one_of(
+            children.map(lambda c: f"not ({c})"),
+            st.lists(children, min_size=2, max_size=3).map(lambda cs: " and ".join(
+                f"({c})" for c in cs)),
+            st.lists(children, min_size=2, max_size=3).map(lambda cs: " or ".join(
+                f"({c})" for c in cs)),
+        )
+    return st.recursive(leaf, combine, max_leaves=5)
+
+
+VERDICT_ATOMS = st.sampled_from([
+    'qualifier.q0 == "unknown"', 'qualifier.q0 != "met"', "trait.t0", "not trait.t1",
+    'grade == "A"', 'grade in ["B", "C"]', 'status == "qualified"',
+    'status != "disqualified"', "score >= 60", "score < 40",
+])
+
+
+@st.composite
+def rulebooks(draw: st.DrawFn) -> str:
+    n_q = draw(st.integers(1, 3))
+    n_t = draw(st.integers(2, 8))
+    n_s = draw(st.integers(1, 4))
+    lines = ["rulebook: random", "version: 1", "score: {base: 50, min: 0, max: 100}",
+             FIELDS_YAML, "qualifiers:"]
+    for i in range(n_q):
+        lines.append(f"  q{i}: {{label: {{en: q{i}, zh: q{i}}}, when: {_yaml(draw(conditions()))}}}")
+    lines.append("traits:")
+    for i in range(n_t):
+        golden = draw(st.booleans())
+        points = draw(st.integers(1, 40)) * (1 if golden else -1)
+        lines.append(f"  - {{id: t{i}, kind: {'golden' if golden else 'bad'}, points: {points},"
+                     f" when: {_yaml(draw(conditions()))}, label: {{en: t{i}, zh: t{i}}}}}")
+    lines.append("grades: [{id: A, min_score: 80}, {id: B, min_score: 60}, "
+                 "{id: C, min_score: 40}, {id: D, min_score: 0}]")
+    lines.append("next_steps:")
+    for i in range(n_s):
+        lines.append(f"  - {{id: s{i}, when: {_yaml(draw(conditions(VERDICT_ATOMS)))}, "
+                     f"label: {{en: s{i}, zh: s{i}}}, reason: {{en: r, zh: r}}}}")
+    lines.append("  - {id: fallback, label: {en: f, zh: f}, reason: {en: r, zh: r}}")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _maybe(draw: st.DrawFn, values: st.SearchStrategy[Any]) -> Any:
+    return draw(st.one_of(st.none(), values))
+
+
+@st.composite
+def leads(draw: st.DrawFn) -> dict[str, Any]:
+    lead = {
+        "lead_id": "x",
+        "n1": _maybe(draw, st.sampled_from([*NUMS, -6, 10.5, 99.99, "100", "2.5"])),
+        "n2": _maybe(draw, st.sampled_from([*INTS, 2, 11, "3"])),
+        "e1": _maybe(draw, st.sampled_from([*ENUM1, "A"])),
+        "b1": _maybe(draw, st.sampled_from([True, False, "yes", "no"])),
+        "b2": _maybe(draw, st.booleans()),
+        "s1": _maybe(draw, st.sampled_from([*TEXTS, "Foo", "zz"])),
+        "l1": _maybe(draw, st.lists(st.sampled_from(ITEMS), max_size=3)),
+        "d1": _maybe(draw, st.sampled_from([*DATES, "2025-10-02", "2026-02-01"])),
+    }
+    return {k: v for k, v in lead.items() if v is not None}
+
+
+class TestEngineMatchesReference:
+    @settings(max_examples=200, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(text=rulebooks(), lead_list=st.lists(leads(), min_size=1, max_size=12))
+    def test_fired_rules_unknowns_and_steps_agree(self, text: str,
+                                                  lead_list: list[dict[str, Any]]) -> None:
+        """On random rule bases and leads, durable-rules decides exactly as the reference."""
+        rb = load_rulebook_text(text)
+        with Engine(rb) as engine:
+            for raw in lead_list:
+                typed = engine.reader.read(raw)
+                expected = reference_verdict(rb, typed, AS_OF)
+                v = engine.score(raw, as_of=AS_OF)
+                got_q = {k: q["state"] for k, q in v.qualifiers.items()}
+                assert expected.qualifiers == got_q, text
+                assert expected.fired == [t["id"] for t in v.traits], text
+                assert sorted(expected.unknown) == sorted(u["id"] for u in v.unknown), text
+                assert (expected.status, expected.score, expected.grade) == (
+                    v.status, v.score, v.grade)
+                assert expected.next_step == v.next_step["id"], text
+
+    def test_bad_leads_are_errors_not_crashes(self) -> None:
+        """A lead that does not convert is a LeadError naming the field."""
+        rb = load_rulebook_text("rulebook: r\nversion: 1\n" + FIELDS_YAML + """
+qualifiers: {q: {label: {en: q}, when: n1 > 0}}
+grades: [{id: A, min_score: 0}]
+next_steps: [{id: s, label: {en: s}, reason: {en: r}}]
+""")
+        with Engine(rb) as engine:
+            for bad, field in [({"lead_id": "x", "n1": "lots"}, "n1"),
+                               ({"lead_id": "x", "d1": "yesterday"}, "d1"),
+                               ({"lead_id": "x", "l1": {"a": 1}}, "l1")]:
+                try:
+                    engine.score(bad, as_of=AS_OF)
+                except LeadError as e:
+                    assert e.field == field
+                else:  # pragma: no cover
+                    raise AssertionError(f"{bad} was accepted")
