@@ -1,52 +1,206 @@
-"""``qualify rules ...``: check (and, later, test, diff, document) a rule base."""
+"""``qualify rules ...``: check, test, diff, document and describe a rule base.
+
+    qualify rules check [PATH...] [--format json] [--strict]
+    qualify rules test [PATH...] [--format json] [--fail-on-empty] [--explain] [--as-of DATE]
+    qualify rules diff OLD NEW [--leads FILE] [--top N] [--as-of DATE] [--format json]
+    qualify rules doc [PATH] [--locale zh] [--out FILE]
+    qualify rules schema [--tests] [--out FILE]
+
+The work is done in ``qualify.authoring``; this module parses options and prints.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-from qualify.errors import Problem, QualifyError, RulebaseError
-from qualify.rulebook import Rulebook, default_rules_path, load_rulebook
+from qualify.rulebook import default_rules_path
+
+PATHS = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+                      help="Output format.")
+
+
+def _as_of(_: Any, __: Any, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date as YYYY-MM-DD") from None
+
+
+AS_OF = click.option("--as-of", callback=_as_of, default=None, metavar="YYYY-MM-DD",
+                     help="The date days_since() counts to (default: the test file's, "
+                          "else today).")
+
+
+def _default_rules() -> Path:
+    """The bundled rule base, as a relative path when under the working directory."""
+    path = default_rules_path()
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+def _dump(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
 @click.group()
 def rules() -> None:
-    """Check, test and document rule bases."""
+    """Check, test, compare and document rule bases."""
 
 
 @rules.command("check")
-@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@PATHS
+@FORMAT
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-def rules_check(path: Path | None, fmt: str, strict: bool) -> None:
-    """Check a rule base: every error at once, as file:line:col: code: message (hint)."""
-    path = path or default_rules_path()
-    problems: list[Problem]
-    rulebook: Rulebook | None = None
-    try:
-        rulebook = load_rulebook(path)
-        problems = list(rulebook.warnings)
-        if rulebook is not None:
-            from qualify.engine import Engine
+def rules_check(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
+    """Check rule bases: every error at once, as file:line:col: code: message (hint).
 
-            Engine(rulebook).close()  # the engine accepts what the loader accepted
-    except RulebaseError as e:
-        problems = e.problems
-    except QualifyError as e:
-        problems = [Problem("engine", str(e), str(path), 1, 1)]
-    errors = [p for p in problems if p.severity == "error" or strict]
+    Warnings point at rules that load but look wrong: a rule that can never fire, a next
+    step an earlier one always takes first, a field no rule reads, a golden trait without
+    points, a label missing a language. Exit 0 when clean, 1 on errors (--strict: on
+    warnings too). With several PATHs, --format json prints a list.
+    """
+    from qualify.authoring.lint import check_file
+
+    reports = [check_file(p) for p in paths or (_default_rules(),)]
+    failed = any(r.errors(strict) for r in reports)
     if fmt == "json":
-        click.echo(json.dumps({"file": str(path), "ok": not errors,
-                               "problems": [p.to_dict() for p in problems]},
-                              ensure_ascii=False, indent=2))
+        docs = [r.to_dict(strict) for r in reports]
+        _dump(docs[0] if len(docs) == 1 else docs)
     else:
-        for p in problems:
-            click.echo(str(p) if p.severity == "error" else f"{p} [warning]",
-                       err=bool(errors))
-        if not errors:
-            n = len(rulebook.rules) if rulebook else 0
-            click.echo(f"{path}: ok ({n} rules, {len(problems)} warnings)")
-    if errors:
+        for r in reports:
+            for line in r.lines(strict):
+                click.echo(line, err=bool(r.errors(strict)))
+    if failed:
         raise SystemExit(1)
+
+
+@rules.command("test")
+@PATHS
+@FORMAT
+@click.option("--fail-on-empty", is_flag=True, help="Fail when no test case was found.")
+@click.option("--explain", is_flag=True, help="Print the verdict's explanation of failures.")
+@AS_OF
+def rules_test(paths: tuple[Path, ...], fmt: str, fail_on_empty: bool, explain: bool,
+               as_of: dt.date | None) -> None:
+    """Run the test cases beside rule bases: PASS/FAIL per case, and coverage.
+
+    PATH is a rule base (its tests are NAME.test.yaml beside it), a test file, or a folder
+    of test files; the default is the bundled rule base. Exit 0 when every case passes,
+    1 on a failure or a mistake in a file (and, with --fail-on-empty, when there are no
+    cases).
+    """
+    from qualify.authoring import testrun
+
+    suites = testrun.run(list(paths) or [_default_rules()], explain=explain, as_of=as_of)
+    ok = testrun.passed(suites, fail_on_empty)
+    if fmt == "json":
+        _dump(testrun.json_report(suites, fail_on_empty))
+    else:
+        for line in testrun.text_report(suites):
+            click.echo(line)
+        if fail_on_empty and not testrun.summary(suites)["total"]:
+            click.echo("no test cases found (--fail-on-empty)", err=True)
+    if not ok:
+        raise SystemExit(1)
+
+
+def _load_or_exit(path: Path) -> Any:
+    """A loaded rule base, or its problems on stderr and exit 1."""
+    from qualify.errors import RulebaseError
+    from qualify.rulebook import load_rulebook
+
+    try:
+        return load_rulebook(path)
+    except RulebaseError as e:
+        for p in e.problems:
+            click.echo(str(p), err=True)
+        raise SystemExit(1) from None
+
+
+def _write(text: str, out: Path | None) -> None:
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise click.ClickException(f"{out}: {e.strerror}") from None
+    click.echo(f"wrote {out}", err=True)
+
+
+OUT = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                   help="Write to this file instead of standard output.")
+
+
+@rules.command("diff")
+@click.argument("old", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--leads", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Leads to measure the impact on (.jsonl, .json or .csv).")
+@click.option("--top", type=click.IntRange(0, 1000), default=10, show_default=True,
+              help="How many top movers to show.")
+@AS_OF
+@FORMAT
+def rules_diff(*, old: Path, new: Path, leads: Path | None, top: int, as_of: dt.date | None,
+               fmt: str) -> None:
+    """What changed from rule base OLD to NEW, and with --leads, what it does to leads.
+
+    Lists rules added, removed and changed (conditions, points, labels), next steps that
+    moved in the order, and field, grade and score changes. With --leads, both rule bases
+    score every lead: how many change status, grade or next step, and the top movers with
+    the reasons. Exit 1 if a rule base does not load.
+    """
+    from qualify.authoring import diff
+    from qualify.engine import Engine, today
+
+    a, b = _load_or_exit(old), _load_or_exit(new)
+    changes = diff.compare(a, b)
+    result = None
+    if leads is not None:
+        ea, eb = Engine(a), Engine(b)
+        try:
+            result = diff.impact(ea, eb, diff.read_leads(leads), source=str(leads),
+                                 as_of=as_of or today(), top=top)
+        except UnicodeDecodeError:
+            raise click.ClickException(f"{leads}: not UTF-8 text") from None
+        finally:
+            ea.close()
+            eb.close()
+    if fmt == "json":
+        _dump(diff.json_report(a, b, changes, result))
+    else:
+        for line in diff.text_report(a, b, changes, result):
+            click.echo(line)
+
+
+@rules.command("doc")
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--locale", type=click.Choice(["en", "zh"]), default=None,
+              help="Language of the page (default: the rule base's).")
+@OUT
+def rules_doc(path: Path | None, locale: str | None, out: Path | None) -> None:
+    """The rule base as a Markdown page for the sales team (en or zh)."""
+    from qualify.authoring.doc import render
+
+    rulebook = _load_or_exit(path or _default_rules())
+    _write(render(rulebook, locale or rulebook.locale), out)
+
+
+@rules.command("schema")
+@click.option("--tests", is_flag=True, help="The schema of test files (*.test.yaml) instead.")
+@OUT
+def rules_schema(tests: bool, out: Path | None) -> None:
+    """The JSON Schema of the rule-base format, for editors (a copy: rules/rulebook.schema.json)."""
+    from qualify.authoring.schema import dumps, rulebook_schema, tests_schema
+
+    _write(dumps(tests_schema() if tests else rulebook_schema()), out)

@@ -1,0 +1,222 @@
+"""``qualify rules check``: every error in a rule base, and warnings for rules that look wrong.
+
+The loader reports errors and the warnings it can see item by item (a missing label or
+locale, a golden trait with points <= 0). This module adds what needs the whole rule base:
+
+    never-fires        a condition no lead can make true (``budget > 10 and budget < 5``)
+    shadowed-step      a next step that earlier steps always take first (first match wins)
+    unused-field       a declared field no condition or reason reads
+    grade-unreachable  a grade no score the traits can add up to ever reaches
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qualify.authoring.render import code
+from qualify.authoring.solver import NOT_TRUE, Goal, Space, T, satisfiable
+from qualify.conditions import And, Const, Expr
+from qualify.errors import Problem, QualifyError, RulebaseError
+from qualify.rulebook import Rule, Rulebook, load_rulebook
+from qualify.yamlsource import Positions, load_yaml_file
+
+TEST_SUFFIXES = (".test.yaml", ".test.yml")
+
+
+@dataclass(slots=True)
+class CheckReport:
+    """What ``check`` found in one file: errors and warnings, in file order."""
+
+    file: str
+    problems: list[Problem] = field(default_factory=list)
+    rulebook: Rulebook | None = None
+
+    def errors(self, strict: bool = False) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error" or strict]
+
+    def to_dict(self, strict: bool = False) -> dict[str, Any]:
+        return {"file": self.file, "ok": not self.errors(strict),
+                "problems": [p.to_dict() for p in self.problems]}
+
+    def lines(self, strict: bool = False) -> Iterator[str]:
+        for p in self.problems:
+            yield str(p) if p.severity == "error" else f"{p} [warning]"
+        if not self.errors(strict):
+            n = len(self.rulebook.rules) if self.rulebook else 0
+            warnings = len(self.problems)
+            yield f"{self.file}: ok ({n} rules, {warnings} warning{'s' * (warnings != 1)})"
+
+
+def check_file(path: str | Path) -> CheckReport:
+    """Load, lint and compile a rule base; never raises for a user's mistake."""
+    report = CheckReport(str(path))
+    if str(path).endswith(TEST_SUFFIXES):
+        report.problems.append(Problem(
+            "not-a-rule-base", "this is a test file, not a rule base", str(path), 1, 1,
+            f"run: qualify rules test {path}"))
+        return report
+    try:
+        rulebook = load_rulebook(path)
+        data, pos = load_yaml_file(path)
+    except RulebaseError as e:
+        report.problems = e.problems
+        return report
+    report.rulebook = rulebook
+    report.problems = sorted([*rulebook.warnings, *lint(rulebook, data, pos)],
+                             key=lambda p: (p.line, p.column, p.code))
+    try:
+        from qualify.engine import Engine
+
+        Engine(rulebook).close()  # the engine accepts what the loader accepted
+    except QualifyError as e:
+        report.problems.append(Problem("engine", str(e), str(path), 1, 1))
+    return report
+
+
+def lint(rulebook: Rulebook, data: Any, pos: Positions) -> list[Problem]:
+    """The whole-rule-base warnings (see the module docstring); ``data`` is the parsed YAML."""
+    return [*_Linter(rulebook, data, pos).run()]
+
+
+class _Linter:
+    def __init__(self, rulebook: Rulebook, data: Any, pos: Positions) -> None:
+        self.rb = rulebook
+        self.pos = pos
+        grades = data.get("grades") if isinstance(data, dict) else None
+        self.grade_index = {str(g.get("id")): i for i, g in enumerate(grades or [])
+                            if isinstance(g, dict)}  # loaded grades are sorted by score
+        self.space = Space(rulebook)
+        self.index = {("trait", r.id): i for i, r in enumerate(rulebook.traits)}
+        self.index |= {("next_step", r.id): i for i, r in enumerate(rulebook.next_steps)}
+
+    def path(self, rule: Rule) -> tuple[Any, ...]:
+        if rule.section == "qualifier":
+            return ("qualifiers", rule.id, "when")
+        section = "traits" if rule.section == "trait" else "next_steps"
+        return (section, self.index[(rule.section, rule.id)], "when")
+
+    def warn(self, path: tuple[Any, ...], code_: str, msg: str, hint: str | None,
+             key: bool = False) -> Problem:
+        return self.pos.problem(path, code_, msg, hint, key=key, severity="warning")
+
+    def run(self) -> Iterator[Problem]:
+        yield from self.never_fires()
+        yield from self.shadowed_steps()
+        yield from self.unused_fields()
+        yield from self.unreachable_grades()
+
+    # -- never-fires
+    def never_fires(self) -> Iterator[Problem]:
+        what = {"qualifier": "qualifier '{}' can never be met, so no lead is ever qualified",
+                "trait": "trait '{}' can never fire", "next_step": "next step '{}' never applies"}
+        for rule in self.rb.rules:
+            if satisfiable(self.space, [(rule.expr, T)]) is not False:
+                continue
+            msg = what[rule.section].format(rule.id)
+            if isinstance(rule.expr, Const):
+                yield self.warn(self.path(rule), "never-fires", f"{msg}: it is switched off "
+                                "(when: false)", "remove the rule, or give it a condition")
+                continue
+            core = self.core(rule.expr)
+            texts = " and ".join(f"'{code(e)}'" for e in core)
+            both = " all" if len(core) > 2 else " both" if len(core) == 2 else ""
+            yield self.warn(self.path(rule), "never-fires",
+                            f"{msg}: no lead makes {texts}{both} true", self.ranges(core))
+
+    def core(self, expr: Expr) -> list[Expr]:
+        """A smallest set of the top-level "and" parts that cannot all hold together."""
+        if not isinstance(expr, And):
+            return [expr]
+        items = list(expr.items)
+        for item in list(items):
+            rest = [i for i in items if i is not item]
+            if rest and satisfiable(self.space, [(e, T) for e in rest]) is False:
+                items = rest
+        return items
+
+    def ranges(self, exprs: list[Expr]) -> str:
+        said = []
+        for e in exprs:
+            for ref in e.refs():
+                spec = self.rb.fields.get(ref.source or "")
+                if ref.kind != "field" or not spec or spec.type not in ("number", "integer"):
+                    continue
+                if spec.min is not None and spec.max is not None:
+                    said.append(f"{spec.name} ranges from {spec.min:g} to {spec.max:g}")
+                elif spec.min is not None:
+                    said.append(f"{spec.name} is at least {spec.min:g}")
+                elif spec.max is not None:
+                    said.append(f"{spec.name} is at most {spec.max:g}")
+        said = list(dict.fromkeys(said))
+        return "; ".join(said) if said else "check the numbers and the and/or"
+
+    # -- shadowed-step
+    def shadowed_steps(self) -> Iterator[Problem]:
+        steps = self.rb.next_steps
+        for k, step in enumerate(steps):
+            earlier = [s for s in steps[:k] if not isinstance(s.expr, Const)
+                       or s.expr.value]
+            if not earlier or satisfiable(self.space, [(step.expr, T)]) is not True:
+                continue
+            if satisfiable(self.space, self.goals(step, earlier)) is not False:
+                continue
+            cover = self.cover(step, earlier)
+            names = ", ".join(f"'{s.id}' (line {s.line})" for s in cover)
+            if len(cover) == 1:
+                msg = (f"next step '{step.id}' is never chosen: {names} comes first and "
+                       "applies whenever it does")
+                hint = f"move it above '{cover[0].id}', or narrow that step's condition"
+            else:
+                msg = (f"next step '{step.id}' is never chosen: every lead it applies to is "
+                       f"taken first by {names}")
+                hint = "move it higher, or narrow those steps' conditions"
+            yield self.warn(self.path(step), "shadowed-step", msg,
+                            f"{hint}; the first step that applies wins")
+
+    def goals(self, step: Rule, earlier: list[Rule]) -> list[Goal]:
+        return [(step.expr, T), *((s.expr, NOT_TRUE) for s in earlier)]
+
+    def cover(self, step: Rule, earlier: list[Rule]) -> list[Rule]:
+        """A smallest set of earlier steps that together take every lead ``step`` would."""
+        for s in earlier:
+            if satisfiable(self.space, self.goals(step, [s])) is False:
+                return [s]
+        cover = list(earlier)
+        for s in list(cover):
+            rest = [x for x in cover if x is not s]
+            if satisfiable(self.space, self.goals(step, rest)) is False:
+                cover = rest
+        return cover
+
+    # -- unused-field
+    def unused_fields(self) -> Iterator[Problem]:
+        used = {"lead_id"}
+        for rule in self.rb.rules:
+            used.update(rule.sources)
+            for text in rule.reason.values():
+                try:
+                    used.update(f for _, f, _, _ in string.Formatter().parse(text) if f)
+                except ValueError:  # reported by the loader
+                    continue
+        for name in self.rb.fields:
+            if name not in used:
+                yield self.warn(("fields", name), "unused-field",
+                                f"field '{name}' is declared but no rule reads it",
+                                "use it in a condition or a reason, or remove it", key=True)
+
+    # -- grade-unreachable
+    def unreachable_grades(self) -> Iterator[Problem]:
+        reachable = set(self.space.grades)
+        lo, hi = self.space.score_range
+        for i, grade in enumerate(self.rb.grades):
+            if grade.id in reachable:
+                continue
+            at = self.grade_index.get(grade.id, i)
+            yield self.warn(("grades", at, "min_score"), "grade-unreachable",
+                            f"grade '{grade.id}' is never given: scores only range "
+                            f"{lo}..{hi} (base {self.rb.score_base} plus the traits' points)",
+                            "lower its min_score, or give traits more points")
