@@ -1,0 +1,18 @@
+"""The qualify HTTP service: a thin FastAPI layer over the engine. No business logic here.
+
+    settings    configuration from QUALIFY_* environment variables
+    state       the loaded rule base and mapping profiles; atomic hot reload
+    channel     tells sibling worker processes that a reload happened
+    security    API keys and the admin key (bearer)
+    signatures  HubSpot v3, the generic t=,v1= scheme, HTTP basic auth
+    webhooks    per-CRM adapters: authenticate, unwrap the record, replay retries
+    scoring     engine calls shared by the routes: metrics, logs, decision log
+    bodies      strict JSON request bodies
+    errors      one error shape; every exception mapped to a status
+    middleware  request id, access log, request metrics
+    metrics     Prometheus metrics (multi-process aware)
+    logs        structured JSON logs and the optional decision log
+    openapi     the OpenAPI document, with the lead schema of the loaded rule base
+    routes/     one module per resource
+    main        assembles the app (``create_app``); cli starts uvicorn (``qualify serve``)
+"""

@@ -1,0 +1,96 @@
+"""Strict JSON request bodies, parsed by the service itself.
+
+Bodies are read raw (webhooks must verify signatures over the exact bytes) and parsed as
+strict JSON whatever the Content-Type says (CRMs are careless with it): UTF-8, no NaN or
+Infinity, no number that overflows. Each failure is a 400 that says where and why.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import Request
+
+from service.errors import ApiError
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def kind(value: Any) -> str:
+    """A JSON value's kind, in words, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value in ``body``, or ApiError 400 naming the problem and its position."""
+    if not body.strip():
+        raise ApiError(400, "malformed_json", "the request body is empty: send JSON")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ApiError(400, "malformed_json",
+                       f"the body is not UTF-8 text (bad byte at offset {e.start})") from None
+    try:
+        return json.loads(text, parse_constant=_constant, parse_float=_float)
+    except json.JSONDecodeError as e:
+        raise ApiError(400, "malformed_json", f"malformed JSON at line {e.lineno} column "
+                       f"{e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise ApiError(400, "malformed_json", "the JSON is nested too deeply") from None
+    except ValueError as e:  # NaN, 1e999, integers over 4,300 digits
+        raise ApiError(400, "malformed_json", f"malformed JSON: {e}") from None
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "too_large", f"the request body is over the limit of {limit:,} bytes")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused (413) as soon as it is known to exceed ``limit`` bytes."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """Read (at most ``limit`` bytes) and parse the body."""
+    return parse_json(await read_body(request, limit))
+
+
+def require_object(value: Any, what: str) -> Mapping[str, Any]:
+    """``value`` if it is a JSON object, else a 422 naming the body."""
+    if not isinstance(value, dict):
+        raise ApiError(422, "invalid_request",
+                       f"the body must be a JSON object ({what}), got {kind(value)}",
+                       field="body")
+    return value

@@ -1,0 +1,118 @@
+"""``qualify serve``: check the rule base, then run the service under uvicorn.
+
+Options become ``QUALIFY_*`` environment variables, so every worker process reads the same
+settings. With several workers, a scratch directory holds the Prometheus multi-process
+files and the reload channel, and is removed at exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import logging.config
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import uvicorn
+from pydantic import ValidationError
+
+from qualify import RulebaseError
+from service.logs import uvicorn_log_config
+from service.settings import Settings
+from service.state import build_snapshot
+
+log = logging.getLogger("qualify.cli")
+
+APP = "service.main:create_app"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def _worker_scratch(workers: int) -> Iterator[None]:
+    """Shared files for several workers: metrics and the reload channel."""
+    if workers < 2:
+        yield
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="qualify-serve-"))
+    try:
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            (scratch / "metrics").mkdir()
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(scratch / "metrics")
+        if not os.environ.get("QUALIFY_RELOAD_CHANNEL"):
+            os.environ["QUALIFY_RELOAD_CHANNEL"] = str(scratch / "reload.json")
+        yield
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@click.command()
+@click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="The rule base (default: QUALIFY_RULES, else the bundled "
+              "rules/default.yaml).")
+@click.option("--mappings", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Webhook mapping profiles (default: mappings/ beside the rule base).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind. Without API keys only loopback is allowed.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes (the engine is CPU-bound: about one per core).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default=None, help="Default: QUALIFY_LOG_LEVEL, else info.")
+@click.option("--log-format", type=click.Choice(["json", "text"]), default=None,
+              help="Default: QUALIFY_LOG_FORMAT, else json.")
+@click.option("--decision-log", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Append each input and verdict to this JSON-lines file.")
+@click.option("--forwarded-allow-ips", default=None, metavar="IPS",
+              help="Proxies trusted for X-Forwarded-For/-Proto (uvicorn's option).")
+def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: int,
+          workers: int, log_level: str | None, log_format: str | None,
+          decision_log: Path | None, forwarded_allow_ips: str | None) -> None:
+    """Serve the HTTP API: scoring, CRM webhooks, rule base reload, health and metrics.
+
+    Keys and secrets come from the environment: QUALIFY_API_KEYS, QUALIFY_ADMIN_KEY,
+    QUALIFY_HUBSPOT_SECRETS, QUALIFY_PIPEDRIVE_CREDENTIALS, QUALIFY_GENERIC_SECRETS.
+    """
+    for name, value in (("RULES", rules_path and rules_path.resolve()),
+                        ("MAPPINGS", mappings and mappings.resolve()),
+                        ("LOG_LEVEL", log_level), ("LOG_FORMAT", log_format),
+                        ("DECISION_LOG", decision_log and decision_log.resolve())):
+        if value is not None:
+            os.environ[f"QUALIFY_{name}"] = str(value)
+    try:
+        settings = Settings()
+    except ValidationError as e:
+        problems = "; ".join(f"QUALIFY_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}"
+                             for err in e.errors())
+        raise click.ClickException(f"bad settings: {problems}") from None
+    logging.config.dictConfig(uvicorn_log_config(settings))
+
+    try:  # check before forking workers: every problem, with its location
+        build_snapshot(settings.rules, settings.mappings_dir).engine.close()
+    except RulebaseError as e:
+        for problem in e.problems:
+            click.echo(str(problem), err=True)
+        raise SystemExit(2) from None
+
+    if settings.open_access and not is_loopback(host):
+        log.warning("no API keys configured (QUALIFY_API_KEYS): binding 127.0.0.1 instead "
+                    "of %s", host)
+        host = "127.0.0.1"
+
+    with _worker_scratch(workers):
+        uvicorn.run(APP, factory=True, host=host, port=port, workers=workers,
+                    log_config=uvicorn_log_config(settings), access_log=False,
+                    server_header=False, forwarded_allow_ips=forwarded_allow_ips,
+                    timeout_graceful_shutdown=15)

@@ -1,0 +1,111 @@
+"""Assembles the app. ``create_app`` is the factory uvicorn calls in each worker:
+
+    uvicorn --factory service.main:create_app          (or: qualify serve)
+
+The rule base is loaded when the app is created, so a bad rule base stops start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+
+from service import errors, openapi
+from service.deps import Service
+from service.logs import DecisionLog, LogSetup
+from service.metrics import Metrics
+from service.middleware import Observe
+from service.routes import health, rulebook, score, webhooks
+from service.scoring import Scorer
+from service.security import Keys
+from service.settings import Settings
+from service.state import Registry
+from service.webhooks import Webhooks
+
+log = logging.getLogger("qualify.service")
+
+DESCRIPTION = """\
+Rules-based lead qualification. Send a lead, get a verdict: qualified or not, a score and
+grade, every rule that fired with the facts that made it fire, what is still unknown, the
+weakest factor and the next step. Every verdict names the SHA-256 of the rule base it used.
+
+Scoring needs an API key (`Authorization: Bearer <key>`) when `QUALIFY_API_KEYS` is set;
+reload needs the admin key. Errors are `{error, message, field}`.
+"""
+
+TAGS = [
+    {"name": "score", "description": "Score leads sent as JSON."},
+    {"name": "webhooks", "description": "Score records that CRMs post in their own shapes."},
+    {"name": "rule base", "description": "What is loaded; hot reload."},
+    {"name": "operations", "description": "Health, readiness and metrics."},
+]
+
+
+def _version() -> str:
+    try:
+        return version("qualify")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0+unknown"
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    service: Service = app.state.service
+    settings = service.settings
+    logs = LogSetup(settings)
+    decisions = DecisionLog(settings.decision_log) if settings.decision_log else None
+    service.scorer.decisions = decisions
+    registry = service.registry
+    if not registry.loaded:  # the app is being started again
+        registry.load()
+    if service.keys.open_access:
+        log.warning("no API keys configured (QUALIFY_API_KEYS): scoring is open to anyone "
+                    "who can connect, so serve on loopback (127.0.0.1) only")
+    snapshot = registry.current
+    log.info("serving rule base", extra={"fields": {
+        **snapshot.ref(), "sources": sorted(snapshot.profiles),
+        "decision_log": str(settings.decision_log) if settings.decision_log else None}})
+    follower = asyncio.create_task(registry.follow()) if registry.channel else None
+    service.ready = True
+    try:
+        yield
+    finally:
+        service.ready = False
+        if follower is not None:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+        await registry.close()
+        if decisions is not None:
+            decisions.close()
+        service.scorer.decisions = None
+        service.metrics.process_exit()
+        log.info("stopped")
+        logs.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service for ``settings`` (default: from QUALIFY_* environment variables)."""
+    settings = settings or Settings()
+    metrics = Metrics()
+    registry = Registry(settings, metrics)
+    registry.load()
+    service = Service(
+        settings=settings, metrics=metrics, registry=registry,
+        scorer=Scorer(registry, metrics), webhooks=Webhooks(settings),
+        keys=Keys((k.get_secret_value() for k in settings.api_keys),
+                  settings.admin_key.get_secret_value() if settings.admin_key else None))
+    app = FastAPI(title="qualify", version=_version(), description=DESCRIPTION,
+                  openapi_tags=TAGS, lifespan=lifespan, redirect_slashes=False)
+    app.state.service = service
+    errors.install(app)
+    app.add_middleware(Observe, metrics=metrics, access_log=settings.access_log)
+    for module in (score, webhooks, rulebook, health):
+        app.include_router(module.router)
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
+    return app

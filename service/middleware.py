@@ -1,0 +1,81 @@
+"""Request id, access log and request metrics, as one pure ASGI middleware.
+
+The request id is the caller's ``X-Request-ID`` when it looks safe, else a new one; it is
+echoed on the response and set in a context variable for every log line of the request.
+Routes add fields to the access log line through ``log_fields(request)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.logs import REQUEST_ID
+from service.metrics import Metrics
+
+log = logging.getLogger("qualify.service.access")
+
+_SAFE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+_QUIET = frozenset({"/healthz", "/readyz", "/metrics"})  # probes: debug level only
+
+
+def log_fields(request: Request) -> dict[str, Any]:
+    """The access-log fields of this request, for routes to add to."""
+    fields: dict[str, Any] = request.scope.setdefault("qualify.log", {})
+    return fields
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and _SAFE_ID.fullmatch(value):
+            return bytes(value).decode("ascii")
+    return uuid.uuid4().hex
+
+
+class Observe:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = True) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request_id = scope["qualify.request_id"] = _request_id(scope)
+        fields: dict[str, Any] = {}
+        scope["qualify.log"] = fields
+        token = REQUEST_ID.set(request_id)
+        status = 500  # unless a response starts
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            self.metrics.request(method, endpoint, status, elapsed)
+            if self.access_log:
+                level = logging.DEBUG if scope["path"] in _QUIET else logging.INFO
+                if log.isEnabledFor(level):
+                    log.log(level, "%s %s %d", method, scope["path"], status, extra={
+                        "fields": {"method": method, "path": scope["path"],
+                                   "endpoint": endpoint, "status": status,
+                                   "latency_ms": round(elapsed * 1000, 3), **fields}})
+            REQUEST_ID.reset(token)

@@ -1,0 +1,104 @@
+"""Service settings, read from ``QUALIFY_*`` environment variables (pydantic-settings).
+
+Lists (keys, secrets, credentials) are comma-separated, or a JSON list when a value itself
+holds a comma: ``QUALIFY_API_KEYS=key-one,key-two`` or ``QUALIFY_API_KEYS='["a,b"]'``.
+Secrets are ``SecretStr``: they never show in a repr or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from qualify.rulebook import default_rules_path
+
+Secrets = Annotated[list[SecretStr], NoDecode]
+
+MAX_BODY_BYTES = 1_048_576  # 1 MiB
+MAX_BATCH = 1_000
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="QUALIFY_", extra="ignore", frozen=True)
+
+    rules: Path = Field(default_factory=default_rules_path,
+                        description="the rule base (YAML)")
+    mappings: Path | None = Field(default=None, description="directory of webhook mapping "
+                                  "profiles (default: mappings/ beside the rule base)")
+
+    api_keys: Secrets = Field(default=[], description="bearer keys for scoring")
+    admin_key: SecretStr | None = Field(default=None, description="bearer key for reload")
+
+    hubspot_secrets: Secrets = Field(default=[], description="HubSpot app client secrets")
+    pipedrive_credentials: Secrets = Field(default=[], description="user:password pairs")
+    generic_secrets: Secrets = Field(default=[], description="secrets of X-Qualify-Signature")
+    signature_tolerance: int = Field(default=300, ge=1, le=3600,
+                                     description="seconds a signed timestamp may be off")
+    public_url: str | None = Field(default=None, description="the service's URL as CRMs "
+                                   "call it (HubSpot signs it), e.g. https://qualify.example.com")
+    replay_ttl: float = Field(default=900.0, ge=0, description="seconds a webhook answer is "
+                              "kept for retries of the same delivery")
+    replay_size: int = Field(default=2048, ge=0, description="answers kept for retries")
+
+    max_body_bytes: int = Field(default=MAX_BODY_BYTES, ge=1)
+    max_batch: int = Field(default=MAX_BATCH, ge=1, le=100_000)
+    inline_batch: int = Field(default=8, ge=0, description="batches up to this size are "
+                              "scored on the event loop; larger ones in a worker thread")
+
+    reload_grace: float = Field(default=10.0, ge=0, description="seconds the replaced "
+                                "engine keeps serving requests that already hold it")
+    reload_channel: Path | None = Field(default=None, description="file through which "
+                                        "worker processes tell each other about reloads")
+    reload_poll: float = Field(default=1.0, gt=0, le=60)
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
+    access_log: bool = True
+    decision_log: Path | None = Field(default=None, description="JSON lines of each input "
+                                      "and verdict, for audit (holds lead data)")
+
+    @field_validator("api_keys", "hubspot_secrets", "pipedrive_credentials",
+                     "generic_secrets", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("admin_key", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("pipedrive_credentials")
+    @classmethod
+    def _user_password(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for item in value:
+            if ":" not in item.get_secret_value():
+                raise ValueError("each Pipedrive credential is user:password")
+        return value
+
+    @property
+    def mappings_dir(self) -> Path:
+        return self.mappings if self.mappings is not None else self.rules.parent / "mappings"
+
+    @property
+    def open_access(self) -> bool:
+        """No API key is configured: scoring is open, so the service stays on loopback."""
+        return not self.api_keys
+
+    @property
+    def source_auth(self) -> dict[str, bool]:
+        """Which webhook schemes have credentials configured."""
+        return {"hubspot": bool(self.hubspot_secrets),
+                "pipedrive": bool(self.pipedrive_credentials),
+                "generic": bool(self.generic_secrets)}
