@@ -55,7 +55,8 @@ class Metrics:
     def show_rulebook(self, name: str, version: str, sha256: str) -> None:
         if self._shown:
             self.rulebook.labels(*self._shown).set(0)
-            self.rulebook.remove(*self._shown)
+            if not self.multiprocess:  # multi-process files cannot drop a series: it stays 0
+                self.rulebook.remove(*self._shown)
         self._shown = (name, version, sha256)
         self.rulebook.labels(*self._shown).set(1)
 

@@ -78,7 +78,8 @@ class Scorer:
         text = verdict.model_dump_json()
         self.metrics.verdicts.labels(verdict.grade, verdict.status, source).inc()
         fields.update(lead_id=verdict.lead_id, sha256=verdict.rulebook["sha256"],
-                      grade=verdict.grade, score=verdict.score, status=verdict.status)
+                      grade=verdict.grade, score=verdict.score,
+                      verdict_status=verdict.status)
         if self.decisions:
             self.decisions.write(source=source, lead=raw, verdict_json=text)
         return Scored(verdict, text)
