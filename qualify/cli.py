@@ -55,26 +55,29 @@ def _load_engine(rules_path: Path | None) -> Any:
         raise SystemExit(2) from None
 
 
-def _leads(path: str, stream: TextIO) -> Iterator[tuple[int, Any]]:
-    """(line number, lead) pairs; a JSON document gives one lead (or one per array item)."""
-    if path.endswith(".jsonl") or path.endswith(".ndjson"):
-        for number, line in enumerate(stream, 1):
-            if line.strip():
-                try:
-                    yield number, parse_json(line)
-                except ValueError as e:
-                    yield number, _BadJSON(str(e))
-        return
-    text = stream.read()
+def _leads(path: str, stream: TextIO) -> Iterator[tuple[int, Any]] | list[tuple[int, Any]]:
+    """(line number, lead) pairs: streamed for JSON lines; a JSON document gives one lead,
+    or one per item of an array."""
+    if path.endswith((".jsonl", ".ndjson")):
+        return _lines(stream)
     try:
-        doc = parse_json(text)
+        doc = parse_json(stream.read())
+    except UnicodeDecodeError:
+        return [(1, _BadJSON("not UTF-8 text"))]
     except ValueError as e:
-        yield 1, _BadJSON(str(e))
-        return
+        return [(1, _BadJSON(str(e)))]
     if isinstance(doc, list):
-        yield from enumerate(doc, 1)
-    else:
-        yield 1, doc
+        return list(enumerate(doc, 1))
+    return [(1, doc)]
+
+
+def _lines(stream: TextIO) -> Iterator[tuple[int, Any]]:
+    for number, line in enumerate(stream, 1):
+        if line.strip():
+            try:
+                yield number, parse_json(line)
+            except ValueError as e:
+                yield number, _BadJSON(str(e))
 
 
 class _BadJSON:
@@ -133,7 +136,9 @@ def score(lead: str, rules_path: Path | None, explain: bool, locale: str | None,
         raise click.ClickException(f"{lead}: {e.strerror}") from None
     with stream:
         try:
-            for number, raw in _leads(lead, stream):
+            leads = _leads(lead, stream)
+            many = not isinstance(leads, list) or len(leads) > 1  # one compact verdict a line
+            for number, raw in leads:
                 where = f"{lead}:{number}"
                 if isinstance(raw, _BadJSON):
                     click.echo(f"{where}: invalid JSON: {raw.message}", err=True)
@@ -152,8 +157,7 @@ def score(lead: str, rules_path: Path | None, explain: bool, locale: str | None,
                 if explain:
                     click.echo("\n".join(verdict.explanation))
                 else:
-                    click.echo(verdict.model_dump_json(indent=None if number > 1 or
-                                                       lead.endswith("l") else 2))
+                    click.echo(verdict.model_dump_json(indent=None if many else 2))
         except UnicodeDecodeError:
             raise click.ClickException(f"{lead}: not UTF-8 text") from None
     engine.close()

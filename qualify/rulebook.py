@@ -208,7 +208,20 @@ def _label(model: LabelModel | None, fallback: str) -> Label:
 def _pydantic_problems(err: ValidationError, pos: Positions,
                        prefix: tuple[Any, ...] = ()) -> list[Problem]:
     out = []
-    for e in err.errors():
+    errors = err.errors()
+    # a misspelt key ("whne") also makes its key missing ("when"): report the typo only
+    typos = set()
+    for e in errors:
+        if e["type"] == "extra_forbidden":
+            loc = _clean_loc(tuple(e["loc"]))
+            model = _model_at((*prefix, *loc[:-1]))
+            hint = did_you_mean(str(loc[-1]), list(model.model_fields) if model else [])
+            if hint:
+                typos.add((loc[:-1], hint.split("'")[1]))
+    for e in errors:
+        if e["type"] == "missing" and (_clean_loc(tuple(e["loc"]))[:-1],
+                                       str(e["loc"][-1])) in typos:
+            continue
         loc = (*prefix, *_clean_loc(tuple(e["loc"])))
         kind = e["type"]
         if kind == "extra_forbidden":
@@ -334,7 +347,9 @@ class _Loader:
                          f"{f.type})", key=True)
             if f.min is not None and f.max is not None and f.min > f.max:
                 self.err((*path, "min"), "bad-value", f"min {f.min} is above max {f.max}")
-            out[name] = FieldSpec(name, f.type, self.label(f.label, (*path,), name),
+            # a field without a label shows its name; a half label is worth a warning
+            label = self.label(f.label, path, name) if f.label else _label(None, name)
+            out[name] = FieldSpec(name, f.type, label,
                                   tuple(f.values or ()), f.min, f.max,
                                   f.required or name == "lead_id")
         return out
@@ -348,7 +363,7 @@ class _Loader:
             return None  # the broken definition is reported already
         if isinstance(parsed, ConditionError):
             self.err((*path, "when"), parsed.code, parsed.message, parsed.hint,
-                     offset=parsed.offset + 1 if parsed.offset else 0)
+                     offset=parsed.offset)
             return None
         line = self.pos.of(path).line
         return Rule(id=rid, section=section, expr=parsed,
@@ -369,7 +384,7 @@ class _Loader:
                          "write placeholders as {field_name}; double braces for a literal {")
                 continue
             for n in names:
-                if n not in fields and n not in TEMPLATE_NAMES:
+                if n not in fields and n not in TEMPLATE_NAMES and n not in self.broken:
                     self.err((*path, loc), "bad-template", f"unknown placeholder '{{{n}}}'",
                              did_you_mean(n, [*fields, *TEMPLATE_NAMES])
                              or f"use a field name or one of {', '.join(TEMPLATE_NAMES)}")

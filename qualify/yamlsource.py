@@ -58,13 +58,13 @@ class Positions:
 
     def of(self, path: PathKey, *, key: bool = False) -> Position:
         """The position of ``path``, or of its nearest ancestor that has one."""
-        table = self.keys if key else self.values
+        first, second = (self.keys, self.values) if key else (self.values, self.keys)
         p = tuple(path)
         while p:
-            if p in table:
-                return table[p]
-            if not key and p in self.keys:
-                return self.keys[p]
+            if p in first:
+                return first[p]
+            if p in second:
+                return second[p]
             p = p[:-1]
         return self.values.get((), Position(1, 1))
 
@@ -116,7 +116,7 @@ class _Builder:
         mark = node.start_mark
         quoted = isinstance(node, yaml.ScalarNode) and node.style in ("'", '"')
         self.pos.values[path] = Position(mark.line + 1, mark.column + 1, quoted)
-        if node.tag not in _STANDARD_TAGS and not node.tag.startswith("tag:yaml.org,2002:"):
+        if node.tag not in _STANDARD_TAGS:
             raise _Reject("yaml-tag", f"tag '{node.tag}' is not allowed", mark,
                           "remove the tag; plain YAML values only")
         if isinstance(node, yaml.MappingNode):
