@@ -34,9 +34,9 @@ def _as_of(_: Any, __: Any, value: str | None) -> dt.date | None:
         raise click.BadParameter(f"{value!r} is not a date as YYYY-MM-DD") from None
 
 
-AS_OF = click.option("--as-of", callback=_as_of, default=None, metavar="YYYY-MM-DD",
-                     help="The date days_since() counts to (default: the test file's, "
-                          "else today).")
+def _as_of_option(default: str) -> Any:
+    return click.option("--as-of", callback=_as_of, default=None, metavar="YYYY-MM-DD",
+                        help=f"The date days_since() counts to (default: {default}).")
 
 
 def _default_rules() -> Path:
@@ -89,7 +89,7 @@ def rules_check(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
 @FORMAT
 @click.option("--fail-on-empty", is_flag=True, help="Fail when no test case was found.")
 @click.option("--explain", is_flag=True, help="Print the verdict's explanation of failures.")
-@AS_OF
+@_as_of_option("the test file's as_of, else today")
 def rules_test(paths: tuple[Path, ...], fmt: str, fail_on_empty: bool, explain: bool,
                as_of: dt.date | None) -> None:
     """Run the test cases beside rule bases: PASS/FAIL per case, and coverage.
@@ -149,7 +149,7 @@ OUT = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), def
               default=None, help="Leads to measure the impact on (.jsonl, .json or .csv).")
 @click.option("--top", type=click.IntRange(0, 1000), default=10, show_default=True,
               help="How many top movers to show.")
-@AS_OF
+@_as_of_option("today")
 @FORMAT
 def rules_diff(*, old: Path, new: Path, leads: Path | None, top: int, as_of: dt.date | None,
                fmt: str) -> None:
@@ -201,6 +201,6 @@ def rules_doc(path: Path | None, locale: str | None, out: Path | None) -> None:
 @OUT
 def rules_schema(tests: bool, out: Path | None) -> None:
     """The JSON Schema of the rule-base format, for editors (a copy: rules/rulebook.schema.json)."""
-    from qualify.authoring.schema import dumps, rulebook_schema, tests_schema
+    from qualify.authoring.schema import case_file_schema, dumps, rulebook_schema
 
-    _write(dumps(tests_schema() if tests else rulebook_schema()), out)
+    _write(dumps(case_file_schema() if tests else rulebook_schema()), out)

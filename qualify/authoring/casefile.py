@@ -73,7 +73,7 @@ class CaseModel(_Model):
     as_of: str | None = Field(None, description="YYYY-MM-DD; overrides the file's as_of")
 
 
-class TestFileModel(_Model):
+class CaseFileModel(_Model):
     """A test file for a rule base (``<rules>.test.yaml`` beside ``<rules>.yaml``)."""
 
     rules: Text | None = Field(None, description="the rule base, relative to this file")
@@ -129,7 +129,7 @@ class Case:
 
 
 @dataclass(slots=True)
-class TestFile:
+class CaseFile:
     """A read test file: its cases, and the mistakes that are not any one case's."""
 
     path: str
@@ -156,9 +156,9 @@ def is_test_file(path: Path) -> bool:
     return path.name.endswith((".test.yaml", ".test.yml"))
 
 
-def read_test_file(path: Path) -> TestFile:
+def read_test_file(path: Path) -> CaseFile:
     """Parse a test file and find its rule base; cases are checked later (``check_cases``)."""
-    out = TestFile(str(path), rules_path_for(path))
+    out = CaseFile(str(path), rules_path_for(path))
     if not path.exists():
         out.found = False
         return out
@@ -174,10 +174,10 @@ def read_test_file(path: Path) -> TestFile:
         out.data = None
         return out
     try:
-        TestFileModel.model_validate({k: v for k, v in data.items() if k != "cases"} |
+        CaseFileModel.model_validate({k: v for k, v in data.items() if k != "cases"} |
                                      {"cases": data.get("cases") or []})
     except ValidationError as e:
-        out.problems.extend(_shape_problems(e, pos, (), TestFileModel))
+        out.problems.extend(_shape_problems(e, pos, (), CaseFileModel))
     rules = data.get("rules")
     if isinstance(rules, str) and rules:
         out.rules = path.parent / rules
@@ -188,12 +188,18 @@ def read_test_file(path: Path) -> TestFile:
     return out
 
 
-def check_cases(tf: TestFile, rulebook: Rulebook, today: dt.date) -> None:
-    """Validate every case of a read test file against the rule base (fills ``tf.cases``)."""
+def check_cases(tf: CaseFile, rulebook: Rulebook, today: dt.date,
+                as_of: dt.date | None = None) -> None:
+    """Validate every case of a read test file against the rule base (fills ``tf.cases``).
+
+    Dates: a case's own ``as_of``, else ``as_of`` (the command line's), else the file's,
+    else ``today``.
+    """
     if tf.data is None or tf.pos is None:
         return
     pos = tf.pos
-    default_as_of = _date(tf.data.get("as_of"), ("as_of",), pos, tf.problems) or today
+    in_file = _date(tf.data.get("as_of"), ("as_of",), pos, tf.problems)
+    default_as_of = as_of or in_file or today
     raw_cases = tf.data.get("cases")
     if not isinstance(raw_cases, list):
         return  # reported as a shape problem
@@ -309,7 +315,11 @@ class _CaseChecker:
                 (*path, "not_traits"), "contradiction",
                 f"{', '.join(sorted(both))} both in traits and not_traits"))
         for qid, state in (m.qualifiers or {}).items():
-            known(qid, "qualifiers", self.qualifiers, "qualifier id", (*path, "qualifiers", qid))
+            if qid not in self.qualifiers:
+                problems.append(self.pos.problem(
+                    (*path, "qualifiers", qid), "unknown-id", f"unknown qualifier id '{qid}'",
+                    did_you_mean(qid, self.qualifiers)
+                    or f"one of: {', '.join(self.qualifiers)}", key=True))
             known(state, "qualifiers", list(STATES), "qualifier state",
                   (*path, "qualifiers", qid))
         score: tuple[int | None, int | None] | None = None

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, create_model
 
-from qualify.authoring.casefile import CaseModel, TestFileModel
+from qualify.authoring.casefile import CaseFileModel, CaseModel
 from qualify.rulebook import _NAME, SECTION_MODELS, RulebookModel
 
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
@@ -105,9 +105,9 @@ def rulebook_schema() -> dict[str, Any]:
     return {"$schema": SCHEMA_URI, "title": "qualify rule base", **schema}
 
 
-def tests_schema() -> dict[str, Any]:
+def case_file_schema() -> dict[str, Any]:
     """The JSON Schema of a rule base's test file (``*.test.yaml``)."""
-    file_schema = TestFileModel.model_json_schema()
+    file_schema = CaseFileModel.model_json_schema()
     case = CaseModel.model_json_schema()
     file_schema.setdefault("$defs", {}).update(case.pop("$defs", {}))
     file_schema["properties"]["cases"]["items"] = {"$ref": "#/$defs/CaseModel"}

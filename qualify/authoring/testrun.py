@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from qualify.authoring.casefile import (
     Case,
-    TestFile,
+    CaseFile,
     check_cases,
     is_test_file,
     read_test_file,
@@ -131,7 +131,7 @@ def suites_for(paths: Sequence[Path]) -> list[tuple[Path, Path]]:
 def run_suite(rules: Path, tests: Path, *, explain: bool = False,
               as_of: dt.date | None = None) -> SuiteResult:
     """Run one suite; never raises for a mistake in the rule base or the test file."""
-    tf: TestFile = read_test_file(tests)
+    tf: CaseFile = read_test_file(tests)
     if isinstance(tf.data, dict) and tf.data.get("rules"):
         rules = tf.rules  # the test file names its rule base
     suite = SuiteResult(str(rules), str(tests), tf.found, list(tf.problems))
@@ -142,7 +142,7 @@ def run_suite(rules: Path, tests: Path, *, explain: bool = False,
         return suite
     if not tf.found:
         return suite
-    check_cases(tf, rulebook, as_of or today())
+    check_cases(tf, rulebook, today(), as_of)
     suite.problems = list(tf.problems)
     suite.coverage = Coverage(rulebook.rules, str(rules))
     engine = Engine(rulebook)

@@ -1,0 +1,225 @@
+"""``qualify rules diff``: the structural diff of two rule bases and, with leads, the impact."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qualify import Engine, QualifyError, Rulebook, load_rulebook_text
+from qualify.authoring import diff
+from qualify.synthetic import generate
+from tests.authoring.conftest import DEFAULT_TEXT, Run, Write, variant
+
+AS_OF = dt.date(2026, 1, 1)
+BIG_ORDER = """    points: 15          # deal size is what a salesperson's time is worth
+    factor: value
+    when: expected_deal_size >= 50000"""
+FAR_AWAY = """  - id: far_away
+    kind: bad
+    points: -5
+    factor: relationship
+    when: distance_km > 500
+    label: {en: Far from us, zh: 客户离你地点太远}
+"""
+REFERRAL_READY = """  - id: referral_ready
+    kind: golden
+    points: 5
+    factor: value
+    when: referral_potential == "medium"
+    label: {en: Could refer others, zh: 可能转介绍}
+"""
+
+
+def v2_text() -> str:
+    """Version 2: big_order worth more and easier, far_away replaced, grade A lower, close
+    moved above build_trust."""
+    text = variant(("version: 1", "version: 2"),
+                   (BIG_ORDER, BIG_ORDER.replace("15 ", "20 ").replace("50000", "40000")),
+                   (FAR_AWAY, REFERRAL_READY),
+                   ("{id: A, min_score: 80,", "{id: A, min_score: 75,"))
+    start, end = text.index("  - id: close\n"), text.index("  - id: plan_contact")
+    close, text = text[start:end], text[:start] + text[end:]
+    at = text.index("  - id: build_trust")
+    return text[:at] + close + text[at:]
+
+
+@pytest.fixture(scope="module")
+def v1() -> Rulebook:
+    return load_rulebook_text(DEFAULT_TEXT, "v1.yaml")
+
+
+@pytest.fixture(scope="module")
+def v2() -> Rulebook:
+    return load_rulebook_text(v2_text(), "v2.yaml")
+
+
+@pytest.fixture(scope="module")
+def leads() -> list[dict[str, Any]]:
+    return list(generate(300, seed=11, bad_rate=0.02))
+
+
+class TestCompare:
+    def test_identical(self, v1: Rulebook) -> None:
+        """A rule base compared with itself has no changes."""
+        assert diff.compare(v1, v1) == []
+
+    def test_changes(self, v1: Rulebook, v2: Rulebook) -> None:
+        """Added, removed, changed and moved rules, each said once."""
+        lines = [c.text() for c in diff.compare(v1, v2)]
+        assert lines == [
+            "changed  rulebook: version 1 -> 2",
+            "changed  trait big_order: points +15 -> +20; "
+            "when 'expected_deal_size >= 50000' -> 'expected_deal_size >= 40000'",
+            "removed  trait far_away: bad, -5 points; when 'distance_km > 500'",
+            "added    trait referral_ready: golden, +5 points; "
+            "when 'referral_potential == \"medium\"'",
+            "moved    next step close: position 10 -> 7 (first match wins)",
+            "changed  grade A: min_score 80 -> 75",
+        ]
+
+    def test_points_moved(self, v1: Rulebook, v2: Rulebook) -> None:
+        """Points moved: changed, added and removed traits."""
+        assert diff.points_moved(diff.compare(v1, v2)) == [
+            "big_order +15 -> +20 (+5)", "far_away -5 (removed)", "referral_ready +5 (added)"]
+
+    def test_reformatting_is_not_a_change(self, v1: Rulebook) -> None:
+        """Whitespace and line breaks in a condition do not count as a change."""
+        text = variant(("when: expected_deal_size >= 50000",
+                        "when: >-\n      expected_deal_size   >=\n      50000"))
+        assert diff.compare(v1, load_rulebook_text(text)) == []
+
+    def test_inserted_step_is_not_a_move(self, v1: Rulebook) -> None:
+        """A step added above others shifts them, which is not reported as moving them."""
+        text = variant(("  - id: build_trust", """  - id: ring_back
+    when: stage == "contacted"
+    label: {en: Ring back, zh: 回电}
+    reason: {en: Ring back., zh: 回电。}
+  - id: build_trust"""))
+        changes = diff.compare(v1, load_rulebook_text(text))
+        assert [(c.change, c.id) for c in changes] == [("added", "ring_back")]
+
+    def test_fields_score_and_labels(self, v1: Rulebook) -> None:
+        """Field definitions, the score scale and labels are compared too."""
+        text = variant(("score: {base: 50,", "score: {base: 55,"),
+                       ("budget: {type: number, min: 0,", "budget: {type: number, min: 100,"),
+                       ("label: {en: Urgent need,", "label: {en: Very urgent need,"))
+        lines = [c.text() for c in diff.compare(v1, load_rulebook_text(text))]
+        assert "changed  score: base 50 -> 55" in lines
+        assert "changed  field budget: min 0 -> 100" in lines
+        assert "changed  trait urgent_need: label (en) 'Urgent need' -> 'Very urgent need'" \
+            in lines
+
+
+class TestImpact:
+    def measure(self, v1: Rulebook, v2: Rulebook, leads: list[dict[str, Any]],
+                top: int = 10) -> diff.Impact:
+        a, b = Engine(v1), Engine(v2)
+        try:
+            return diff.impact(a, b, enumerate(leads, 1), source="leads", as_of=AS_OF, top=top)
+        finally:
+            a.close()
+            b.close()
+
+    def test_same_rules_move_nothing(self, v1: Rulebook, leads: list[dict[str, Any]]) -> None:
+        """Against itself: no lead changes, and bad leads are counted, not fatal."""
+        result = self.measure(v1, v1, leads)
+        assert result.total == len(leads)
+        assert result.scored + result.error_count["old"] == len(leads)
+        assert result.error_count["old"] > 0
+        assert (result.changed(result.status), result.changed(result.grade),
+                result.changed(result.step), result.up, result.down) == (0, 0, 0, 0, 0)
+        assert result.movers == []
+
+    def test_counts_agree_with_single_scoring(self, v1: Rulebook, v2: Rulebook,
+                                              leads: list[dict[str, Any]]) -> None:
+        """The counts equal what scoring each lead with each engine separately gives."""
+        result = self.measure(v1, v2, leads)
+        a, b = Engine(v1), Engine(v2)
+        grade_changed = step_changed = up = 0
+        try:
+            for lead in leads:
+                try:
+                    x, y = a.score(lead, as_of=AS_OF), b.score(lead, as_of=AS_OF)
+                except QualifyError:  # bad leads are counted apart
+                    continue
+                grade_changed += x.grade != y.grade
+                step_changed += x.next_step["id"] != y.next_step["id"]
+                up += y.score > x.score
+        finally:
+            a.close()
+            b.close()
+        assert (result.changed(result.grade), result.changed(result.step), result.up) == \
+            (grade_changed, step_changed, up)
+        assert result.down == 0  # v2 only adds points
+        assert grade_changed > 0 and step_changed > 0
+
+    def test_top_movers_and_reasons(self, v1: Rulebook, v2: Rulebook,
+                                    leads: list[dict[str, Any]]) -> None:
+        """Movers come biggest first, each with reasons naming the rules that moved it."""
+        result = self.measure(v1, v2, leads, top=5)
+        assert len(result.movers) == 5
+        deltas = [abs(m.delta) for m in result.movers]
+        assert deltas == sorted(deltas, reverse=True)
+        for m in result.movers:
+            assert m.reasons
+            assert any(r.startswith(("+ referral_ready", "big_order", "+ big_order",
+                                     "- far_away")) for r in m.reasons)
+
+    def test_status_change_reason(self, v1: Rulebook) -> None:
+        """A qualifier that changes state is named as the reason for the status change."""
+        v3 = load_rulebook_text(variant(("budget >= 10000 or", "budget >= 20000 or")))
+        lead = {"lead_id": "x", "needs_product": True, "budget": 15000,
+                "is_decision_maker": True}
+        result = self.measure(v1, v3, [lead])
+        (m,) = result.movers
+        assert (m.old.status, m.new.status) == ("qualified", "needs_discovery")
+        assert "qualifier buying_power met -> unknown" in m.reasons
+
+
+class TestCommand:
+    def test_text(self, write: Write, run: Run, leads: list[dict[str, Any]]) -> None:
+        """Changes, points moved, impact counts and movers with reasons, on stdout."""
+        old, new = write("v1.yaml", DEFAULT_TEXT), write("v2.yaml", v2_text())
+        path = write("leads.jsonl", "".join(json.dumps(x) + "\n" for x in leads) + "{oops\n")
+        result = run("diff", old, new, "--leads", path, "--as-of", "2026-01-01", "--top", "3")
+        assert result.exit_code == 0, result.output
+        out = result.stdout
+        assert f"{old} (default v1) -> {new} (default v2)" in out
+        assert "points moved: big_order +15 -> +20 (+5)" in out
+        assert f"impact on {len(leads) + 1} leads ({path}, as of 2026-01-01):" in out
+        assert "  grade changed " in out and "  next step changed " in out
+        assert f"{path}:{len(leads) + 1}: invalid JSON" in out
+        assert "top movers:" in out
+
+    def test_json_and_csv(self, write: Write, run: Run, leads: list[dict[str, Any]]) -> None:
+        """--format json from a CSV lead list: the same counts as from JSON Lines."""
+        old, new = write("v1.yaml", DEFAULT_TEXT), write("v2.yaml", v2_text())
+        rows = [{k: ";".join(v) if isinstance(v, list) else v for k, v in x.items()}
+                for x in leads]
+        columns = sorted({k for r in rows for k in r})
+        csv_path = Path(write("leads.csv", ""))
+        with csv_path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, columns)
+            w.writeheader()
+            w.writerows(rows)
+        jsonl = write("leads.jsonl", "".join(json.dumps(x) + "\n" for x in leads))
+        docs = [json.loads(run("diff", old, new, "--leads", p, "--as-of", "2026-01-01",
+                               "--format", "json").stdout) for p in (csv_path, jsonl)]
+        for key in ("status_changed", "grade_changed", "next_step_changed", "score_up"):
+            assert docs[0]["impact"][key] == docs[1]["impact"][key]
+        assert docs[0]["changes"][0] == {"change": "changed", "section": "rulebook", "id": "",
+                                         "details": ["version 1 -> 2"], "points": None}
+        assert docs[0]["impact"]["top_movers"][0]["line"] >= 2  # CSV rows start after the header
+
+    def test_broken_rule_base(self, write: Write, run: Run) -> None:
+        """A rule base that does not load: its located errors, exit 1."""
+        old = write("v1.yaml", DEFAULT_TEXT)
+        new = write("v2.yaml", DEFAULT_TEXT.replace("kind: golden", "kind: gold", 1))
+        result = run("diff", old, new)
+        assert result.exit_code == 1
+        assert f"{new}:" in result.stderr and "bad-value" in result.stderr
