@@ -186,7 +186,13 @@ class Pool:
         limit = self.workers * (1 + IN_FLIGHT)
         try:
             for chunk in chunks:
-                pending.append((self._ex.submit(_work, chunk), chunk[0][0], chunk[-1][0]))
+                try:
+                    future = self._ex.submit(_work, chunk)
+                except BrokenProcessPool:
+                    first = pending[0][1] if pending else chunk[0][0]
+                    raise WorkerError(f"a worker process died while scoring lines {first}-"
+                                      f"{chunk[-1][0]} (killed, or the engine crashed)") from None
+                pending.append((future, chunk[0][0], chunk[-1][0]))
                 while len(pending) >= limit:
                     yield self._take(pending)
             while pending:

@@ -1,0 +1,197 @@
+"""`qualify batch` end to end: rows in order, bad rows listed, clear errors, no half files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from qualify import Engine
+from tests.batch.conftest import ROOT, read_rows, run, synthetic, write_leads
+from tests.conftest import AS_OF
+
+
+def names(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+class TestRun:
+    def test_rows_in_input_order_and_bad_rows_listed(self, tmp_path: Path, leads_csv: Path,
+                                                     as_of: str) -> None:
+        """Every input row gives one output row, in order; bad rows carry their reason,
+        the errors file lists their lines, and the exit code is 1."""
+        out = tmp_path / "scored.parquet"
+        code, stdout, stderr = run(leads_csv, "--out", out, "--as-of", as_of, "--workers", "2")
+        assert code == 1, stderr
+        assert stderr == ""  # no progress bar off a terminal, no traceback
+        rows = read_rows(out)
+        assert [r["line"] for r in rows] == list(range(2, 302))
+        bad = [r for r in rows if r["error"]]
+        assert bad and all(r["status"] is None and r["grade"] is None for r in bad)
+        assert all(r["status"] and r["error"] is None for r in rows if r not in bad)
+        errors = read_rows(tmp_path / "scored.errors.csv")
+        assert [int(e["line"]) for e in errors] == [r["line"] for r in bad]
+        assert {e["field"] for e in errors} <= {"budget", "contact_role", "last_contact_date"}
+        assert f"{len(bad)} rows could not be scored" in stdout
+        assert names(tmp_path) == {"leads.csv", "scored.parquet", "scored.errors.csv"}
+
+    def test_exit_0_and_the_summary(self, tmp_path: Path, as_of: str) -> None:
+        """With no bad row the exit code is 0; the summary has every section asked for."""
+        src = write_leads(tmp_path / "leads.csv", synthetic(120, seed=2))
+        code, stdout, _ = run(src, "--out", tmp_path / "o.csv", "--as-of", as_of,
+                              "--workers", "1")
+        assert code == 0
+        for heading in ("120 rows from", "status", "grade", "most fired traits",
+                        "weakest factor", "next step", "missing fields that cost the most"):
+            assert heading in stdout
+        assert "(0 failed rows)" in stdout
+        assert read_rows(tmp_path / "o.errors.csv") == []
+
+    def test_jsonl_output_carries_the_single_lead_verdict(self, tmp_path: Path, as_of: str,
+                                                          engine: Engine) -> None:
+        """The verdict in a JSONL row is exactly `engine.score` of that lead."""
+        leads = synthetic(50, seed=8, bad_rate=0.1)
+        src = write_leads(tmp_path / "leads.jsonl", leads)
+        run(src, "--out", tmp_path / "o.jsonl", "--as-of", as_of, "--workers", "2")
+        for lead, row in zip(leads, read_rows(tmp_path / "o.jsonl"), strict=True):
+            if row["error"]:
+                assert row["verdict"] is None
+            else:
+                assert engine.score(lead, as_of=AS_OF).model_dump(mode="json") == row["verdict"]
+
+    @pytest.mark.parametrize(("src", "dst"), [("csv", "csv"), ("jsonl", "parquet"),
+                                              ("parquet", "jsonl")])
+    def test_every_format_in_and_out(self, tmp_path: Path, as_of: str, src: str,
+                                     dst: str) -> None:
+        """CSV, JSONL and Parquet in and out give the same verdicts for the same leads."""
+        leads = synthetic(40, seed=4)
+        ref = write_leads(tmp_path / "ref.csv", leads)
+        run(ref, "--out", tmp_path / "ref_out.csv", "--as-of", as_of, "--workers", "1")
+        inp = write_leads(tmp_path / f"in.{src}", leads)
+        run(inp, "--out", tmp_path / f"out.{dst}", "--as-of", as_of, "--workers", "1")
+        want = [(r["lead_id"], r["status"], int(r["score"]), r["traits"])
+                for r in read_rows(tmp_path / "ref_out.csv")]
+        got = [(r["lead_id"], r["status"], int(r["score"]), r["traits"])
+               for r in read_rows(tmp_path / f"out.{dst}")]
+        assert want == got
+
+    def test_a_mapping_renames_columns_maps_values_and_keeps_keys(self, tmp_path: Path,
+                                                                  as_of: str) -> None:
+        """A profile maps an export's columns and values; its keys are copied, and a key
+        that clashes with an output column is renamed input_<name>."""
+        src = tmp_path / "export.csv"
+        src.write_text("Lead ID,Budget (USD),Role,status\n"
+                       "7,25000,Owner,open\n8,Select,Boss,won\n9,lots,Owner,open\n",
+                       encoding="utf-8")
+        mapping = tmp_path / "m.yaml"
+        mapping.write_text("name: export\nmissing: ['', Select]\nkeys: ['Lead ID', status]\n"
+                           "fields:\n  lead_id: {from: Lead ID}\n"
+                           "  budget: {from: Budget (USD)}\n"
+                           "  contact_role: {from: Role, values: {Boss: owner}}\n",
+                           encoding="utf-8")
+        code, _, _ = run(src, "--out", tmp_path / "o.csv", "--map", mapping, "--as-of", as_of,
+                         "--workers", "1")
+        assert code == 1
+        rows = read_rows(tmp_path / "o.csv")
+        assert list(rows[0])[:5] == ["line", "Lead ID", "input_status", "lead_id", "status"]
+        assert [(r["Lead ID"], r["input_status"], r["lead_id"]) for r in rows] == \
+               [("7", "open", "7"), ("8", "won", "8"), ("9", "open", "9")]
+        assert rows[0]["qualifier_authority"] == rows[1]["qualifier_authority"] == "met"
+        assert rows[1]["qualifier_buying_power"] == "unknown"  # "Select" means missing
+        assert rows[2]["error"] == "budget: expected a number, got 'lots'"
+
+    def test_locale_zh(self, tmp_path: Path, as_of: str) -> None:
+        """--locale zh writes the explanations in Chinese."""
+        src = write_leads(tmp_path / "l.csv", synthetic(3, seed=1))
+        run(src, "--out", tmp_path / "o.csv", "--as-of", as_of, "--locale", "zh",
+            "--workers", "1")
+        assert "评级" in read_rows(tmp_path / "o.csv")[0]["explanation"]
+
+
+class TestCannotRun:
+    @pytest.mark.parametrize(("setup", "message"), [
+        ("missing_input", "nope.csv: No such file or directory"),
+        ("bad_out_ext", "unknown format '.xlsx'"),
+        ("no_out_folder", "does not exist"),
+        ("bad_key", "no column 'lead_ld' to copy to the output (did you mean 'lead_id'?)"),
+        ("bad_compare", "not the output of 'qualify batch'"),
+        ("bad_report", "the report is HTML"),
+        ("yaml_syntax", "m.yaml:4:1: yaml-syntax:"),
+        ("unknown_field", "m.yaml:3:3: unknown-field: 'budgte' is not a field of rule base "
+                          "'default' (did you mean 'budget'?)"),
+        ("bad_rules", "r.yaml:1:1:"),
+    ])
+    def test_exit_2_with_a_clear_line(self, tmp_path: Path, leads_csv: Path, setup: str,
+                                      message: str) -> None:
+        """A run that cannot start exits 2 with a located one-line error, and writes nothing."""
+        out = tmp_path / "o.csv"
+        args: list[str | Path] = [leads_csv, "--out", out]
+        (tmp_path / "m.yaml").write_text("name: m\nfields:\n  budgte: {from: b}\n",
+                                         encoding="utf-8")
+        if setup == "missing_input":
+            args[0] = tmp_path / "nope.csv"
+        elif setup == "bad_out_ext":
+            args[2] = tmp_path / "o.xlsx"
+        elif setup == "no_out_folder":
+            args[2] = tmp_path / "none" / "o.csv"
+        elif setup == "bad_key":
+            args += ["--key", "lead_ld"]
+        elif setup == "bad_compare":
+            args += ["--compare", leads_csv]
+        elif setup == "bad_report":
+            args += ["--report", tmp_path / "r.pdf"]
+        elif setup == "yaml_syntax":
+            (tmp_path / "m.yaml").write_text("name: m\nfields:\n  x: [\n", encoding="utf-8")
+            args += ["--map", tmp_path / "m.yaml"]
+        elif setup == "unknown_field":
+            args += ["--map", tmp_path / "m.yaml"]
+        elif setup == "bad_rules":
+            (tmp_path / "r.yaml").write_text("- not a rule base\n", encoding="utf-8")
+            args += ["--rules", tmp_path / "r.yaml"]
+        before = names(tmp_path)
+        code, stdout, stderr = run(*args)
+        assert code == 2
+        assert message in stderr
+        assert "Traceback" not in stderr + stdout
+        assert names(tmp_path) == before
+
+
+@pytest.mark.slow
+class TestInterrupted:
+    @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+    def test_no_output_that_looks_complete(self, tmp_path: Path, sig: signal.Signals) -> None:
+        """Ctrl-C (or a kill) mid-run exits 130 and leaves no output, not even a .partial."""
+        src = write_leads(tmp_path / "leads.csv", synthetic(8_000, seed=1))
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from qualify.cli import main; main()", "batch", str(src),
+             "--out",
+             str(tmp_path / "o.parquet"), "--workers", "2", "--as-of", "2026-01-01"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
+        deadline = time.monotonic() + 30
+        while not any(n.endswith(".partial") for n in names(tmp_path)):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        time.sleep(0.3)
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole process group
+        else:
+            os.kill(proc.pid, sig)  # a kill reaches the main process only
+        _, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 130
+        assert stderr.strip().endswith("interrupted: no output written")
+        assert names(tmp_path) == {"leads.csv"}
+
+
+def test_help_names_every_option() -> None:
+    """`qualify batch --help` documents the command line of the issue."""
+    code, out, _ = run("--help")
+    assert code == 0
+    for option in ("--out", "--rules", "--map", "--workers", "--compare", "--report",
+                   "--as-of", "--locale", "--key"):
+        assert option in out
