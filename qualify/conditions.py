@@ -320,7 +320,9 @@ class _Checker:
         if isinstance(node, ast.Compare):
             return self.compare(node)
         if isinstance(node, ast.Call):
-            return self.call(node, want="boolean")
+            expr = self.call(node, want="boolean")
+            assert isinstance(expr, Expr)
+            return expr
         if isinstance(node, ast.Constant) and isinstance(node.value, bool):
             return Const(node.value)
         if isinstance(node, ast.Name) and node.id in ("true", "false"):

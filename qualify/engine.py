@@ -12,7 +12,6 @@ threads; ``close`` frees the engine memory once no call is in flight.
 from __future__ import annotations
 
 import datetime as dt
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from qualify.verdict import (
     Unknown,
     Verdict,
     Weakest,
+    build_verdict,
 )
 
 State = Literal["met", "unmet", "unknown"]
@@ -72,8 +72,10 @@ class Engine:
             self._stage1.close()
             raise
         self._n_qualifiers = len(rulebook.qualifiers)
-        self._ref = RulebookRef(name=rulebook.name, version=rulebook.version,
-                                sha256=rulebook.sha256)
+        self._names_1 = tuple((f"{i}+", f"{i}-") for i in range(len(c.rules_1)))
+        self._names_2 = tuple((f"{j}+", s) for j, s in enumerate(rulebook.next_steps))
+        self._ref: RulebookRef = {"name": rulebook.name, "version": rulebook.version,
+                                  "sha256": rulebook.sha256}
         verdict_keys = {ref.key for s in rulebook.next_steps for ref in s.expr.refs()
                         if ref.kind == "verdict"}
         self._q_keys = tuple((i, f"__q_{r.id}") for i, r in enumerate(rulebook.qualifiers)
@@ -83,9 +85,10 @@ class Engine:
                              if f"__t_{r.id}" in verdict_keys)
         self._v_keys = frozenset(verdict_keys)
         self._words = {loc: Words(rulebook, loc) for loc in LOCALES}
-        # per qualifier/trait: its explainer and the lead fields it reads
-        self._plans: tuple[tuple[Explainer, tuple[str, ...]], ...] = tuple(
-            (compile_explainer(r.expr), r.sources) for r in c.rules_1)
+        explainers = [compile_explainer(r.expr) for r in c.rules_1]
+        self._views = {loc: tuple(_View.of(r, e, self._words[loc])
+                                  for r, e in zip(c.rules_1, explainers, strict=True))
+                       for loc in LOCALES}
         # per next step: explainer, qualifiers it reads, reads status?, lead fields it reads
         self._steps: dict[str, tuple[Explainer, tuple[str, ...], bool, frozenset[str]]] = {}
         for s in rulebook.next_steps:
@@ -121,8 +124,8 @@ class Engine:
         lead = self.reader.read(raw)
         fact = c.facts.build(lead, as_of or today())
         fired = self._stage1.match(fact)
-        states = tuple(True if f"{i}+" in fired else False if f"{i}-" in fired else None
-                       for i in range(len(c.rules_1)))
+        states = tuple(True if yes in fired else False if no in fired else None
+                       for yes, no in self._names_1)
         q = states[: self._n_qualifiers]
         status = ("disqualified" if False in q else
                   "needs_discovery" if None in q else "qualified")
@@ -144,7 +147,7 @@ class Engine:
         if "__score" in self._v_keys:
             fact2["__score"] = score
         steps = self._stage2.match(fact2)
-        step = next(s for j, s in enumerate(rb.next_steps) if f"{j}+" in steps)
+        step = next(s for name, s in self._names_2 if name in steps)
         return Decision(lead, fact, fact2, states, step, status, score, grade)
 
     def score(self, raw: Any, *, as_of: dt.date | None = None,
@@ -169,45 +172,42 @@ class Engine:
         q_missing: dict[str, list[str]] = {}
         unknown: list[Unknown] = []
         q_state: dict[str, State] = {}
-        for rule, state, (explainer, sources) in zip(rb.qualifiers, d.states, self._plans,
-                                                     strict=False):
-            label = rule.label[loc]
-            st = _state(state)
-            q_state[rule.id] = st
+        views = self._views[loc]
+        n = self._n_qualifiers
+        for v, state in zip(views[:n], d.states, strict=False):
             if state is None:
                 evidence: list[Evidence] = []
-                missing = [s for s in sources if s not in lead]
-                unknown.append({"id": rule.id, "section": "qualifier", "label": label,
+                missing = [s for s in v.sources if s not in lead]
+                unknown.append({"id": v.id, "section": "qualifier", "label": v.label,
                                 "missing": missing, "points": 0, "could_change_status": True})
-                lines.append(f"? {label}{w.colon}{w.state[st]} ({w.missing(missing)})")
+                lines.append(f"{v.unknown_line}({w.missing(missing)})")
+                st: State = "unknown"
             else:
-                evidence = explainer(fact, lead)[1]
+                evidence = v.explainer(fact, lead, state)
                 missing = []
-                mark = "✓" if state else "✗"
-                lines.append(f"{mark} {label}{w.colon}{w.state[st]} ({w.evidence(evidence)})")
-            q_evidence[rule.id], q_missing[rule.id] = evidence, missing
-            qualifiers[rule.id] = {"state": st, "label": label, "evidence": evidence,
-                                   "missing": missing}
+                lines.append(f"{v.met_line if state else v.unmet_line}"
+                             f"({w.evidence(evidence)})")
+                st = "met" if state else "unmet"
+            q_state[v.id] = st
+            q_evidence[v.id], q_missing[v.id] = evidence, missing
+            qualifiers[v.id] = {"state": st, "label": v.label, "evidence": evidence,
+                                "missing": missing}
         traits: list[TraitHit] = []
         factor_points: dict[str, int] = {}
-        n = self._n_qualifiers
-        for rule, state, (explainer, sources) in zip(rb.traits, d.states[n:], self._plans[n:],
-                                                     strict=True):
+        for v, state in zip(views[n:], d.states[n:], strict=True):
             if state is True:
-                label = rule.label[loc]
-                evidence = explainer(fact, lead)[1]
-                traits.append({"id": rule.id, "kind": rule.kind,  # type: ignore[typeddict-item]
-                               "points": rule.points, "label": label, "evidence": evidence})
-                lines.append(f"{rule.points:+d} {label}{w.colon}{w.evidence(evidence)}")
-                if rule.factor:
-                    factor_points[rule.factor] = factor_points.get(rule.factor, 0) + rule.points
+                evidence = v.explainer(fact, lead, state)
+                traits.append({"id": v.id, "kind": v.kind,  # type: ignore[typeddict-item]
+                               "points": v.points, "label": v.label, "evidence": evidence})
+                lines.append(v.met_line + w.evidence(evidence))
+                if v.factor:
+                    factor_points[v.factor] = factor_points.get(v.factor, 0) + v.points
             elif state is None:
-                label = rule.label[loc]
-                missing = [s for s in sources if s not in lead]
-                unknown.append({"id": rule.id, "section": "trait", "label": label,
-                                "missing": missing, "points": rule.points,
+                missing = [s for s in v.sources if s not in lead]
+                unknown.append({"id": v.id, "section": "trait", "label": v.label,
+                                "missing": missing, "points": v.points,
                                 "could_change_status": False})
-                lines.append(f"? {label} ({rule.points:+d}){w.colon}{w.missing(missing)}")
+                lines.append(v.unknown_line + w.fields(missing))
         grade = rb.grade_for(d.score)
         if loc == "zh":
             head = (f"{lead['lead_id']}:{w.status[d.status]},得分 {d.score},"
@@ -221,11 +221,11 @@ class Engine:
             lines.append(("短板:" if loc == "zh" else "weakest: ") + weakest["reason"])
         lines.append(("下一步:" if loc == "zh" else "next: ")
                      + f"{step['label']}{w.colon}{step['reason']}")
-        return Verdict.model_construct(
-            lead_id=lead["lead_id"], rulebook=self._ref, as_of=as_of, locale=loc,
-            qualifiers=qualifiers, status=d.status, score=d.score, grade=d.grade,
-            traits=traits, unknown=unknown, weakest=weakest, next_step=step,
-            explanation=[head, *lines])
+        return build_verdict({
+            "lead_id": lead["lead_id"], "rulebook": self._ref, "as_of": as_of, "locale": loc,
+            "qualifiers": qualifiers, "status": d.status, "score": d.score, "grade": d.grade,
+            "traits": traits, "unknown": unknown, "weakest": weakest, "next_step": step,
+            "explanation": [head, *lines]})
 
     def _weakest(self, q_state: Mapping[str, State], loc: str,
                  q_evidence: Mapping[str, list[Evidence]], q_missing: Mapping[str, list[str]],
@@ -268,7 +268,7 @@ class Engine:
         if reads_status:
             read_q = read_q + tuple(q for q, s in q_state.items() if s != "met")
         focus = read_q or tuple(q for q, s in q_state.items() if s == "unknown")
-        own = explainer(d.stage2_fact, d.lead)[1]
+        own = explainer(d.stage2_fact, d.lead, True)
         evidence = [e for e in own if e["field"] in fields]
         for q in read_q:
             evidence += q_evidence.get(q, [])
@@ -283,8 +283,38 @@ class Engine:
             "grade": d.grade, "score": str(d.score), "status": w.status[d.status],
             "lead_id": d.lead["lead_id"],
         }
-        reason = _Template.fill(step.reason[loc], values, d.lead)
+        reason = step.reason[loc].format_map(_Template(values, d.lead))
         return {"id": step.id, "label": step.label[loc], "reason": reason}
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """A qualifier or trait as one locale shows it, with its line prefixes made once."""
+
+    id: str
+    kind: str
+    points: int
+    factor: str | None
+    label: str
+    sources: tuple[str, ...]
+    explainer: Explainer
+    met_line: str  # qualifier met, or trait fired
+    unmet_line: str
+    unknown_line: str
+
+    @classmethod
+    def of(cls, rule: Rule, explainer: Explainer, w: Words) -> _View:
+        label, c = rule.label[w.locale], w.colon
+        if rule.section == "qualifier":
+            met = f"✓ {label}{c}{w.state['met']} "
+            unmet = f"✗ {label}{c}{w.state['unmet']} "
+            unknown = f"? {label}{c}{w.state['unknown']} "
+        else:
+            met = f"{rule.points:+d} {label}{c}"
+            unmet = ""
+            unknown = f"? {label} ({rule.points:+d}){c}{w.missing_word} "
+        return cls(rule.id, rule.kind, rule.points, rule.factor, label, rule.sources,
+                   explainer, met, unmet, unknown)
 
 
 def _state(state: bool | None) -> State:
@@ -294,18 +324,14 @@ def _state(state: bool | None) -> State:
 class _Template(dict[str, str]):
     """Fills a reason: {field} is the lead's value (or "?"), other names from ``values``."""
 
-    lead: Mapping[str, Any]
-
-    @classmethod
-    def fill(cls, text: str, values: Mapping[str, str], lead: Mapping[str, Any]) -> str:
-        t = cls(values)
-        t.lead = lead
-        return string.Formatter().vformat(text, (), t)
+    def __init__(self, values: Mapping[str, str], lead: Mapping[str, Any]) -> None:
+        super().__init__(values)
+        self.lead = lead
 
     def __missing__(self, key: str) -> str:
         if key in self.lead:
             v = self.lead[key]
             if isinstance(v, dt.date):
                 return v.isoformat()
-            return v if isinstance(v, str) else show_value(list(v) if isinstance(v, tuple) else v)
+            return v if isinstance(v, str) else show_value(v)
         return "?"

@@ -16,15 +16,13 @@ from qualify.conditions import NEGATE, And, Cmp, Const, Expr, In, Known, Not, Or
 from qualify.rulebook import Rulebook
 from qualify.verdict import Evidence
 
-# state (True, False, None = unknown) and the evidence that decided it
-Decided = tuple[bool | None, list[Evidence]]
-Explainer = Callable[[Mapping[str, Any], Mapping[str, Any]], Decided]
+# (fact, lead, state the engine decided) -> the evidence that decided it
+Explainer = Callable[[Mapping[str, Any], Mapping[str, Any], bool | None], list[Evidence]]
 
 _CMP: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
     ">": operator.gt, ">=": operator.ge,
 }
-_NONE: list[Evidence] = []
 
 STATUS_TEXT = {
     "en": {"qualified": "qualified", "disqualified": "disqualified",
@@ -39,7 +37,7 @@ STATE_TEXT = {
 
 def _reader(ref: Ref) -> Callable[[Mapping[str, Any], Mapping[str, Any]], Any]:
     """How to show the value a ref read: the lead's own value for fields (dates as text)."""
-    key, source = ref.key, ref.source
+    key, source = ref.key, ref.source or ref.key
     if ref.kind == "field" and ref.type == "date":
         return lambda fact, lead: lead[source].isoformat()
     if ref.kind == "field" and ref.type == "list":
@@ -47,21 +45,37 @@ def _reader(ref: Ref) -> Callable[[Mapping[str, Any], Mapping[str, Any]], Any]:
     return lambda fact, lead: fact[key]
 
 
-def compile_explainer(expr: Expr) -> Explainer:
-    """A function (fact, lead) -> (state, evidence), three-valued, for one condition."""
+class _Node:
+    """A compiled condition: ``state`` decides it, ``collect`` gathers the deciding atoms.
+
+    Explaining a rule whose state the engine already decided only walks into the branches
+    that decided it, so evidence is built for those atoms alone.
+    """
+
+    __slots__ = ("collect", "state")
+
+    def __init__(self, state: Callable[[Mapping[str, Any]], bool | None],
+                 collect: Callable[[Mapping[str, Any], Mapping[str, Any], bool | None,
+                                    list[Evidence]], None]) -> None:
+        self.state = state
+        self.collect = collect
+
+
+def _compile(expr: Expr) -> _Node:
     if isinstance(expr, Const):
         value = expr.value
-        return lambda fact, lead: (value, _NONE)
+        return _Node(lambda fact: value, lambda fact, lead, st, out: None)
     if isinstance(expr, Known):
         key, name, show = expr.ref.key, expr.ref.name, _reader(expr.ref)
 
-        def known(fact: Mapping[str, Any], lead: Mapping[str, Any]) -> Decided:
-            if key in fact:
-                return True, [{"field": name, "value": show(fact, lead), "test": "known",
-                               "holds": True}]
-            return False, [{"field": name, "value": None, "test": "not known",
-                            "holds": False}]
-        return known
+        def known_collect(fact: Mapping[str, Any], lead: Mapping[str, Any], st: bool | None,
+                          out: list[Evidence]) -> None:
+            if st:
+                out.append({"field": name, "value": show(fact, lead), "test": "known",
+                            "holds": True})
+            else:
+                out.append({"field": name, "value": None, "test": "not known", "holds": False})
+        return _Node(lambda fact: key in fact, known_collect)
     if isinstance(expr, Cmp | In):
         key, name, show = expr.ref.key, expr.ref.name, _reader(expr.ref)
         if isinstance(expr, Cmp):
@@ -79,45 +93,73 @@ def compile_explainer(expr: Expr) -> Explainer:
 
             inside, outside = f"in {expr.text}", f"not in {expr.text}"
             yes, no = (outside, inside) if negated else (inside, outside)
+        missing = object()
 
-        def atom(fact: Mapping[str, Any], lead: Mapping[str, Any]) -> Decided:
-            v = fact.get(key, fact)  # the fact itself marks "missing"
-            if v is fact:
-                return None, _NONE
-            holds = test(v)
-            return holds, [{"field": name, "value": show(fact, lead),
-                            "test": yes if holds else no, "holds": holds}]
-        return atom
+        def atom_state(fact: Mapping[str, Any]) -> bool | None:
+            v = fact.get(key, missing)
+            return None if v is missing else test(v)
+
+        def atom_collect(fact: Mapping[str, Any], lead: Mapping[str, Any], st: bool | None,
+                         out: list[Evidence]) -> None:
+            if st is not None:
+                out.append({"field": name, "value": show(fact, lead),
+                            "test": yes if st else no, "holds": st})
+        return _Node(atom_state, atom_collect)
     if isinstance(expr, Not):
-        inner = compile_explainer(expr.item)
+        inner = _compile(expr.item)
+        inner_state, inner_collect = inner.state, inner.collect
 
-        def negation(fact: Mapping[str, Any], lead: Mapping[str, Any]) -> Decided:
-            state, ev = inner(fact, lead)
-            return (None if state is None else not state), ev
-        return negation
+        def not_state(fact: Mapping[str, Any]) -> bool | None:
+            st = inner_state(fact)
+            return None if st is None else not st
+
+        def not_collect(fact: Mapping[str, Any], lead: Mapping[str, Any], st: bool | None,
+                        out: list[Evidence]) -> None:
+            inner_collect(fact, lead, None if st is None else not st, out)
+        return _Node(not_state, not_collect)
     if isinstance(expr, And | Or):
-        parts = [compile_explainer(i) for i in expr.items]
+        parts = tuple(_compile(i) for i in expr.items)
         settles = isinstance(expr, Or)  # the value that decides it alone: true for or
 
-        def junction(fact: Mapping[str, Any], lead: Mapping[str, Any]) -> Decided:
-            deciding: list[Evidence] = []
-            others: list[Evidence] = []
+        def junction_state(fact: Mapping[str, Any]) -> bool | None:
             unknown = False
             for part in parts:
-                state, ev = part(fact, lead)
-                if state is settles:
-                    deciding += ev
-                elif state is None:
+                st = part.state(fact)
+                if st is settles:
+                    return settles
+                if st is None:
                     unknown = True
-                else:
-                    others += ev
-            if deciding:
-                return settles, deciding
-            if unknown:
-                return None, _NONE
-            return (not settles), others
-        return junction
+            return None if unknown else not settles
+
+        def junction_collect(fact: Mapping[str, Any], lead: Mapping[str, Any],
+                             st: bool | None, out: list[Evidence]) -> None:
+            if st is None:
+                return
+            for part in parts:  # settled: the parts that settle it; else every part
+                pst = part.state(fact)
+                if pst is st:
+                    part.collect(fact, lead, pst, out)
+        return _Node(junction_state, junction_collect)
     raise TypeError(type(expr).__name__)  # pragma: no cover
+
+
+def compile_explainer(expr: Expr) -> Explainer:
+    """A function (fact, lead, state) -> the evidence for a state the engine decided."""
+    node = _compile(expr)
+    collect = node.collect
+
+    def explain(fact: Mapping[str, Any], lead: Mapping[str, Any],
+                state: bool | None) -> list[Evidence]:
+        out: list[Evidence] = []
+        collect(fact, lead, state, out)
+        return out
+    return explain
+
+
+def decide(expr: Expr, fact: Mapping[str, Any]) -> bool | None:
+    """Evaluate a condition three-valued on an engine fact (for tools; the engine uses
+    durable-rules)."""
+    return _compile(expr).state(fact)
 
 
 def show_value(value: Any) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from qualify.cli import _as_of
 from qualify.rulebook import default_rules_path
 
 PATHS = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
@@ -25,18 +26,10 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), de
                       help="Output format.")
 
 
-def _as_of(_: Any, __: Any, value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date as YYYY-MM-DD") from None
-
-
-def _as_of_option(default: str) -> Any:
-    return click.option("--as-of", callback=_as_of, default=None, metavar="YYYY-MM-DD",
-                        help=f"The date days_since() counts to (default: {default}).")
+AS_OF_TEST, AS_OF_DIFF = (
+    click.option("--as-of", callback=_as_of, default=None, metavar="YYYY-MM-DD",
+                 help=f"The date days_since() counts to (default: {default}).")
+    for default in ("the test file's as_of, else today", "today"))
 
 
 def _default_rules() -> Path:
@@ -89,7 +82,7 @@ def rules_check(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
 @FORMAT
 @click.option("--fail-on-empty", is_flag=True, help="Fail when no test case was found.")
 @click.option("--explain", is_flag=True, help="Print the verdict's explanation of failures.")
-@_as_of_option("the test file's as_of, else today")
+@AS_OF_TEST
 def rules_test(paths: tuple[Path, ...], fmt: str, fail_on_empty: bool, explain: bool,
                as_of: dt.date | None) -> None:
     """Run the test cases beside rule bases: PASS/FAIL per case, and coverage.
@@ -149,7 +142,7 @@ OUT = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), def
               default=None, help="Leads to measure the impact on (.jsonl, .json or .csv).")
 @click.option("--top", type=click.IntRange(0, 1000), default=10, show_default=True,
               help="How many top movers to show.")
-@_as_of_option("today")
+@AS_OF_DIFF
 @FORMAT
 def rules_diff(*, old: Path, new: Path, leads: Path | None, top: int, as_of: dt.date | None,
                fmt: str) -> None:

@@ -86,7 +86,7 @@ class _Loader(yaml.SafeLoader):
     """A composer that refuses anchors and aliases before anything is built."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent):
             raise _Reject("yaml-alias", f"alias '*{event.anchor}' is not allowed",
                           event.start_mark, "write the value out in full")
@@ -139,6 +139,7 @@ class _Builder:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        assert isinstance(node, yaml.ScalarNode)
         if node.style is None:  # plain scalar: resolve it ourselves (YAML 1.2 core)
             return _plain(node.value)
         return node.value

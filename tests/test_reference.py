@@ -101,7 +101,8 @@ def rulebooks(draw: st.DrawFn) -> str:
     lines = ["rulebook: random", "version: 1", "score: {base: 50, min: 0, max: 100}",
              FIELDS_YAML, "qualifiers:"]
     for i in range(n_q):
-        lines.append(f"  q{i}: {{label: {{en: q{i}, zh: q{i}}}, when: {_yaml(draw(conditions()))}}}")
+        when = _yaml(draw(conditions()))
+        lines.append(f"  q{i}: {{label: {{en: q{i}, zh: q{i}}}, when: {when}}}")
     lines.append("traits:")
     for i in range(n_t):
         golden = draw(st.booleans())

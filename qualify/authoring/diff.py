@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from qualify.authoring.outcome import Outcome
 from qualify.authoring.render import code
-from qualify.engine import Decision, Engine
+from qualify.engine import Engine
 from qualify.errors import QualifyError
 from qualify.rulebook import FieldSpec, Rule, Rulebook
 
@@ -187,30 +188,6 @@ def points_moved(changes: Iterable[Change]) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one rule base decided for a lead (the parts a diff compares)."""
-
-    status: str
-    score: int
-    grade: str
-    step: str
-    fired: frozenset[str]
-    qualifiers: Mapping[str, str]
-
-    @classmethod
-    def of(cls, rb: Rulebook, d: Decision) -> Outcome:
-        n = len(rb.qualifiers)
-        fired = frozenset(t.id for t, s in zip(rb.traits, d.states[n:], strict=True) if s)
-        states = {q.id: "met" if s else "unknown" if s is None else "unmet"
-                  for q, s in zip(rb.qualifiers, d.states, strict=False)}
-        return cls(d.status, d.score, d.grade, d.step.id, fired, states)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "score": self.score, "grade": self.grade,
-                "next_step": self.step, "traits": sorted(self.fired)}
-
-
-@dataclass(frozen=True, slots=True)
 class Mover:
     lead_id: str
     line: int
@@ -360,15 +337,16 @@ class _Reasons:
             before = a.qualifiers.get(q)
             if before is not None and before != state:
                 out.append(f"qualifier {q} {before} -> {state}")
-        for t in sorted(b.fired - a.fired):
+        fired_a, fired_b = set(a.traits), set(b.traits)
+        for t in sorted(fired_b - fired_a):
             pts = self.new[t].points
             out.append(f"+ {t} now fires ({pts:+d})" if t in self.old
                        else f"+ {t} (new trait, {pts:+d})")
-        for t in sorted(a.fired - b.fired):
+        for t in sorted(fired_a - fired_b):
             pts = self.old[t].points
             out.append(f"- {t} no longer fires ({-pts:+d})" if t in self.new
                        else f"- {t} (trait removed, {-pts:+d})")
-        for t in sorted(a.fired & b.fired):
+        for t in sorted(fired_a & fired_b):
             x, y = self.old[t].points, self.new[t].points
             if x != y:
                 out.append(f"{t} {x:+d} -> {y:+d} ({y - x:+d})")

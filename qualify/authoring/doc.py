@@ -7,7 +7,7 @@ version it describes, so a printed copy can be matched to what is live.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from qualify.authoring.render import words
 from qualify.conditions import Const
@@ -74,7 +74,7 @@ def _row(*cells: str) -> str:
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
-def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> Iterator[str]:
+def _table(head: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Iterator[str]:
     yield _row(*head)
     yield "|" + "|".join("---" for _ in head) + "|"
     for r in rows:

@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qualify.authoring.casefile import is_test_file
 from qualify.authoring.render import code
 from qualify.authoring.solver import NOT_TRUE, Goal, Space, T, satisfiable
 from qualify.conditions import And, Const, Expr
 from qualify.errors import Problem, QualifyError, RulebaseError
 from qualify.rulebook import Rule, Rulebook, load_rulebook
 from qualify.yamlsource import Positions, load_yaml_file
-
-TEST_SUFFIXES = (".test.yaml", ".test.yml")
 
 
 @dataclass(slots=True)
@@ -54,7 +53,7 @@ class CheckReport:
 def check_file(path: str | Path) -> CheckReport:
     """Load, lint and compile a rule base; never raises for a user's mistake."""
     report = CheckReport(str(path))
-    if str(path).endswith(TEST_SUFFIXES):
+    if is_test_file(Path(path)):
         report.problems.append(Problem(
             "not-a-rule-base", "this is a test file, not a rule base", str(path), 1, 1,
             f"run: qualify rules test {path}"))

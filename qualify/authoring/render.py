@@ -133,11 +133,11 @@ class _Words(_Code):
         return str(value)
 
     def name(self, ref: Ref) -> str:
-        fields = self.rb.fields
-        if ref.kind == "field" and ref.source in fields:
-            return fields[ref.source].label[self.loc]
-        if ref.kind == "derived" and ref.source in fields:
-            label = fields[ref.source].label[self.loc]
+        spec = self.rb.fields.get(ref.source or "")
+        if ref.kind == "field" and spec:
+            return spec.label[self.loc]
+        if ref.kind == "derived" and spec:
+            label = spec.label[self.loc]
             if ref.func in ("count", "days_since"):
                 return self.w[ref.func].format(label)
             return self.w[ref.func or "matches"].format(label, f"“{ref.arg}”")

@@ -129,8 +129,8 @@ class Space:
         self.rb = rulebook
         lo = rulebook.score_base + sum(min(t.points, 0) for t in rulebook.traits)
         hi = rulebook.score_base + sum(max(t.points, 0) for t in rulebook.traits)
-        clamp = lambda s: min(max(s, rulebook.score_min), rulebook.score_max)  # noqa: E731
-        self.score_range = (clamp(lo), clamp(hi))
+        lo, hi = (min(max(s, rulebook.score_min), rulebook.score_max) for s in (lo, hi))
+        self.score_range = (lo, hi)
         self.grades = tuple(dict.fromkeys(rulebook.grade_for(s).id for s in
                                           range(self.score_range[0], self.score_range[1] + 1)))
 

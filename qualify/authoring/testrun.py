@@ -23,11 +23,12 @@ from qualify.authoring.casefile import (
     read_test_file,
     tests_path_for,
 )
+from qualify.authoring.outcome import Outcome
 from qualify.engine import Decision, Engine, today
 from qualify.errors import Problem, QualifyError, RulebaseError
 from qualify.rulebook import Rule, load_rulebook
 
-Outcome = Literal["pass", "fail", "error"]
+Result = Literal["pass", "fail", "error"]
 RULE_WORD = {"qualifier": "qualifier", "trait": "trait", "next_step": "next step"}
 
 
@@ -52,7 +53,7 @@ class Failure:
 @dataclass(slots=True)
 class CaseResult:
     case: Case
-    outcome: Outcome
+    outcome: Result
     failures: list[Failure] = field(default_factory=list)
     actual: dict[str, Any] | None = None
     explanation: list[str] = field(default_factory=list)
@@ -99,9 +100,6 @@ class SuiteResult:
     problems: list[Problem] = field(default_factory=list)  # file-level: YAML, rule base
     results: list[CaseResult] = field(default_factory=list)
     coverage: Coverage | None = None
-
-    def count(self, outcome: Outcome) -> int:
-        return sum(r.outcome == outcome for r in self.results)
 
     @property
     def ok(self) -> bool:
@@ -162,14 +160,11 @@ def _run_case(engine: Engine, case: Case, coverage: Coverage, explain: bool) -> 
     except QualifyError as e:
         p = Problem("bad-lead", str(e), case.file, case.line, case.column)
         return CaseResult(case, "error", problems=[p])
-    rb = engine.rulebook
-    fired = [t.id for t, s in zip(rb.traits, d.states[len(rb.qualifiers):], strict=True) if s]
-    states = {q.id: _state(s) for q, s in zip(rb.qualifiers, d.states, strict=False)}
-    coverage.fired.update(("qualifier", q) for q, s in states.items() if s == "met")
-    coverage.fired.update(("trait", t) for t in fired)
+    actual = Outcome.of(engine.rulebook, d).to_dict()
+    coverage.fired.update(("qualifier", q) for q, s in actual["qualifiers"].items()
+                          if s == "met")
+    coverage.fired.update(("trait", t) for t in actual["traits"])
     coverage.fired.add(("next_step", d.step.id))
-    actual = {"status": d.status, "score": d.score, "grade": d.grade,
-              "next_step": d.step.id, "traits": fired, "qualifiers": states}
     failures = sorted(_compare(case, actual), key=lambda f: (f.line, f.column))
     result = CaseResult(case, "fail" if failures else "pass", failures, actual)
     if explain and failures:
@@ -179,10 +174,6 @@ def _run_case(engine: Engine, case: Case, coverage: Coverage, explain: bool) -> 
 
 def _explain(engine: Engine, d: Decision, as_of: dt.date) -> list[str]:
     return list(engine.explain(d, as_of, engine.rulebook.locale).explanation)
-
-
-def _state(s: bool | None) -> str:
-    return "met" if s else "unknown" if s is None else "unmet"
 
 
 def _compare(case: Case, actual: dict[str, Any]) -> Iterator[Failure]:
