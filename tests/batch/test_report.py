@@ -1,0 +1,57 @@
+"""--report: one self-contained HTML page with the charts asked for."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+from tests.batch.conftest import run, synthetic, write_leads
+from tests.batch.test_compare import changed_rules
+
+
+class _Tags(HTMLParser):
+    """Collects every tag and attribute, to check what the page would load."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+class TestReport:
+    def test_self_contained_with_grades_and_migration(self, tmp_path: Path,
+                                                      as_of: str) -> None:
+        """The page loads nothing from outside (no scripts, links or remote images), draws
+        the grade distribution, and with --compare the from -> to migration matrix."""
+        leads = synthetic(300, seed=9, bad_rate=0.02)
+        leads[0]["lead_id"] = "<script>alert(1)</script>"
+        src = write_leads(tmp_path / "leads.csv", leads)
+        run(src, "--out", tmp_path / "a.parquet", "--as-of", as_of, "--workers", "1")
+        run(src, "--out", tmp_path / "b.parquet", "--as-of", as_of, "--workers", "1",
+            "--rules", changed_rules(tmp_path), "--compare", tmp_path / "a.parquet",
+            "--report", tmp_path / "r.html")
+        page = (tmp_path / "r.html").read_text(encoding="utf-8")
+        parser = _Tags()
+        parser.feed(page)
+        tags = {t for t, _ in parser.tags}
+        assert "script" not in tags and "link" not in tags and "img" not in tags
+        assert not [a for _, attrs in parser.tags for k, a in attrs.items()
+                    if k in ("src", "href") and a]
+        assert "<script>alert" not in page  # lead values are escaped
+        assert "Grade distribution" in page and "Grade migration" in page
+        matrix = page[page.index('class="matrix"'):]
+        assert re.search(r"<th class=l>before \\ now</th><th>A</th><th>B</th><th>C</th>"
+                         r"<th>D</th>", matrix)
+        assert page.count("<svg") >= 6
+        assert "+trait big_order" in page
+
+    def test_without_compare_there_is_no_matrix(self, tmp_path: Path, as_of: str) -> None:
+        """A plain run's report has the charts and no comparison section."""
+        src = write_leads(tmp_path / "leads.csv", synthetic(50, seed=1))
+        run(src, "--out", tmp_path / "o.csv", "--as-of", as_of, "--workers", "1",
+            "--report", tmp_path / "r.html")
+        page = (tmp_path / "r.html").read_text(encoding="utf-8")
+        assert "Grade distribution" in page and "Grade migration" not in page
