@@ -167,6 +167,30 @@ class TestMatching:
         finally:
             m.close()
 
+    def test_identical_facts_never_collide(self) -> None:
+        """Facts are identified by 32-bit hashes (pitfall 9): one lead per session, so 50,000
+        identical leads in a row raise no MessageObservedException."""
+        m = Matcher({"r": {"$gt": {"x": 0}}}, "same")
+        try:
+            assert all(m.match({"x": 1, "lead_id": "same"}) == {"r"} for _ in range(50_000))
+        finally:
+            m.close()
+
+    def test_engines_can_be_replaced_without_growing(self) -> None:
+        """No delete API for rulesets (pitfall 11): each engine frees its own on close, so
+        200 load/close cycles (a reload pattern) keep memory flat."""
+        def rss() -> int:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * 4096
+        rb = load_rulebook_text(_RB.format(when="age > 18 and city in [\"a\", \"b\"]"))
+        for _ in range(20):  # warm up allocator pools
+            Engine(rb).close()
+        before = rss()
+        for _ in range(200):
+            with Engine(rb) as engine:
+                engine.score({"lead_id": "x", "age": 30})
+        assert rss() - before < 8_000_000
+
     def test_closed_matcher_refuses(self) -> None:
         """After close (rulesets cannot be replaced in place, pitfall 11) calls fail cleanly."""
         m = Matcher({"r": {"x": 1}}, "closed")
