@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
 
+from service.logs import LogSetup
 from service.metrics import Metrics
 from service.scoring import Scorer
 from service.security import Keys
@@ -27,6 +29,9 @@ class Service:
     webhooks: Webhooks
     keys: Keys
     ready: bool = False
+    runs: int = 0  # lifespans running (test clients may nest them)
+    logs: LogSetup | None = None
+    follower: asyncio.Task[None] | None = None  # follows sibling workers' reloads
 
 
 def get_service(request: Request) -> Service:

@@ -55,11 +55,24 @@ def _version() -> str:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start-up and shutdown. Nested runs (test clients) share one start and one stop."""
     service: Service = app.state.service
+    service.runs += 1
+    if service.runs == 1:
+        await _start(service)
+    try:
+        yield
+    finally:
+        service.runs -= 1
+        if service.runs == 0:
+            await _stop(service)
+
+
+async def _start(service: Service) -> None:
     settings = service.settings
-    logs = LogSetup(settings)
-    decisions = DecisionLog(settings.decision_log) if settings.decision_log else None
-    service.scorer.decisions = decisions
+    service.logs = LogSetup(settings)
+    if settings.decision_log:
+        service.scorer.decisions = DecisionLog(settings.decision_log)
     registry = service.registry
     if not registry.loaded:  # the app is being started again
         registry.load()
@@ -70,23 +83,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     log.info("serving rule base", extra={"fields": {
         **snapshot.ref(), "sources": sorted(snapshot.profiles),
         "decision_log": str(settings.decision_log) if settings.decision_log else None}})
-    follower = asyncio.create_task(registry.follow()) if registry.channel else None
+    if registry.channel:
+        service.follower = asyncio.create_task(registry.follow())
     service.ready = True
-    try:
-        yield
-    finally:
-        service.ready = False
-        if follower is not None:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
-        await registry.close()
-        if decisions is not None:
-            decisions.close()
+
+
+async def _stop(service: Service) -> None:
+    service.ready = False
+    if service.follower is not None:
+        service.follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await service.follower
+        service.follower = None
+    await service.registry.close()
+    if service.scorer.decisions is not None:
+        service.scorer.decisions.close()
         service.scorer.decisions = None
-        service.metrics.process_exit()
-        log.info("stopped")
-        logs.close()
+    service.metrics.process_exit()
+    log.info("stopped")
+    if service.logs is not None:
+        service.logs.close()
+        service.logs = None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -76,8 +76,8 @@ async def rulebook(_: ClientAuth, registry: RegistryDep) -> Response:
     responses={200: {"model": ReloadResult, "description": "swapped in (or unchanged)"},
                401: {"model": ErrorBody, "description": "missing or wrong admin key"},
                403: {"model": ErrorBody, "description": "no admin key is configured"},
-               422: {"model": ReloadFailed, "description": "the new rule base has "
-                     "problems: the old one keeps serving"}})
+               422: {"model": ReloadFailed | ErrorBody, "description": "the new rule base "
+                     "has problems (the old one keeps serving), or `force` is not a boolean"}})
 async def reload(request: Request, _: AdminAuth, registry: RegistryDep,
                  force: Annotated[bool, Query(description="rebuild even if the files are "
                                               "unchanged")] = False) -> Response:

@@ -56,15 +56,17 @@ def dumps(payload: Any) -> bytes:
 
 
 def hubspot_headers(body: bytes, *, url: str = "http://testserver/v1/webhooks/hubspot",
-                    secret: str = HUBSPOT_SECRET, at: float | None = None) -> dict[str, str]:
-    stamp = str(int((time.time() if at is None else at) * 1000))
+                    secret: str = HUBSPOT_SECRET, skew: float = 0) -> dict[str, str]:
+    """Signed as HubSpot does, ``skew`` seconds away from now."""
+    stamp = str(int((time.time() + skew) * 1000))
     return {"X-HubSpot-Signature-v3": hubspot_v3_signature(secret, "POST", url, body, stamp),
             "X-HubSpot-Request-Timestamp": stamp, "Content-Type": "application/json"}
 
 
 def generic_headers(body: bytes, *, secret: str = GENERIC_SECRET,
-                    at: float | None = None) -> dict[str, str]:
-    stamp = int(time.time() if at is None else at)
+                    skew: float = 0) -> dict[str, str]:
+    """Signed with the generic scheme, ``skew`` seconds away from now."""
+    stamp = int(time.time() + skew)
     return {"X-Qualify-Signature": generic_header(secret, body, stamp),
             "Content-Type": "application/json"}
 

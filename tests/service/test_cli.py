@@ -1,0 +1,153 @@
+"""``qualify serve``: checks before starting, loopback without keys, worker scratch files.
+
+uvicorn.run is replaced by a recorder; the real server is started in test_e2e.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import service.cli
+from qualify.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _restore_env_and_logging() -> Iterator[None]:
+    """serve writes QUALIFY_* variables for its workers and configures logging: undo both."""
+    saved = dict(os.environ)
+    loggers = [logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "uvicorn.access",
+                                              "qualify.cli")]
+    state = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    for lg, handlers, level, propagate in state:
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Each uvicorn.run call's arguments, and the environment its workers would see."""
+    calls: list[dict[str, Any]] = []
+
+    def run(app: str, **kwargs: Any) -> None:
+        metrics = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        calls.append({"app": app, **kwargs, "env": dict(os.environ),
+                      "metrics_dir_exists": bool(metrics) and Path(str(metrics)).is_dir()})
+
+    monkeypatch.setattr("service.cli.uvicorn.run", run)
+    return calls
+
+
+def test_help_lists_the_options() -> None:
+    """serve --help documents its options and the key variables."""
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0
+    for option in ("--rules", "--host", "--port", "--workers", "--decision-log",
+                   "QUALIFY_API_KEYS"):
+        assert option in result.output
+
+
+def test_starts_the_factory_on_loopback(runs: list[dict[str, Any]]) -> None:
+    """By default: the app factory on 127.0.0.1:8000, one worker, our log format."""
+    result = CliRunner().invoke(main, ["serve"])
+    assert result.exit_code == 0, result.output
+    [call] = runs
+    assert (call["app"], call["factory"], call["host"], call["port"], call["workers"]) == (
+        "service.main:create_app", True, "127.0.0.1", 8000, 1)
+    assert call["access_log"] is False
+    assert "service.logs.JsonFormatter" in str(call["log_config"])
+
+
+def test_no_keys_means_loopback_only(runs: list[dict[str, Any]]) -> None:
+    """Asked to bind 0.0.0.0 without API keys, serve binds 127.0.0.1 and says so."""
+    result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0"])
+    assert result.exit_code == 0, result.output
+    assert runs[0]["host"] == "127.0.0.1"
+    warning = json.loads(result.stderr.strip().splitlines()[-1])
+    assert (warning["level"], warning["logger"]) == ("warning", "qualify.cli")
+    assert "binding 127.0.0.1 instead of 0.0.0.0" in warning["message"]
+
+
+def test_with_keys_any_host(runs: list[dict[str, Any]]) -> None:
+    """With API keys configured the requested host is used."""
+    result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--port", "9000"],
+                                env={"QUALIFY_API_KEYS": "k"})
+    assert result.exit_code == 0, result.output
+    assert (runs[0]["host"], runs[0]["port"]) == ("0.0.0.0", 9000)
+
+
+@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("127.8.0.1", True),
+                                                ("::1", True), ("localhost", True),
+                                                ("0.0.0.0", False), ("::", False),
+                                                ("10.0.0.5", False), ("example.com", False)])
+def test_is_loopback(host: str, loopback: bool) -> None:
+    """Loopback means 127.0.0.0/8, ::1 and localhost."""
+    assert service.cli.is_loopback(host) is loopback
+
+
+def test_options_reach_the_workers(runs: list[dict[str, Any]], rules_dir: Path) -> None:
+    """Options become QUALIFY_* variables (absolute paths) that every worker reads."""
+    decisions = rules_dir / "decisions.jsonl"
+    result = CliRunner().invoke(main, [
+        "serve", "--rules", str(rules_dir / "rules.yaml"), "--log-format", "text",
+        "--log-level", "warning", "--decision-log", str(decisions)])
+    assert result.exit_code == 0, result.output
+    env = runs[0]["env"]
+    assert env["QUALIFY_RULES"] == str((rules_dir / "rules.yaml").resolve())
+    assert env["QUALIFY_DECISION_LOG"] == str(decisions.resolve())
+    assert (env["QUALIFY_LOG_FORMAT"], env["QUALIFY_LOG_LEVEL"]) == ("text", "warning")
+
+
+def test_several_workers_share_scratch_files(runs: list[dict[str, Any]]) -> None:
+    """With workers > 1: Prometheus multi-process files and a reload channel, removed at
+    exit."""
+    result = CliRunner().invoke(main, ["serve", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    env = runs[0]["env"]
+    assert runs[0]["workers"] == 2
+    assert runs[0]["metrics_dir_exists"]
+    channel = Path(env["QUALIFY_RELOAD_CHANNEL"])
+    assert channel.parent == Path(env["PROMETHEUS_MULTIPROC_DIR"]).parent
+    assert not channel.parent.exists()
+
+
+def test_bad_rule_base_stops_before_starting(runs: list[dict[str, Any]],
+                                             rules_dir: Path) -> None:
+    """Every problem is printed with its location; exit 2; uvicorn never starts."""
+    path = rules_dir / "rules.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "when: needs_product or", "when: needs_prodct or"), encoding="utf-8")
+    result = CliRunner().invoke(main, ["serve", "--rules", str(path)])
+    assert result.exit_code == 2
+    assert ":90:11: unknown-field: unknown field 'needs_prodct'" in result.output
+    assert runs == []
+
+
+def test_bad_mapping_stops_before_starting(runs: list[dict[str, Any]],
+                                           rules_dir: Path) -> None:
+    """A mapping profile naming an unknown field also stops start-up."""
+    (rules_dir / "mappings" / "generic.yaml").write_text(
+        "name: generic\nfields:\n  lead_idd: {from: id}\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["serve", "--rules", str(rules_dir / "rules.yaml")])
+    assert result.exit_code == 2
+    assert "generic.yaml:3:3: unknown-field" in result.output
+    assert runs == []
+
+
+def test_bad_setting_is_named(runs: list[dict[str, Any]]) -> None:
+    """A malformed environment variable is reported by name."""
+    result = CliRunner().invoke(main, ["serve"], env={"QUALIFY_MAX_BATCH": "many"})
+    assert result.exit_code == 1
+    assert "QUALIFY_MAX_BATCH" in result.output
+    assert runs == []

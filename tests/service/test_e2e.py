@@ -1,0 +1,154 @@
+"""End to end: ``qualify serve`` as a real process (uvicorn, 2 workers) on 127.0.0.1.
+
+Scores over HTTP, reloads the rule base 6 times while 4 threads keep scoring (no request
+may fail, and both workers end on the new rule base), checks the workers' metrics add up,
+and stops the server with SIGINT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.service.helpers import ADMIN_KEY, API_KEY, LEAD
+
+pytestmark = pytest.mark.slow
+
+START = "import sys; from qualify.cli import main; sys.exit(main())"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Server:
+    def __init__(self, rules: Path, log: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("QUALIFY_")}
+        env.update(QUALIFY_API_KEYS=API_KEY, QUALIFY_ADMIN_KEY=ADMIN_KEY,
+                   QUALIFY_RELOAD_POLL="0.2", QUALIFY_RELOAD_GRACE="1")
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.log = log
+        self._out = log.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", START, "serve", "--rules", str(rules), "--host",
+             "127.0.0.1", "--port", str(self.port), "--workers", "2"],
+            stdout=self._out, stderr=subprocess.STDOUT, env=env)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the server exited: {self.log.read_text(errors='replace')}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        pytest.fail("the server did not become ready")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()  # our own child, by its handle
+                self.process.wait(timeout=5)
+        self._out.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def server(rules_dir: Path, tmp_path: Path) -> Iterator[Server]:
+    s = Server(rules_dir / "rules.yaml", tmp_path / "server.log")
+    try:
+        s.wait_ready()
+        yield s
+    finally:
+        s.stop()
+
+
+def test_serve_score_reload_under_load_stop(server: Server, rules_dir: Path) -> None:
+    """A real server scores, survives reloads under load without a failed request, and
+    stops cleanly."""
+    rules = rules_dir / "rules.yaml"
+    versions = [rules.read_text(encoding="utf-8")]
+    versions.append(versions[0].replace("version: 1", "version: 2", 1))
+    shas = [hashlib.sha256(v.encode()).hexdigest() for v in versions]
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        r = http.post("/v1/score?as_of=2026-01-01", json=LEAD, headers=auth)
+        assert r.status_code == 200
+        assert (r.json()["grade"], r.json()["rulebook"]["sha256"]) == ("A", shas[0])
+        assert http.post("/v1/score", json=LEAD).status_code == 401
+
+        outcomes: Counter[str] = Counter()
+        stop = threading.Event()
+
+        def load() -> None:
+            with httpx.Client(base_url=server.url, timeout=10) as c:
+                while not stop.is_set():
+                    try:
+                        resp = c.post("/v1/score", json=LEAD, headers=auth)
+                        outcomes[str(resp.status_code)] += 1
+                    except httpx.HTTPError as e:
+                        outcomes[type(e).__name__] += 1
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            for i in range(6):
+                rules.write_text(versions[(i + 1) % 2], encoding="utf-8")
+                reload = http.post("/v1/rulebook/reload", headers=admin)
+                assert reload.status_code == 200, reload.text
+                assert reload.json()["rulebook"]["sha256"] == shas[(i + 1) % 2]
+                time.sleep(0.3)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert set(outcomes) == {"200"}, outcomes
+        assert outcomes["200"] > 20
+
+        # The last reload installed versions[0]; both workers converge on it.
+        deadline = time.monotonic() + 5
+        seen: set[str] = set()
+        while time.monotonic() < deadline:
+            seen = {http.post("/v1/score", json=LEAD, headers=auth).json()["rulebook"]["sha256"]
+                    for _ in range(8)}
+            if seen == {shas[0]}:
+                break
+            time.sleep(0.1)
+        assert seen == {shas[0]}
+
+        metrics = http.get("/metrics").text
+        live = [line for line in metrics.splitlines()
+                if line.startswith("qualify_rulebook_info{") and line.endswith(" 1.0")]
+        assert len(live) == 2  # one per worker process, both on the same rule base
+        assert all(shas[0] in line for line in live)
+
+    assert server.stop() == 0
+    log = server.log.read_text(encoding="utf-8", errors="replace")
+    assert log.count('"message": "stopped"') == 2
+    assert "Traceback" not in log

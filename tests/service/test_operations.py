@@ -1,0 +1,191 @@
+"""/healthz, /readyz, /metrics; structured logs; the decision log; the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.logs import REQUEST_ID, DecisionLog, JsonFormatter, TextFormatter
+from service.main import create_app
+from tests.service.helpers import AS_OF, LEAD, TestClient, bearer, secured, settings
+
+
+class TestHealth:
+    def test_healthz(self, client: TestClient) -> None:
+        """Alive: 200 {"status": "ok"}, no key needed."""
+        r = client.get("/healthz")
+        assert (r.status_code, r.json()) == (200, {"status": "ok"})
+
+    def test_readyz_names_the_rule_base(self, secure_client: TestClient) -> None:
+        """Ready: 200 with the rule base in use; no key needed."""
+        r = secure_client.get("/readyz")
+        assert r.status_code == 200
+        assert r.json()["status"] == "ready"
+        assert r.json()["rulebook"]["name"] == "default"
+
+    def test_not_ready_before_start_and_after_stop(self) -> None:
+        """Before start-up and after shutdown /readyz is 503."""
+        app = create_app(settings())
+        assert TestClient(app).get("/readyz").status_code == 503  # lifespan not run
+        with TestClient(app) as c:
+            assert c.get("/readyz").status_code == 200
+        assert TestClient(app).get("/readyz").status_code == 503
+        with TestClient(app) as c:  # the same app starts again, reloading its rule base
+            assert c.get("/readyz").status_code == 200
+            assert c.post("/v1/score", json=LEAD).status_code == 200
+
+
+class TestMetrics:
+    def test_counts_requests_verdicts_errors_reloads(self, secure_client: TestClient) -> None:
+        """Prometheus text: requests and latency by endpoint, verdicts by grade, errors
+        by kind, reloads by outcome, the rule base in use."""
+        secure_client.post(f"/v1/score?as_of={AS_OF}", json=LEAD, headers=bearer())
+        secure_client.post("/v1/score", json={"lead_id": "x", "budget": "lots"},
+                           headers=bearer())
+        secure_client.post("/v1/score", json=LEAD)
+        secure_client.post("/v1/rulebook/reload", headers=bearer("test-admin-key"))
+        secure_client.get("/nowhere")
+        r = secure_client.get("/metrics")
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/plain")
+        text = r.text
+        for line in [
+            'qualify_http_requests_total{endpoint="/v1/score",method="POST",status="200"} 1.0',
+            'qualify_http_requests_total{endpoint="/v1/score",method="POST",status="422"} 1.0',
+            'qualify_http_requests_total{endpoint="/v1/score",method="POST",status="401"} 1.0',
+            'qualify_http_requests_total{endpoint="unmatched",method="GET",status="404"} 1.0',
+            'qualify_http_request_duration_seconds_count{endpoint="/v1/score",method="POST"} '
+            '3.0',
+            'qualify_verdicts_total{grade="A",source="api",status="qualified"} 1.0',
+            'qualify_errors_total{kind="invalid_lead"} 1.0',
+            'qualify_errors_total{kind="unauthorized"} 1.0',
+            'qualify_rulebook_reloads_total{outcome="unchanged"} 1.0',
+        ]:
+            assert line in text, line
+        assert 'qualify_rulebook_info{name="default"' in text
+
+    def test_multiprocess_mode(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With PROMETHEUS_MULTIPROC_DIR, /metrics adds up the files of every worker."""
+        from service.metrics import Metrics
+
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+        metrics = Metrics()
+        assert metrics.multiprocess
+        assert b"qualify" in metrics.render() or metrics.render() == b""
+        metrics.process_exit()
+
+
+class TestLogs:
+    def _record(self, **fields: Any) -> logging.LogRecord:
+        record = logging.LogRecord("qualify.service", logging.INFO, __file__, 1,
+                                   "scored %s", ("L1",), None)
+        record.fields = fields
+        return record
+
+    def test_json_lines(self) -> None:
+        """One JSON object: time, level, logger, message, request id and fields."""
+        token = REQUEST_ID.set("req-1")
+        try:
+            line = JsonFormatter().format(self._record(lead_id="L1", grade="A"))
+        finally:
+            REQUEST_ID.reset(token)
+        out = json.loads(line)
+        assert out["ts"].endswith("Z")
+        assert {k: out[k] for k in ("level", "logger", "message", "request_id", "lead_id",
+                                    "grade")} == {
+            "level": "info", "logger": "qualify.service", "message": "scored L1",
+            "request_id": "req-1", "lead_id": "L1", "grade": "A"}
+
+    def test_text_lines(self) -> None:
+        """The text format keeps fields as key=value."""
+        line = TextFormatter().format(self._record(grade="A"))
+        assert line.endswith("qualify.service: scored L1 grade=A")
+
+    def test_access_log_fields(self, capfd: pytest.CaptureFixture[str]) -> None:
+        """Each request logs request id, lead_id, rule base sha256, grade and latency."""
+        with TestClient(create_app(settings(access_log=True))) as c:
+            c.post(f"/v1/score?as_of={AS_OF}", json=LEAD, headers={"X-Request-ID": "req-77"})
+        lines = [json.loads(x) for x in capfd.readouterr().err.splitlines()
+                 if x.startswith("{")]
+        [access] = [x for x in lines if x["logger"] == "qualify.service.access"]
+        assert access["request_id"] == "req-77"
+        assert (access["status"], access["lead_id"], access["grade"]) == (200, "L-1001", "A")
+        assert len(access["sha256"]) == 64
+        assert access["latency_ms"] > 0
+        warning = next(x for x in lines if x["level"] == "warning")
+        assert "loopback" in warning["message"]
+
+    def test_decision_log(self, tmp_path: Path) -> None:
+        """Every decision is a JSON line: input and verdict, or input and error."""
+        path = tmp_path / "audit" / "decisions.jsonl"
+        with TestClient(create_app(settings(decision_log=path))) as c:
+            c.post("/v1/score", json=LEAD, headers={"X-Request-ID": "req-9"})
+            c.post("/v1/score", json={"lead_id": "L2", "budget": "lots"})
+            c.post("/v1/score/batch", json={"leads": [LEAD]})
+        lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+        assert [x["source"] for x in lines] == ["api", "api", "batch"]
+        assert lines[0]["request_id"] == "req-9"
+        assert lines[0]["input"] == LEAD
+        assert lines[0]["verdict"]["lead_id"] == "L-1001"
+        assert lines[1]["error"] == {"field": "budget", "message": "expected a number, "
+                                                                   "got 'lots'"}
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+    def test_decision_log_follows_logrotate(self, tmp_path: Path) -> None:
+        """A moved log file is reopened: new lines go to a new file at the same path."""
+        path = tmp_path / "decisions.jsonl"
+        log = DecisionLog(path)
+        log.write(source="api", lead={"lead_id": "1"}, verdict_json='{"v":1}')
+        log.close()
+        os.rename(path, tmp_path / "decisions.jsonl.1")
+        log = DecisionLog(path)
+        log._inode = -1  # as if rotated while open
+        log.write(source="api", lead={"lead_id": "2", "bad": float("nan")},
+                  error={"field": None, "message": "x"})
+        log.close()
+        assert json.loads(path.read_text(encoding="utf-8"))["input"]["lead_id"] == "2"
+
+
+class TestOpenAPI:
+    def test_document(self, secure_client: TestClient) -> None:
+        """The lead schema comes from the rule base; every operation has an example and
+        documents its client errors."""
+        doc = secure_client.get("/openapi.json").json()
+        lead = doc["components"]["schemas"]["Lead"]
+        assert lead["required"] == ["lead_id"]
+        assert lead["properties"]["contact_role"]["anyOf"][0]["enum"][0] == "owner"
+        ops = {(path, method): op for path, item in doc["paths"].items()
+               for method, op in item.items()}
+        score = ops[("/v1/score", "post")]
+        verdict = score["responses"]["200"]["content"]["application/json"]["examples"]
+        assert verdict["verdict"]["value"]["grade"] == "A"
+        assert set(score["responses"]) >= {"200", "400", "401", "413", "422"}
+        for key in [("/v1/score/batch", "post"), ("/v1/webhooks/{source}", "post")]:
+            assert "examples" in ops[key]["requestBody"]["content"]["application/json"]
+        assert set(ops[("/v1/webhooks/{source}", "post")]["responses"]) >= {
+            "200", "400", "401", "404", "413", "422"}
+        assert {"ApiKey", "AdminKey"} == set(doc["components"]["securitySchemes"])
+
+    def test_docs_page(self, client: TestClient) -> None:
+        """/docs serves the interactive page."""
+        r = client.get("/docs")
+        assert r.status_code == 200
+        assert "swagger" in r.text.lower()
+
+    def test_document_follows_a_reload(self, rules_dir: Path) -> None:
+        """After a reload that changes the rule base, the document describes the new one."""
+        app = create_app(secured(rules=rules_dir / "rules.yaml"))
+        with TestClient(app) as c:
+            first = c.get("/openapi.json").json()["components"]["schemas"]["Lead"]
+            path = rules_dir / "rules.yaml"
+            path.write_text(path.read_text(encoding="utf-8").replace(
+                "version: 1", "version: 7"), encoding="utf-8")
+            c.post("/v1/rulebook/reload", headers=bearer("test-admin-key"))
+            second = c.get("/openapi.json").json()["components"]["schemas"]["Lead"]
+        assert "version 1" in first["description"]
+        assert "version 7" in second["description"]
