@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,7 +156,7 @@ def run_batch(job: Job) -> Outcome:
         pool = None
         if workers > 1:  # fork before any writer holds buffered data or a thread runs
             pool = Pool(spec, workers)
-            stack.callback(pool.close, True)
+            stack.push(_closer(pool))
         outcome = Outcome(job, rulebook, spec.as_of, workers)
         writers: list[Writer] = []
         try:
@@ -193,6 +194,13 @@ def run_batch(job: Job) -> Outcome:
             _abort(writers)
             raise
     return outcome
+
+
+def _closer(pool: Pool) -> Callable[..., None]:
+    """Exit callback: wait for the workers after a run, stop them at once after a failure."""
+    def close(kind: type[BaseException] | None, *_: object) -> None:
+        pool.close(cancel=kind is not None)
+    return close
 
 
 def _open(path: Path, columns: tuple[str, ...], writers: list[Writer]) -> Writer:

@@ -132,10 +132,33 @@ def _error(e: Exception) -> tuple[str | None, str]:
 # ----------------------------------------------------------------------------- processes
 
 _scorer: Scorer | None = None  # this worker process's engine, built once by _start
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+_MALLOC_KEEP = 64 * 1024 * 1024
+
+
+def tune_malloc() -> bool:
+    """Keep freed memory in this process's heap instead of returning it to the system.
+
+    durable-rules allocates and frees large blocks for every session (every lead). With
+    glibc's defaults, once other data lives on the heap (as in any real run), each lead
+    maps fresh pages: ~100 page faults and ~300 µs of system time per lead, measured.
+    Raising the mmap and trim thresholds makes those blocks reuse the heap. Peak memory
+    is unchanged (the same blocks are freed and reused). A no-op off glibc.
+    """
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MALLOC_KEEP)
+                    and libc.mallopt(_M_TRIM_THRESHOLD, 4 * _MALLOC_KEEP))
+    except (AttributeError, OSError, TypeError):  # not glibc: nothing to tune
+        return False
 
 
 def _start(spec: Spec) -> None:
     global _scorer  # noqa: PLW0603 - one engine per worker process, by design
+    tune_malloc()
     _scorer = Scorer(spec)
 
 
@@ -221,6 +244,7 @@ def score_all(spec: Spec, items: Iterable[Item], *, scorer: Scorer | None = None
     if pool is not None:
         yield from pool.map(chunks)
         return
+    tune_malloc()
     own = scorer is None
     local = scorer or Scorer(spec)
     try:

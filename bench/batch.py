@@ -1,0 +1,281 @@
+"""Batch benchmark: `qualify batch` on generated leads, CSV in, Parquet out.
+
+    python bench/batch.py [--leads 200000] [--workers 1,2] [--million] [--keep DIR]
+
+Writes ``--leads`` generated leads (qualify.synthetic, the default rule base's fields) to a
+CSV file, then runs, in this order and in the same session:
+  baseline   qualify's own CSV reader and Parquet writer on the same file, no scoring:
+             what reading and writing alone cost;
+  workers=N  `qualify batch LEADS.csv --out OUT.parquet --workers N` for each N.
+Each run is a child process; the bench samples the RSS of its whole process tree (the
+command and its workers) every 50 ms and reads its CPU time when it ends. It prints wall
+time, leads/s, CPU µs per lead and peak RSS, the load average (other work on the machine
+slows every figure), then where one lead's time goes (in-process, by stage, and the
+functions that cost most). With --million it also runs 1,000,000 leads with the most
+workers and checks the peak RSS against the 500 MB budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import csv
+import datetime as dt
+import json
+import os
+import pstats
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from qualify import Engine, default_rules_path, load_rulebook  # noqa: E402
+from qualify.batch.readers import open_reader  # noqa: E402
+from qualify.batch.runner import Scorer, Spec, score_partition, tune_malloc  # noqa: E402
+from qualify.batch.writers import open_writer  # noqa: E402
+from qualify.synthetic import generate  # noqa: E402
+
+AS_OF = dt.date(2026, 1, 1)
+TARGET = 25_000  # leads/s end to end with 2 workers (issue 4)
+RSS_BUDGET_MB = 500
+SAMPLE = 0.05  # seconds between RSS samples
+
+# The child: run one job, print its CPU seconds (self + reaped workers) as JSON on stderr.
+CHILD = """\
+import json, resource, sys, time
+t = time.perf_counter()
+mode = sys.argv.pop(1)
+if mode == "baseline":
+    from qualify.batch.readers import open_reader
+    from qualify.batch.writers import open_writer
+    reader = open_reader(sys.argv[1])
+    cols = ("line", *reader.columns)
+    writer = open_writer(sys.argv[2], cols)
+    rows, n = [], 0
+    for line, record in reader:
+        rows.append((line, *record.values()))
+        if len(rows) == 1000:
+            writer.write(rows); n += len(rows); rows = []
+    writer.write(rows); n += len(rows)
+    writer.commit()
+else:
+    sys.argv.insert(1, mode)
+    from qualify.cli import main
+    try:
+        main()
+    except SystemExit:
+        pass
+me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"seconds": time.perf_counter() - t,
+                  "cpu": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime}),
+      file=sys.stderr)
+"""
+
+
+def write_csv(path: Path, n: int) -> None:
+    """``n`` generated leads as a CSV export would have them (lists joined by ";")."""
+    columns = [*load_rulebook(default_rules_path()).fields, "company"]
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(columns)
+        for lead in generate(n, seed=42, as_of=AS_OF):
+            w.writerow([";".join(map(str, v)) if isinstance(v, list) else
+                        "" if v is None else v for v in (lead.get(c) for c in columns)])
+
+
+def tree_rss_kb(pid: int) -> int:
+    """VmRSS of ``pid`` and all its descendants, in kB (Linux /proc)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += int(next(x for x in status.splitlines() if x.startswith("VmRSS:"))
+                         .split()[1])
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, StopIteration, ValueError):
+            continue
+    return total
+
+
+def measure(args: list[str]) -> dict[str, Any]:
+    """Run the child with ``args``; its wall time, CPU time and the tree's peak RSS."""
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, tree_rss_kb(proc.pid))
+        time.sleep(SAMPLE)
+    out, err = proc.communicate()
+    try:
+        result = json.loads(err.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise SystemExit(f"run failed: {' '.join(args)}\n{err}") from None
+    result["rss_mb"] = peak / 1024
+    result["stdout"] = out
+    return result
+
+
+def row(label: str, n: int, r: dict[str, Any]) -> str:
+    return (f"{label:<34}{r['seconds']:>9.1f}{n / r['seconds']:>11,.0f}"
+            f"{r['cpu'] / n * 1e6:>14,.0f}{r['rss_mb']:>13,.0f}")
+
+
+def _faults(items: list[Any], tuned: bool, out: Any) -> None:
+    """In a forked child: CPU µs and page faults per lead of score_partition."""
+    if tuned:
+        tune_malloc()
+    spec = Spec(rules_text=default_rules_path().read_text(encoding="utf-8"),
+                rules_file="default.yaml", as_of=AS_OF)
+    scorer = Scorer(spec)
+    keep = score_partition(scorer, items[:500])  # live data on the heap, as in a real run
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    part = score_partition(scorer, items)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    n = len(items)
+    out.send(((r1.ru_utime - r0.ru_utime) / n * 1e6, (r1.ru_stime - r0.ru_stime) / n * 1e6,
+              (r1.ru_minflt - r0.ru_minflt) / n, len(keep.rows) + len(part.rows)))
+
+
+def malloc_effect(items: list[Any]) -> None:
+    """The same partition scored with glibc's default malloc settings and with tune_malloc."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    print("\nmalloc tuning (tune_malloc, applied by qualify batch in every scoring process):")
+    for tuned in (False, True):
+        a, b = ctx.Pipe()
+        p = ctx.Process(target=_faults, args=(items, tuned, b))
+        p.start()
+        user, system, faults, _ = a.recv()
+        p.join()
+        print(f"  {'tuned  ' if tuned else 'default'}  user {user:6.0f} µs  system "
+              f"{system:6.0f} µs  page faults {faults:6.1f} per lead")
+
+
+def per_lead(csv_path: Path, n: int = 4000) -> None:
+    """Where one lead's time goes, in one process: read, decide, explain, row, write."""
+    tune_malloc()
+    reader = open_reader(csv_path)
+    t = time.perf_counter()
+    items = []
+    for item in reader:
+        items.append(item)
+        if len(items) == n:
+            break
+    read = (time.perf_counter() - t) / n
+    reader.close()
+    spec = Spec(rules_text=default_rules_path().read_text(encoding="utf-8"),
+                rules_file="default.yaml", as_of=AS_OF)
+    scorer = Scorer(spec)
+    engine: Engine = scorer.engine
+    records = [r for _, r in items]
+    t = time.perf_counter()
+    decisions = []
+    for r in records:
+        try:
+            decisions.append(engine.decide(r, AS_OF))
+        except Exception:  # a bad lead: not part of this breakdown
+            continue
+    decide = (time.perf_counter() - t) / n
+    t = time.perf_counter()
+    for d in decisions:
+        engine.explain(d, AS_OF, "en")
+    explain = (time.perf_counter() - t) / len(decisions)
+    t = time.perf_counter()
+    part = score_partition(scorer, items)
+    whole = (time.perf_counter() - t) / n
+    rows_cost = whole - decide - explain
+    with tempfile.TemporaryDirectory() as d:
+        w = open_writer(Path(d) / "o.parquet", scorer.layout.names)
+        t = time.perf_counter()
+        w.write(part.rows)
+        w.commit()
+        write = (time.perf_counter() - t) / n
+    total = read + whole + write
+    print(f"\nwhere one lead's time goes (one process, {n:,} leads, µs per lead):")
+    for name, v in [("read the CSV row", read), ("engine.decide (read lead, facts, match)",
+                                                 decide),
+                    ("engine.explain (the Verdict)", explain),
+                    ("batch row + summary", rows_cost), ("write Parquet", write)]:
+        print(f"  {name:<42}{v * 1e6:>8.0f}  {100 * v / total:5.1f} %")
+    print(f"  {'total':<42}{total * 1e6:>8.0f}  -> {1 / total:,.0f} leads/s per core")
+    prof = cProfile.Profile()
+    prof.enable()
+    score_partition(scorer, items[:1500])
+    prof.disable()
+    print("\nfunctions that cost most while scoring (cProfile, own time):")
+    stats = pstats.Stats(prof)
+    entries = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:12]  # type: ignore[attr-defined]
+    own = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
+    for (file, line, name), (_, calls, tt, _, _) in entries:
+        where = f"{Path(file).name}:{line} {name}" if line else name
+        print(f"  {100 * tt / own:5.1f} %  {tt / 1500 * 1e6:7.1f} µs  {calls / 1500:6.1f}x  "
+              f"{where[:70]}")
+    scorer.close()
+    malloc_effect(items[:3000])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--leads", type=int, default=200_000)
+    ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    ap.add_argument("--million", action="store_true",
+                    help="also check peak RSS on 1,000,000 leads (takes minutes)")
+    ap.add_argument("--keep", type=Path, default=None, help="keep the files in this folder")
+    ap.add_argument("--no-breakdown", action="store_true")
+    a = ap.parse_args()
+    workers = [int(w) for w in a.workers.split(",")]
+    folder = a.keep or Path(tempfile.mkdtemp(prefix="qualify-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        src = folder / f"leads{a.leads}.csv"
+        if not src.exists():
+            write_csv(src, a.leads)
+        print(f"qualify batch benchmark: {a.leads:,} generated leads, CSV in -> Parquet out "
+              f"({src.stat().st_size / 1e6:,.0f} MB of CSV)")
+        print(f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, load average before "
+              f"{os.getloadavg()[0]:.2f}")
+        print(f"\n{'':<34}{'wall s':>9}{'leads/s':>11}{'CPU µs/lead':>14}{'peak RSS MB':>13}")
+        base = measure(["baseline", str(src), str(folder / "baseline.parquet")])
+        print(row("baseline: read + write, no scoring", a.leads, base), flush=True)
+        rates = {}
+        for w in workers:
+            r = measure(["batch", str(src), "--out", str(folder / f"w{w}.parquet"),
+                         "--workers", str(w), "--as-of", AS_OF.isoformat()])
+            rates[w] = a.leads / r["seconds"]
+            print(row(f"qualify batch, {w} worker{'s' if w > 1 else ''}", a.leads, r),
+                  flush=True)
+        print(f"load average after {os.getloadavg()[0]:.2f}")
+        if 2 in rates:
+            verdict = "met" if rates[2] >= TARGET else "NOT met"
+            print(f"target {TARGET:,} leads/s with 2 workers: {verdict} "
+                  f"({rates[2]:,.0f} leads/s, {rates[2] / TARGET:.0%} of it)")
+        if not a.no_breakdown:
+            per_lead(src)
+        if a.million:
+            big = folder / "leads1000000.csv"
+            if not big.exists():
+                write_csv(big, 1_000_000)
+            w = max(workers)
+            r = measure(["batch", str(big), "--out", str(folder / "million.parquet"),
+                         "--workers", str(w), "--as-of", AS_OF.isoformat()])
+            ok = "within" if r["rss_mb"] < RSS_BUDGET_MB else "OVER"
+            print(f"\n1,000,000 leads, {w} workers: {r['seconds']:,.0f} s "
+                  f"({1_000_000 / r['seconds']:,.0f} leads/s), peak RSS of the process tree "
+                  f"{r['rss_mb']:,.0f} MB: {ok} the {RSS_BUDGET_MB} MB budget")
+    finally:
+        if a.keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
