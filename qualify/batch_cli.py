@@ -20,6 +20,7 @@ import click
 from qualify.batch.compare import render as render_comparison
 from qualify.batch.pipeline import BatchError, Job, Outcome, run_batch
 from qualify.batch.runner import WorkerError
+from qualify.batch.summary import plural
 from qualify.batch.summary import render as render_summary
 from qualify.cli import RULES_OPTION, _as_of
 from qualify.errors import RulebaseError
@@ -114,9 +115,9 @@ def summary_text(o: Outcome) -> str:
         footer += [render_comparison(o.comparison), ""]
     footer.append(f"wrote {job.output}")
     if o.errors_path:
-        footer.append(f"      {o.errors_path} ({s.errors:,} failed rows)")
+        footer.append(f"      {o.errors_path} ({plural(s.errors, 'failed row')})")
     if o.changes_path and o.comparison is not None:
-        footer.append(f"      {o.changes_path} ({o.comparison.changed:,} changed leads)")
+        footer.append(f"      {o.changes_path} ({plural(o.comparison.changed, 'changed lead')})")
     if job.report:
         footer.append(f"      {job.report}")
     return render_summary(s, rb, job.locale, header=header, footer=footer)

@@ -119,7 +119,7 @@ def prepare(job: Job) -> tuple[Spec, Rulebook, Profile | None]:
     spec = Spec(rules_text=rules_text, rules_file=str(rules_path), as_of=job.as_of or today(),
                 mapping_text=mapping_text,
                 mapping_file=str(job.mapping) if job.mapping else None, locale=job.locale,
-                verdicts=_format(job.output) == "jsonl")
+                verdicts=_format(job.output) == "jsonl", output_format=_format(job.output))
     return spec, rulebook, profile
 
 
@@ -150,7 +150,7 @@ def run_batch(job: Job) -> Outcome:
             raise BatchError(str(e)) from None
         if previous is not None:
             stack.callback(previous.close)
-        spec = dataclasses.replace(spec, keys=keys)
+        spec = dataclasses.replace(spec, keys=keys, compare=previous is not None)
         scorer = Scorer(spec)  # the layout, and the engine when scoring in-process
         stack.callback(scorer.close)
         pool = None
@@ -171,12 +171,13 @@ def run_batch(job: Job) -> Outcome:
             started = time.perf_counter()
             label = f"scoring {job.input.name}"
             with Progress(reader.progress, label, enabled=job.progress) as bar:
-                for part in score_all(spec, reader, scorer=scorer, pool=pool):
-                    out.write(part.rows, part.verdicts)
-                    errors.write(part.errors)
-                    if comparer is not None:
-                        comparer.add_rows(part.rows)
-                    outcome.summary.merge(part.summary)
+                for block in score_all(spec, reader, scorer=scorer, pool=pool):
+                    out.write_block(block.data)
+                    errors.write(block.errors)
+                    if comparer is not None and block.snapshots is not None:
+                        for snap in block.snapshots:
+                            comparer.add(snap)
+                    outcome.summary.merge(block.summary)
                     bar.update(outcome.summary.leads, time.perf_counter() - started)
             if comparer is not None:
                 outcome.comparison = comparer.finish()

@@ -5,9 +5,11 @@ partition's summary. It reads nothing but its arguments and writes nothing but i
 so a distributed runner can call it on any partition. A ``Scorer`` is one process's engine,
 built from a picklable ``Spec`` (the rule base and mapping as text, not paths).
 
-``score_all`` feeds partitions to ``workers`` processes (fork; each builds its own engine,
-as the durable-rules field notes advise) and yields results in input order, with a bounded
-number in flight so memory stays flat whatever the input size. One worker scores in-process.
+``run_partition`` also encodes the rows for the output file (CSV or JSONL bytes, an Arrow
+batch for Parquet), so that work is spread over the workers too. ``score_all`` feeds
+partitions to ``workers`` processes (fork; each builds its own engine, as the durable-rules
+field notes advise) and yields them in input order, with a bounded number in flight so
+memory stays flat whatever the input size. One worker scores in-process.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+from qualify.batch.compare import Snapshot, snapshot
 from qualify.batch.readers import BadRecord, Item
 from qualify.batch.rows import Layout, Row, key_value
 from qualify.batch.summary import ROW, Summary
+from qualify.batch.writers import encoder
 from qualify.engine import Engine
 from qualify.errors import LeadError, QualifyError
 from qualify.mapping import Profile, load_profile_text
@@ -52,6 +56,8 @@ class Spec:
     locale: str | None = None
     keys: tuple[str, ...] = ()
     verdicts: bool = False  # carry each whole verdict as JSON (JSONL output)
+    output_format: str = "csv"  # how workers encode their rows: csv, jsonl or parquet
+    compare: bool = False  # also send a snapshot of each row, for --compare
 
 
 class Scorer:
@@ -68,6 +74,7 @@ class Scorer:
         self.engine = Engine(self.rulebook)
         self.layout = Layout(spec.keys, tuple(q.id for q in self.rulebook.qualifiers),
                              self.rulebook.sha256)
+        self.encode = encoder(spec.output_format, self.layout.names)
 
     def close(self) -> None:
         self.engine.close()
@@ -112,6 +119,29 @@ def score_partition(scorer: Scorer, items: Iterable[Item]) -> Partition:
             out.verdicts.append(json.dumps(verdict.model_dump(mode="json"),
                                            ensure_ascii=False))
     return out
+
+
+@dataclass(slots=True)
+class Block:
+    """A scored partition as a worker sends it back: its rows already encoded for the
+    output file, so the parent only writes bytes (or an Arrow batch) in order."""
+
+    data: Any  # bytes (CSV, JSONL) or a pyarrow RecordBatch (Parquet)
+    rows: int
+    errors: list[tuple[int, str | None, str | None, str]]
+    summary: Summary
+    snapshots: list[Snapshot] | None  # for --compare
+
+
+def run_partition(scorer: Scorer, items: Iterable[Item]) -> Block:
+    """Score ``items`` and encode the rows for the output format (both pure)."""
+    part = score_partition(scorer, items)
+    snapshots = None
+    if scorer.spec.compare:
+        names = scorer.layout.names
+        snapshots = [snapshot(dict(zip(names, row, strict=True)), row[0]) for row in part.rows]
+    return Block(scorer.encode(part.rows, part.verdicts), len(part.rows), part.errors,
+                 part.summary, snapshots)
 
 
 def _lead_id(raw: Any) -> str | None:
@@ -162,9 +192,9 @@ def _start(spec: Spec) -> None:
     _scorer = Scorer(spec)
 
 
-def _work(items: list[Item]) -> Partition:
+def _work(items: list[Item]) -> Block:
     assert _scorer is not None, "worker started without an engine"
-    return score_partition(_scorer, items)
+    return run_partition(_scorer, items)
 
 
 def _ready() -> int:
@@ -204,8 +234,8 @@ class Pool:
             self.close(cancel=True)
             raise WorkerError("a worker process could not start its engine") from None
 
-    def map(self, chunks: Iterable[list[Item]]) -> Iterator[Partition]:
-        pending: deque[tuple[Future[Partition], int, int]] = deque()
+    def map(self, chunks: Iterable[list[Item]]) -> Iterator[Block]:
+        pending: deque[tuple[Future[Block], int, int]] = deque()
         limit = self.workers * (1 + IN_FLIGHT)
         try:
             for chunk in chunks:
@@ -225,7 +255,7 @@ class Pool:
                 f.cancel()
 
     @staticmethod
-    def _take(pending: deque[tuple[Future[Partition], int, int]]) -> Partition:
+    def _take(pending: deque[tuple[Future[Block], int, int]]) -> Block:
         future, first, last = pending.popleft()
         try:
             return future.result()
@@ -238,8 +268,8 @@ class Pool:
 
 
 def score_all(spec: Spec, items: Iterable[Item], *, scorer: Scorer | None = None,
-              pool: Pool | None = None) -> Iterator[Partition]:
-    """Partitions scored in input order: in a ``pool`` if given, else in this process."""
+              pool: Pool | None = None) -> Iterator[Block]:
+    """Partitions scored and encoded, in input order: in a ``pool`` if given, else here."""
     chunks = partitions(items)
     if pool is not None:
         yield from pool.map(chunks)
@@ -249,7 +279,7 @@ def score_all(spec: Spec, items: Iterable[Item], *, scorer: Scorer | None = None
     local = scorer or Scorer(spec)
     try:
         for chunk in chunks:
-            yield score_partition(local, chunk)
+            yield run_partition(local, chunk)
     finally:
         if own:
             local.close()

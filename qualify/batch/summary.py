@@ -45,16 +45,22 @@ class Summary:
 
     def add(self, v: Verdict) -> None:
         self.leads += 1
-        self.status[v.status] += 1
-        self.grade[v.grade] += 1
-        self.grade_status[v.grade, v.status] += 1
+        status, grade = v.status, v.grade
+        self.status[status] += 1
+        self.grade[grade] += 1
+        self.grade_status[grade, status] += 1
         self.scores[min(v.score // 10 * 10, 90)] += 1
-        self.traits.update(t["id"] for t in v.traits)
+        traits = self.traits
+        for t in v.traits:
+            traits[t["id"]] += 1
         if v.weakest:
             self.weakest[v.weakest["factor"]] += 1
         self.next_step[v.next_step["id"]] += 1
+        if not v.unknown:
+            return
         open_fields: set[str] = set()
         blocking: set[str] = set()
+        points = self.missing_points
         for u in v.unknown:
             missing = u["missing"]
             open_fields.update(missing)
@@ -62,7 +68,7 @@ class Summary:
                 blocking.update(missing)
             elif u["points"] > 0:
                 for m in missing:
-                    self.missing_points[m] += u["points"]
+                    points[m] += u["points"]
         self.missing_leads.update(open_fields)
         self.missing_status.update(blocking)
 
@@ -83,6 +89,11 @@ class Summary:
             getattr(self, name).update(getattr(other, name))
         room = FIRST_ERRORS - len(self.first_errors)
         self.first_errors.extend(other.first_errors[:max(room, 0)])
+
+
+def plural(n: int, word: str) -> str:
+    """``1 row``, ``2 rows``, ``1,000 rows``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _pct(n: int, total: int) -> str:
@@ -143,7 +154,8 @@ def render(s: Summary, rb: Rulebook, locale: str | None = None, *,
         out += [f"  {f:<{w}}  {n:>10,} leads" for f, n in blocking]
     if s.errors:
         by_field = ", ".join(f"{f} {n:,}" for f, n in s.error_fields.most_common(TOP))
-        out += ["", f"errors: {s.errors:,} rows could not be scored (by field: {by_field})"]
+        rows = plural(s.errors, "row")
+        out += ["", f"errors: {rows} could not be scored (by field: {by_field})"]
         out += [f"  line {line}: {msg}" for line, msg in s.first_errors[:TOP]]
     out += list(footer or [])
     return "\n".join(out)

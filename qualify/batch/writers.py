@@ -14,7 +14,7 @@ import io
 import json
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,8 +30,56 @@ class Writer(Protocol):
     def write(self, rows: Sequence[Row], verdicts: Sequence[str | None] | None = None) -> None:
         ...
 
+    def write_block(self, data: Any) -> None: ...  # what ``encoder`` made of some rows
     def commit(self) -> None: ...
     def abort(self) -> None: ...
+
+
+Encoder = Callable[[Sequence[Row], Sequence[str | None] | None], Any]
+
+
+def encoder(fmt: str, columns: Sequence[str]) -> Encoder:
+    """The function that turns rows into what a writer of ``fmt`` writes (run in workers)."""
+    names = tuple(columns)
+    if fmt == "csv":
+        return encode_csv
+    if fmt == "jsonl":
+        return lambda rows, verdicts: encode_jsonl(names, rows, verdicts)
+    schema = arrow_schema(names)
+    return lambda rows, verdicts: encode_parquet(schema, rows)
+
+
+def encode_csv(rows: Sequence[Row], verdicts: Sequence[str | None] | None = None) -> bytes:
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+def encode_jsonl(names: Sequence[str], rows: Sequence[Row],
+                 verdicts: Sequence[str | None] | None = None) -> bytes:
+    dumps = json.dumps
+    lines = []
+    for i, row in enumerate(rows):
+        text = dumps(dict(zip(names, row, strict=True)), ensure_ascii=False)
+        if verdicts is not None:
+            text = f'{text[:-1]}, "verdict": {verdicts[i] or "null"}}}'
+        lines.append(text)
+    return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+
+
+def arrow_schema(columns: Sequence[str]) -> Any:
+    """``line`` and ``score`` are integers, every other column text."""
+    import pyarrow as pa
+
+    return pa.schema([(c, pa.int64() if c in INT_COLUMNS else pa.string()) for c in columns])
+
+
+def encode_parquet(schema: Any, rows: Sequence[Row]) -> Any:
+    import pyarrow as pa
+
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+    arrays = [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def open_writer(path: str | Path, columns: Sequence[str]) -> Writer:
@@ -97,6 +145,10 @@ class CsvWriter:
     def write(self, rows: Sequence[Row], verdicts: Sequence[str | None] | None = None) -> None:
         self._csv.writerows(rows)
 
+    def write_block(self, data: bytes) -> None:
+        self._text.flush()
+        self._temp.file.write(data)
+
     def commit(self) -> None:
         self._text.flush()
         self._text.detach()
@@ -117,16 +169,10 @@ class JsonlWriter:
         self._columns = tuple(columns)
 
     def write(self, rows: Sequence[Row], verdicts: Sequence[str | None] | None = None) -> None:
-        names = self._columns
-        dumps = json.dumps
-        lines = []
-        for i, row in enumerate(rows):
-            text = dumps(dict(zip(names, row, strict=True)), ensure_ascii=False)
-            if verdicts is not None:
-                text = f'{text[:-1]}, "verdict": {verdicts[i] or "null"}}}'
-            lines.append(text)
-        if lines:
-            self._temp.file.write(("\n".join(lines) + "\n").encode("utf-8"))
+        self.write_block(encode_jsonl(self._columns, rows, verdicts))
+
+    def write_block(self, data: bytes) -> None:
+        self._temp.file.write(data)
 
     def commit(self) -> None:
         self._temp.commit()
@@ -144,8 +190,7 @@ class ParquetWriter:
 
         self.path = path
         self._pa = pa
-        self._schema = pa.schema([(c, pa.int64() if c in INT_COLUMNS else pa.string())
-                                  for c in columns])
+        self._schema = arrow_schema(columns)
         self._temp = AtomicFile(path)
         self._temp.file.close()  # pyarrow writes the file by name
         self._writer = pq.ParquetWriter(str(self._temp.temp), self._schema)
@@ -153,14 +198,14 @@ class ParquetWriter:
         self._buffered = 0
 
     def write(self, rows: Sequence[Row], verdicts: Sequence[str | None] | None = None) -> None:
-        if not rows:
+        if rows:
+            self.write_block(encode_parquet(self._schema, rows))
+
+    def write_block(self, data: Any) -> None:
+        if not data.num_rows:
             return
-        pa = self._pa
-        columns = list(zip(*rows, strict=True))
-        arrays = [pa.array(col, type=f.type) for col, f in zip(columns, self._schema,
-                                                               strict=True)]
-        self._buffer.append(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
-        self._buffered += len(rows)
+        self._buffer.append(data)
+        self._buffered += data.num_rows
         if self._buffered >= ROW_GROUP:
             self._flush()
 

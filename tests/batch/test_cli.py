@@ -49,7 +49,7 @@ class TestRun:
         for heading in ("120 rows from", "status", "grade", "most fired traits",
                         "weakest factor", "next step", "missing fields that cost the most"):
             assert heading in stdout
-        assert "(0 failed rows)" in stdout
+        assert "(0 failed rows)" in stdout and "rows from" in stdout
         assert read_rows(tmp_path / "o.errors.csv") == []
 
     def test_jsonl_output_carries_the_single_lead_verdict(self, tmp_path: Path, as_of: str,
