@@ -34,21 +34,25 @@ class Service:
     follower: asyncio.Task[None] | None = None  # follows sibling workers' reloads
 
 
-def get_service(request: Request) -> Service:
+# Dependencies are ``async def``: FastAPI runs plain ``def`` ones in a thread pool, which
+# costs more than the scoring itself.
+
+
+async def get_service(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
 
 
-def get_registry(request: Request) -> Registry:
-    return get_service(request).registry
+async def get_registry(request: Request) -> Registry:
+    return (await get_service(request)).registry
 
 
-def get_scorer(request: Request) -> Scorer:
-    return get_service(request).scorer
+async def get_scorer(request: Request) -> Scorer:
+    return (await get_service(request)).scorer
 
 
-def get_settings(request: Request) -> Settings:
-    return get_service(request).settings
+async def get_settings(request: Request) -> Settings:
+    return (await get_service(request)).settings
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]

@@ -9,8 +9,6 @@ lead: input and verdict (or error), written by its own thread with one ``write``
 
 from __future__ import annotations
 
-import copy
-import datetime as dt
 import json
 import logging
 import logging.handlers
@@ -18,6 +16,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,13 @@ LOGGER = "qualify"  # the service, and the engine's own logger (qualify.adapter)
 log = logging.getLogger("qualify.service")
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode  # built once: cheaper
+
+
 def _timestamp(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    """ISO 8601 UTC with milliseconds: 2026-01-01T12:00:00.123Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + \
+        f".{int(seconds % 1 * 1000):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
@@ -51,7 +55,7 @@ class JsonFormatter(logging.Formatter):
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             out["exc"] = record.exc_text
-        return json.dumps(out, ensure_ascii=False, default=str)
+        return _ENCODE(out)
 
 
 class TextFormatter(logging.Formatter):
@@ -81,7 +85,7 @@ class _QueueHandler(logging.handlers.QueueHandler):
     """Captures what only the emitting thread knows (request id, traceback) before queuing."""
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        record = copy.copy(record)
+        # No copy: this handler is the record's only consumer (the logger does not propagate).
         record.message = record.getMessage()
         record.msg, record.args = record.message, None
         if record.exc_info:
@@ -156,7 +160,7 @@ class DecisionLog:
     def write(self, *, source: str, lead: Any, verdict_json: str | None = None,
               error: dict[str, Any] | None = None) -> None:
         """Queue a line; ``verdict_json`` is the verdict as already serialised."""
-        self._queue.put((_timestamp(dt.datetime.now(dt.UTC).timestamp()), REQUEST_ID.get(),
+        self._queue.put((_timestamp(time.time()), REQUEST_ID.get(),
                          source, lead, verdict_json, error))
 
     def _line(self, item: tuple[Any, ...]) -> bytes:

@@ -73,9 +73,11 @@ class Observe:
             self.metrics.request(method, endpoint, status, elapsed)
             if self.access_log:
                 level = logging.DEBUG if scope["path"] in _QUIET else logging.INFO
-                if log.isEnabledFor(level):
-                    log.log(level, "%s %s %d", method, scope["path"], status, extra={
-                        "fields": {"method": method, "path": scope["path"],
-                                   "endpoint": endpoint, "status": status,
-                                   "latency_ms": round(elapsed * 1000, 3), **fields}})
+                if log.isEnabledFor(level):  # makeRecord: no stack walk for the caller
+                    log.handle(log.makeRecord(
+                        log.name, level, __file__, 0, "%s %s %d",
+                        (method, scope["path"], status), None, extra={"fields": {
+                            "method": method, "path": scope["path"], "endpoint": endpoint,
+                            "status": status, "latency_ms": round(elapsed * 1000, 3),
+                            **fields}}))
             REQUEST_ID.reset(token)

@@ -18,6 +18,7 @@ from qualify.leads import MAX_ID, MAX_ITEMS, MAX_TEXT
 from qualify.rulebook import FieldSpec
 from service.deps import Service
 from service.schemas import BatchRequest
+from service.security import SCHEMES
 from service.signatures import GENERIC_SIGNATURE, HUBSPOT_SIGNATURE, HUBSPOT_TIMESTAMP
 from service.state import Snapshot
 
@@ -135,7 +136,9 @@ def document(app: FastAPI) -> dict[str, Any]:
         return cached
     doc = get_openapi(title=app.title, version=app.version, description=app.description,
                       routes=app.routes, tags=app.openapi_tags)
-    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    components = doc.setdefault("components", {})
+    components["securitySchemes"] = SCHEMES
+    schemas = components.setdefault("schemas", {})
     schemas["Lead"] = lead_schema(snapshot.rulebook)
     batch = copy.deepcopy(BatchRequest.model_json_schema())
     batch["properties"]["leads"]["items"] = {"$ref": "#/components/schemas/Lead"}

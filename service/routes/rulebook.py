@@ -14,7 +14,7 @@ from service.deps import RegistryDep
 from service.errors import ErrorBody
 from service.middleware import log_fields
 from service.schemas import ReloadFailed, ReloadResult, RulebookInfo
-from service.security import AdminAuth, ClientAuth
+from service.security import ADMIN, CLIENT, AdminAuth, ClientAuth
 from service.state import Snapshot
 
 router = APIRouter(prefix="/v1/rulebook", tags=["rule base"])
@@ -57,7 +57,7 @@ def info(snapshot: Snapshot) -> dict[str, Any]:
 
 
 @router.get("", summary="The rule base in use", operation_id="rulebook",
-            response_class=Response,
+            response_class=Response, openapi_extra=CLIENT,
             responses={200: {"model": RulebookInfo}, 401: {"model": ErrorBody}})
 async def rulebook(_: ClientAuth, registry: RegistryDep) -> Response:
     """Name, version, sha256 and load time; every field (type, label, allowed values) and
@@ -72,7 +72,7 @@ async def rulebook(_: ClientAuth, registry: RegistryDep) -> Response:
 
 @router.post(
     "/reload", summary="Reload the rule base (admin)", operation_id="reload",
-    response_class=Response,
+    response_class=Response, openapi_extra=ADMIN,
     responses={200: {"model": ReloadResult, "description": "swapped in (or unchanged)"},
                401: {"model": ErrorBody, "description": "missing or wrong admin key"},
                403: {"model": ErrorBody, "description": "no admin key is configured"},

@@ -10,11 +10,11 @@ from pydantic import ValidationError
 
 from qualify import Verdict
 from service.bodies import read_json, require_object
-from service.deps import AsOf, Locale, ScorerDep, SettingsDep
+from service.deps import AsOf, Locale, ServiceDep
 from service.errors import AUTH, COMMON, ApiError, ErrorBody, validation_error
 from service.middleware import log_fields
 from service.schemas import BatchRequest, BatchResult
-from service.security import ClientAuth
+from service.security import CLIENT, ClientAuth
 
 router = APIRouter(prefix="/v1/score", tags=["score"])
 
@@ -22,7 +22,7 @@ JSON = "application/json"
 
 
 def _body(ref: str) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {
+    return {**CLIENT, "requestBody": {"required": True, "content": {
         JSON: {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}}
 
 
@@ -35,16 +35,17 @@ def _body(ref: str) -> dict[str, Any]:
                422: {"model": ErrorBody, "description": "a bad lead: `field` names the "
                      "field, `message` says why"}},
     openapi_extra=_body("Lead"))
-async def score(request: Request, _: ClientAuth, scorer: ScorerDep, settings: SettingsDep,
-                as_of: AsOf = None, locale: Locale = None) -> Response:
+async def score(request: Request, _: ClientAuth, service: ServiceDep, as_of: AsOf = None,
+                locale: Locale = None) -> Response:
     """Score a lead (a JSON object of the rule base's fields; other keys are ignored).
 
     Values may arrive as CRMs send them: numbers as text ("25,000"), booleans as "Yes",
     dates as ISO text or epoch milliseconds, lists as "a;b". A missing field is unknown,
     not false: the verdict lists what is unknown and what to find out next.
     """
-    lead = require_object(await read_json(request, settings.max_body_bytes), "a lead")
-    scored = scorer.score(lead, as_of=as_of, locale=locale, source="api",
+    lead = require_object(await read_json(request, service.settings.max_body_bytes),
+                          "a lead")
+    scored = service.scorer.score(lead, as_of=as_of, locale=locale, source="api",
                           fields=log_fields(request))
     return Response(scored.json, media_type=JSON,
                     headers={"X-Qualify-Rulebook": scored.verdict.rulebook["sha256"]})
@@ -57,11 +58,11 @@ async def score(request: Request, _: ClientAuth, scorer: ScorerDep, settings: Se
                      "`{ok: true, verdict}` or `{ok: false, error: {field, message}}`"},
                **AUTH, **COMMON},
     openapi_extra=_body("BatchRequest"))
-async def score_batch(request: Request, _: ClientAuth, scorer: ScorerDep,
-                      settings: SettingsDep, as_of: AsOf = None,
-                      locale: Locale = None) -> Response:
+async def score_batch(request: Request, _: ClientAuth, service: ServiceDep,
+                      as_of: AsOf = None, locale: Locale = None) -> Response:
     """Score many leads with one rule base. One bad lead never fails the others, and each
     result equals what `POST /v1/score` gives for that lead."""
+    settings, scorer = service.settings, service.scorer
     body = require_object(await read_json(request, settings.max_body_bytes),
                           '{"leads": [...]}')
     try:

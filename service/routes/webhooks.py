@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 
 from service.bodies import parse_json, read_body
-from service.deps import AsOf, Locale, RegistryDep, ScorerDep, ServiceDep
+from service.deps import AsOf, Locale, ServiceDep
 from service.errors import COMMON, ApiError, ErrorBody
 from service.middleware import log_fields
 from service.schemas import WebhookResult
@@ -46,9 +46,8 @@ def _answer(source: str, delivery_id: str | None, replayed: bool,
                      "credentials are not configured"},
                **COMMON},
     openapi_extra=_BODY)
-async def webhook(*, source: Source, request: Request, service: ServiceDep,
-                  registry: RegistryDep, scorer: ScorerDep, as_of: AsOf = None,
-                  locale: Locale = None) -> Response:
+async def webhook(source: Source, request: Request, service: ServiceDep,
+                  as_of: AsOf = None, locale: Locale = None) -> Response:
     """Authenticate the request, map the payload with the source's profile, score it.
 
     - `hubspot`: a workflow "Send a webhook" body, signed with `X-HubSpot-Signature-v3`
@@ -58,6 +57,7 @@ async def webhook(*, source: Source, request: Request, service: ServiceDep,
     - any other source: a JSON object signed with
       `X-Qualify-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>`.
     """
+    registry, scorer = service.registry, service.scorer
     snapshot = registry.current
     fields = log_fields(request)
     fields["source"] = source

@@ -131,22 +131,21 @@ def test_serve_score_reload_under_load_stop(server: Server, rules_dir: Path) -> 
         assert set(outcomes) == {"200"}, outcomes
         assert outcomes["200"] > 20
 
-        # The last reload installed versions[0]; both workers converge on it.
+        # The last reload installed versions[0]: both workers converge on it (their
+        # metrics are added up across processes, one live rule base per worker).
         deadline = time.monotonic() + 5
-        seen: set[str] = set()
+        live: list[str] = []
         while time.monotonic() < deadline:
-            seen = {http.post("/v1/score", json=LEAD, headers=auth).json()["rulebook"]["sha256"]
-                    for _ in range(8)}
-            if seen == {shas[0]}:
+            live = [line for line in http.get("/metrics").text.splitlines()
+                    if line.startswith("qualify_rulebook_info{") and line.endswith(" 1.0")]
+            if len(live) == 2 and all(shas[0] in line for line in live):
                 break
             time.sleep(0.1)
+        assert len(live) == 2, live
+        assert all(shas[0] in line for line in live), live
+        seen = {http.post("/v1/score", json=LEAD, headers=auth).json()["rulebook"]["sha256"]
+                for _ in range(8)}
         assert seen == {shas[0]}
-
-        metrics = http.get("/metrics").text
-        live = [line for line in metrics.splitlines()
-                if line.startswith("qualify_rulebook_info{") and line.endswith(" 1.0")]
-        assert len(live) == 2  # one per worker process, both on the same rule base
-        assert all(shas[0] in line for line in live)
 
     assert server.stop() == 0
     log = server.log.read_text(encoding="utf-8", errors="replace")
