@@ -181,8 +181,13 @@ class Matcher:
         self._lock = threading.Condition()
         self._inflight = 0
         self._closed = False
+        # Facts carry short keys ("k3") for the keys some rule reads, and nothing else: the
+        # engine parses every fact and writes it back into every fired rule's message.
+        keys = sorted({k for cond in rules.values() for k in _keys_of(cond)} - {MARK})
+        self._alias = {k: f'"k{i}":' for i, k in enumerate(keys)}
+        short = {k: f"k{i}" for i, k in enumerate(keys)}
         try:
-            for group in shard(rules):
+            for group in shard({n: _rename(c, short) for n, c in rules.items()}):
                 self.shards.append(_Ruleset(group, tag))
         except BaseException:
             self.close()
@@ -190,7 +195,13 @@ class Matcher:
 
     def match(self, fact: Mapping[str, Any]) -> set[str]:
         """The names of the conditions that match ``fact`` (a flat dict of typed scalars)."""
-        body = encode({**fact, MARK: 1})[1:]
+        alias = self._alias
+        parts = [f'"{MARK}":1']
+        for k, v in fact.items():
+            a = alias.get(k)
+            if a is not None:
+                parts.append(a + encode_value(v))
+        body = ",".join(parts) + "}"
         fired: set[str] = set()
         with self._lock:
             if self._closed:
@@ -214,6 +225,26 @@ class Matcher:
             shards, self.shards = self.shards, []
         for s in shards:
             s.close()
+
+
+def _keys_of(cond: Condition) -> set[str]:
+    """The fact keys a condition reads."""
+    ((op, body),) = cond.items()
+    if op in ("$and", "$or"):
+        return set().union(*(_keys_of(c) for c in body))
+    if op.startswith("$"):
+        return set(body)
+    return {op}
+
+
+def _rename(cond: Condition, short: Mapping[str, str]) -> Condition:
+    """The condition reading ``short[key]`` for every key (MARK stays as it is)."""
+    ((op, body),) = cond.items()
+    if op in ("$and", "$or"):
+        return {op: [_rename(c, short) for c in body]}
+    if op.startswith("$"):
+        return {op: {short.get(k, k): v for k, v in body.items()}}
+    return {short.get(op, op): body}
 
 
 def shard(rules: Mapping[str, Condition]) -> Iterable[dict[str, Condition]]:
