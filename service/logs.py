@@ -157,7 +157,7 @@ class DecisionLog:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         return fd, os.fstat(fd).st_ino
 
-    def write(self, *, source: str, lead: Any, verdict_json: str | None = None,
+    def write(self, *, source: str, lead: Any, verdict_json: bytes | str | None = None,
               error: dict[str, Any] | None = None) -> None:
         """Queue a line; ``verdict_json`` is the verdict as already serialised."""
         self._queue.put((_timestamp(time.time()), REQUEST_ID.get(),
@@ -172,7 +172,8 @@ class DecisionLog:
             lead_json = json.dumps(repr(lead)[:10_000])
         text = json.dumps(head, ensure_ascii=False)[:-1] + ',"input":' + lead_json
         if verdict_json is not None:
-            text += ',"verdict":' + verdict_json
+            text += ',"verdict":' + (verdict_json.decode() if isinstance(verdict_json, bytes)
+                                     else verdict_json)
         if error is not None:
             text += ',"error":' + json.dumps(error, ensure_ascii=False)
         return (text + "}\n").encode("utf-8", "surrogateescape")

@@ -8,6 +8,7 @@ every worker's files (prometheus-client's multi-process mode).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -47,10 +48,26 @@ class Metrics:
                               ["name", "version", "sha256"], registry=r,
                               multiprocess_mode="liveall")
         self._shown: tuple[str, str, str] | None = None
+        # Children by label values: labels() takes a lock and builds a key on every call.
+        self._per_request: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._per_verdict: dict[tuple[str, str, str], Any] = {}
 
     def request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, endpoint, str(status)).inc()
-        self.latency.labels(method, endpoint).observe(seconds)
+        key = (method, endpoint, status)
+        children = self._per_request.get(key)
+        if children is None:
+            children = self._per_request[key] = (
+                self.requests.labels(method, endpoint, str(status)),
+                self.latency.labels(method, endpoint))
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def verdict(self, grade: str, status: str, source: str) -> None:
+        key = (grade, status, source)
+        child = self._per_verdict.get(key)
+        if child is None:
+            child = self._per_verdict[key] = self.verdicts.labels(grade, status, source)
+        child.inc()
 
     def show_rulebook(self, name: str, version: str, sha256: str) -> None:
         if self._shown:

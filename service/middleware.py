@@ -24,6 +24,7 @@ log = logging.getLogger("qualify.service.access")
 
 _SAFE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 _QUIET = frozenset({"/healthz", "/readyz", "/metrics"})  # probes: debug level only
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def log_fields(request: Request) -> dict[str, Any]:
@@ -70,7 +71,9 @@ class Observe:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
-            self.metrics.request(method, endpoint, status, elapsed)
+            # Metric labels stay bounded: any other method token is "OTHER".
+            self.metrics.request(method if method in _METHODS else "OTHER", endpoint, status,
+                                 elapsed)
             if self.access_log:
                 level = logging.DEBUG if scope["path"] in _QUIET else logging.INFO
                 if log.isEnabledFor(level):  # makeRecord: no stack walk for the caller

@@ -31,12 +31,12 @@ _COMPACT = (",", ":")
 @dataclass(frozen=True)
 class Scored:
     verdict: Verdict
-    json: str  # the verdict, serialised once
+    json: bytes  # the verdict, serialised once
 
 
 @dataclass(frozen=True)
 class BatchOutcome:
-    json: str  # the whole response body
+    json: bytes  # the whole response body
     sha256: str
     ok: int
     failed: int
@@ -75,8 +75,8 @@ class Scorer:
         except EngineError as e:
             log.error("engine error: %s", e, extra={"fields": {"lead_id": _lead_id(raw)}})
             raise ApiError(422, "unscorable_lead", UNSCORABLE) from None
-        text = verdict.model_dump_json()
-        self.metrics.verdicts.labels(verdict.grade, verdict.status, source).inc()
+        text = to_json(verdict)
+        self.metrics.verdict(verdict.grade, verdict.status, source)
         fields.update(lead_id=verdict.lead_id, sha256=verdict.rulebook["sha256"],
                       grade=verdict.grade, score=verdict.score,
                       verdict_status=verdict.status)
@@ -92,14 +92,13 @@ class Scorer:
     def _batch(self, snapshot: Snapshot, leads: Sequence[Any], as_of: dt.date | None,
                locale: str | None) -> BatchOutcome:
         engine = snapshot.engine
-        parts: list[str] = []
+        parts: list[bytes] = []
         ok = 0
         for raw in leads:
             try:
                 verdict = engine.score(raw, as_of=as_of, locale=locale)
             except LeadError as e:
-                parts.append(json.dumps({"ok": False, "error": e.to_dict()}, ensure_ascii=False,
-                                        separators=_COMPACT))
+                parts.append(_dumps({"ok": False, "error": e.to_dict()}))
                 if self.decisions:
                     self.decisions.write(source="batch", lead=raw, error=e.to_dict())
                 continue
@@ -107,19 +106,29 @@ class Scorer:
                 raise
             except EngineError as e:
                 log.error("engine error: %s", e, extra={"fields": {"lead_id": _lead_id(raw)}})
-                parts.append(json.dumps({"ok": False, "error": {
-                    "field": None, "message": UNSCORABLE}}, separators=_COMPACT))
+                parts.append(_dumps({"ok": False, "error": {"field": None,
+                                                            "message": UNSCORABLE}}))
                 continue
-            text = verdict.model_dump_json()
-            parts.append('{"ok":true,"verdict":' + text + "}")
+            text = to_json(verdict)
+            parts.append(b'{"ok":true,"verdict":' + text + b"}")
             ok += 1
-            self.metrics.verdicts.labels(verdict.grade, verdict.status, "batch").inc()
+            self.metrics.verdict(verdict.grade, verdict.status, "batch")
             if self.decisions:
                 self.decisions.write(source="batch", lead=raw, verdict_json=text)
-        head = json.dumps({"rulebook": snapshot.ref(), "count": len(leads), "ok": ok,
-                           "failed": len(leads) - ok}, separators=_COMPACT)
-        body = head[:-1] + ',"results":[' + ",".join(parts) + "]}"
+        head = _dumps({"rulebook": snapshot.ref(), "count": len(leads), "ok": ok,
+                       "failed": len(leads) - ok})
+        body = head[:-1] + b',"results":[' + b",".join(parts) + b"]}"
         return BatchOutcome(body, snapshot.sha256, ok, len(leads) - ok)
+
+
+def to_json(verdict: Verdict) -> bytes:
+    """The verdict as compact JSON (pydantic's serializer, without a str round trip)."""
+    data: bytes = verdict.__pydantic_serializer__.to_json(verdict)
+    return data
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=_COMPACT).encode()
 
 
 def _lead_id(raw: Any) -> str | None:

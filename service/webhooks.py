@@ -170,9 +170,9 @@ class ReplayCache:
         self.size = size
         self.ttl = ttl
         self.clock = clock
-        self._items: OrderedDict[tuple[str, str], tuple[float, str]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
 
-    def get(self, source: str, delivery_id: str) -> str | None:
+    def get(self, source: str, delivery_id: str) -> bytes | None:
         item = self._items.get((source, delivery_id))
         if item is None:
             return None
@@ -181,7 +181,7 @@ class ReplayCache:
             return None
         return item[1]
 
-    def put(self, source: str, delivery_id: str, answer: str) -> None:
+    def put(self, source: str, delivery_id: str, answer: bytes) -> None:
         if self.size <= 0 or self.ttl <= 0:
             return
         key = (source, delivery_id)

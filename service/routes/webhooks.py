@@ -28,11 +28,11 @@ _BODY = {"requestBody": {"required": True, "content": {JSON: {"schema": {
 
 
 def _answer(source: str, delivery_id: str | None, replayed: bool,
-            verdict_json: str | None = None, reason: str | None = None) -> str:
+            verdict_json: bytes | None = None, reason: str | None = None) -> bytes:
     head = json.dumps({"source": source, "delivery_id": delivery_id, "replayed": replayed,
                        "scored": verdict_json is not None, "reason": reason},
-                      ensure_ascii=False, separators=(",", ":"))
-    return head[:-1] + ',"verdict":' + (verdict_json or "null") + "}"
+                      ensure_ascii=False, separators=(",", ":")).encode()
+    return head[:-1] + b',"verdict":' + (verdict_json or b"null") + b"}"
 
 
 @router.post(
