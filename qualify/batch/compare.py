@@ -258,9 +258,9 @@ def render(c: Comparison, top: int = 5) -> str:
 
     out = [f"compared with {c.previous}: {c.compared:,} leads in both, {c.new:,} new, "
            f"{c.dropped:,} dropped",
-           f"  changed: {c.changed:,} ({pct(c.changed)}); status {c.status_changed:,}, "
-           f"grade {c.grade_changed:,}, next step {c.step_changed:,} "
-           f"(score alone: {c.score_changed:,})"]
+           f"  changed: {c.changed:,} ({pct(c.changed)}): status {c.status_changed:,}, "
+           f"grade {c.grade_changed:,}, next step {c.step_changed:,}; the score moved for "
+           f"{c.score_changed:,}"]
     if c.causes:
         out.append("  rules that caused it:")
         w = max(len(k) for k, _ in c.causes.most_common(top))

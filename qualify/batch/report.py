@@ -81,7 +81,7 @@ def grade_chart(s: Summary, rb: Rulebook, loc: str) -> str:
     statuses = list(STATUS_COLOURS)
     totals = [s.grade[g] for g in grades]
     top = max(totals, default=0) or 1
-    col_w, height, base = 90, 240, 210
+    col_w, height, base = 90, 252, 210
     width = col_w * len(grades) + 40
     parts = [f'<svg role="img" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}">']
