@@ -12,14 +12,15 @@ import contextlib
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from qualify.batch.compare import CHANGE_COLUMNS, Comparer, Comparison, Previous
 from qualify.batch.progress import Progress
-from qualify.batch.readers import InputError, Reader, format_of, open_reader
-from qualify.batch.runner import Pool, Scorer, Spec, default_workers, score_all
+from qualify.batch.readers import InputError, Item, Reader, format_of, open_reader
+from qualify.batch.runner import Pool, Scorer, Spec, default_workers, partitions, score_all
 from qualify.batch.summary import Summary
 from qualify.batch.writers import Writer, open_writer
 from qualify.engine import today
@@ -170,15 +171,18 @@ def run_batch(job: Job) -> Outcome:
                 comparer = Comparer(previous, scorer.layout, changes)
             started = time.perf_counter()
             label = f"scoring {job.input.name}"
+            marks: deque[int] = deque()  # input position after each partition read
+            chunks = _marked(partitions(reader), reader, marks)
             with Progress(reader.progress, label, enabled=job.progress) as bar:
-                for block in score_all(spec, reader, scorer=scorer, pool=pool):
+                for block in score_all(spec, chunks, scorer=scorer, pool=pool):
                     out.write_block(block.data)
                     errors.write(block.errors)
                     if comparer is not None and block.snapshots is not None:
                         for snap in block.snapshots:
                             comparer.add(snap)
                     outcome.summary.merge(block.summary)
-                    bar.update(outcome.summary.leads, time.perf_counter() - started)
+                    bar.update(outcome.summary.leads, time.perf_counter() - started,
+                               marks.popleft())
             if comparer is not None:
                 outcome.comparison = comparer.finish()
             outcome.seconds = time.perf_counter() - started
@@ -195,6 +199,13 @@ def run_batch(job: Job) -> Outcome:
             _abort(writers)
             raise
     return outcome
+
+
+def _marked(chunks: Iterator[list[Item]], reader: Reader,
+            marks: deque[int]) -> Iterator[list[Item]]:
+    for chunk in chunks:
+        marks.append(reader.progress()[0])
+        yield chunk
 
 
 def _closer(pool: Pool) -> Callable[..., None]:

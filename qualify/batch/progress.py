@@ -11,7 +11,8 @@ Measure = Callable[[], tuple[int, int]]  # (done, total) of the input, in bytes 
 
 
 class Progress:
-    """``update(leads)`` after each partition; the bar follows the reader's position."""
+    """``update`` after each partition written; the bar shows how far into the input the
+    written rows reach (the reader runs ahead by the partitions in flight)."""
 
     def __init__(self, measure: Measure, label: str, *, stream: TextIO | None = None,
                  enabled: bool | None = None) -> None:
@@ -35,7 +36,7 @@ class Progress:
             )
             from rich.progress import Progress as Bar
 
-            done, total = self._measure()
+            total = self._measure()[1]
             self._bar = Bar(TextColumn("{task.description}"), BarColumn(),
                             TaskProgressColumn(), TextColumn("{task.fields[leads]:,} leads"),
                             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
@@ -43,14 +44,15 @@ class Progress:
                             console=Console(file=self._stream), transient=True,
                             redirect_stdout=False, redirect_stderr=False)
             self._bar.start()
-            self._task = self._bar.add_task(self._label, total=total or None, completed=done,
+            self._task = self._bar.add_task(self._label, total=total or None, completed=0,
                                             leads=0, rate="")
         return self
 
-    def update(self, leads: int, elapsed: float) -> None:
+    def update(self, leads: int, elapsed: float, done: int) -> None:
+        """``done``: how far into the input the rows written so far reach."""
         if self._bar is None:
             return
-        done, total = self._measure()
+        total = self._measure()[1]
         rate = f"{leads / elapsed:,.0f}/s" if elapsed > 0 else ""
         self._bar.update(self._task, completed=done, total=total or None, leads=leads,
                          rate=rate)

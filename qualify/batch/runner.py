@@ -267,10 +267,10 @@ class Pool:
         self._ex.shutdown(wait=not cancel, cancel_futures=cancel)
 
 
-def score_all(spec: Spec, items: Iterable[Item], *, scorer: Scorer | None = None,
+def score_all(spec: Spec, chunks: Iterable[list[Item]], *, scorer: Scorer | None = None,
               pool: Pool | None = None) -> Iterator[Block]:
-    """Partitions scored and encoded, in input order: in a ``pool`` if given, else here."""
-    chunks = partitions(items)
+    """Partitions (see ``partitions``) scored and encoded, in input order: in a ``pool`` if
+    given, else in this process."""
     if pool is not None:
         yield from pool.map(chunks)
         return

@@ -154,8 +154,8 @@ def render(s: Summary, rb: Rulebook, locale: str | None = None, *,
         out += [f"  {f:<{w}}  {n:>10,} leads" for f, n in blocking]
     if s.errors:
         by_field = ", ".join(f"{f} {n:,}" for f, n in s.error_fields.most_common(TOP))
-        rows = plural(s.errors, "row")
-        out += ["", f"errors: {rows} could not be scored (by field: {by_field})"]
+        failed = plural(s.errors, "row")
+        out += ["", f"errors: {failed} could not be scored (by field: {by_field})"]
         out += [f"  line {line}: {msg}" for line, msg in s.first_errors[:TOP]]
     out += list(footer or [])
     return "\n".join(out)

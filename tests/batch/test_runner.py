@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 
 from qualify import Engine, LeadError, QualifyError
 from qualify.batch.readers import BadRecord, Item
-from qualify.batch.runner import Pool, Scorer, Spec, WorkerError, score_all, score_partition
+from qualify.batch.runner import (
+    Pool,
+    Scorer,
+    Spec,
+    WorkerError,
+    partitions,
+    score_all,
+    score_partition,
+)
 from qualify.rulebook import default_rules_path
 from tests.batch.conftest import DEFAULT_FIELDS, synthetic
 from tests.conftest import AS_OF
@@ -104,10 +112,10 @@ class TestPool:
     def test_two_workers_give_the_in_process_output_in_order(self, scorer: Scorer) -> None:
         """Output order is input order whatever the worker count; the bytes are identical."""
         items = list(enumerate(synthetic(2100, seed=5, bad_rate=0.02), 1))
-        alone = b"".join(b.data for b in score_all(SPEC, items, scorer=scorer))
+        alone = b"".join(b.data for b in score_all(SPEC, partitions(items), scorer=scorer))
         pool = Pool(SPEC, 2)
         try:
-            pooled = b"".join(b.data for b in score_all(SPEC, items, pool=pool))
+            pooled = b"".join(b.data for b in score_all(SPEC, partitions(items), pool=pool))
         finally:
             pool.close()
         lines = [int(row.split(b",", 1)[0]) for row in pooled.splitlines()
@@ -123,6 +131,6 @@ class TestPool:
             os.kill(pid, signal.SIGKILL)
             items = list(enumerate(synthetic(3000, seed=5), 1))
             with pytest.raises(WorkerError, match="worker process died while scoring lines"):
-                list(score_all(SPEC, items, pool=pool))
+                list(score_all(SPEC, partitions(items), pool=pool))
         finally:
             pool.close(cancel=True)
