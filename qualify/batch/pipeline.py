@@ -155,7 +155,7 @@ def run_batch(job: Job) -> Outcome:
         scorer = Scorer(spec)  # the layout, and the engine when scoring in-process
         stack.callback(scorer.close)
         pool = None
-        if workers > 1:  # fork before any writer holds buffered data or a thread runs
+        if workers > 1:
             pool = Pool(spec, workers)
             stack.push(_closer(pool))
         outcome = Outcome(job, rulebook, spec.as_of, workers)

@@ -7,9 +7,9 @@ built from a picklable ``Spec`` (the rule base and mapping as text, not paths).
 
 ``run_partition`` also encodes the rows for the output file (CSV or JSONL bytes, an Arrow
 batch for Parquet), so that work is spread over the workers too. ``score_all`` feeds
-partitions to ``workers`` processes (fork; each builds its own engine, as the durable-rules
-field notes advise) and yields them in input order, with a bounded number in flight so
-memory stays flat whatever the input size. One worker scores in-process.
+partitions to ``workers`` processes (each builds its own engine from the ``Spec``, as the
+durable-rules field notes advise) and yields them in input order, with a bounded number in
+flight so memory stays flat whatever the input size. One worker scores in-process.
 """
 
 from __future__ import annotations
@@ -216,15 +216,16 @@ def partitions(items: Iterable[Item], size: int = PARTITION) -> Iterator[list[It
 
 
 class Pool:
-    """``workers`` processes, each with its own engine; results in input order.
-
-    Start it before any thread exists in this process (the progress bar's, for one): the
-    processes are forked at once, in ``__init__``.
-    """
+    """``workers`` processes, each with its own engine built from the picklable ``Spec``;
+    results in input order. The processes start at once, in ``__init__``."""
 
     def __init__(self, spec: Spec, workers: int) -> None:
         self.workers = workers
-        ctx = multiprocessing.get_context("fork")
+        # forkserver: workers fork from a clean single-threaded server process, never from
+        # this one, which may run threads (pyarrow's pools, the progress bar): forking a
+        # threaded process can deadlock the child, and Python 3.12 warns about it.
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["qualify.batch.runner"])
         self._ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start,
                                        initargs=(spec,))
         try:  # fork every worker now, and surface an engine that fails to build
