@@ -272,8 +272,9 @@ def read_leads(path: Path) -> Iterator[tuple[int, Any]]:
     """
     from qualify.cli import _BadJSON, _leads
 
-    with path.open(encoding="utf-8", newline="") as stream:
-        if path.suffix.lower() == ".csv":
+    csv_file = path.suffix.lower() == ".csv"
+    with path.open(encoding="utf-8-sig" if csv_file else "utf-8", newline="") as stream:
+        if csv_file:  # a spreadsheet's export may start with a byte-order mark
             reader = csv.DictReader(stream)
             for row in reader:
                 yield reader.line_num, row

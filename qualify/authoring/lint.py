@@ -157,11 +157,12 @@ class _Linter:
     def shadowed_steps(self) -> Iterator[Problem]:
         steps = self.rb.next_steps
         for k, step in enumerate(steps):
-            earlier = [s for s in steps[:k] if not isinstance(s.expr, Const)
-                       or s.expr.value]
-            if not earlier or satisfiable(self.space, [(step.expr, T)]) is not True:
+            if satisfiable(self.space, [(step.expr, T)]) is not True:
                 continue
-            if satisfiable(self.space, self.goals(step, earlier)) is not False:
+            # only steps that can apply together with this one can take its leads
+            earlier = [s for s in steps[:k]
+                       if satisfiable(self.space, [(step.expr, T), (s.expr, T)]) is not False]
+            if not earlier or satisfiable(self.space, self.goals(step, earlier)) is not False:
                 continue
             cover = self.cover(step, earlier)
             names = ", ".join(f"'{s.id}' (line {s.line})" for s in cover)
@@ -184,12 +185,22 @@ class _Linter:
         for s in earlier:
             if satisfiable(self.space, self.goals(step, [s])) is False:
                 return [s]
-        cover = list(earlier)
-        for s in list(cover):
-            rest = [x for x in cover if x is not s]
-            if satisfiable(self.space, self.goals(step, rest)) is False:
-                cover = rest
-        return cover
+        cover = self.minimal(step, [], earlier)
+        shadows = satisfiable(self.space, self.goals(step, cover)) is False
+        return cover if shadows else earlier
+
+    def minimal(self, step: Rule, base: list[Rule], rest: list[Rule],
+                grown: bool = False) -> list[Rule]:
+        """QuickXplain: the fewest of ``rest`` that, with ``base``, still shadow ``step``."""
+        if grown and satisfiable(self.space, self.goals(step, base)) is False:
+            return []
+        if len(rest) <= 1:
+            return rest
+        half = len(rest) // 2
+        first, second = rest[:half], rest[half:]
+        keep2 = self.minimal(step, base + first, second, bool(first))
+        keep1 = self.minimal(step, base + keep2, first, bool(keep2))
+        return sorted(keep1 + keep2, key=self.rb.next_steps.index)
 
     # -- unused-field
     def unused_fields(self) -> Iterator[Problem]:

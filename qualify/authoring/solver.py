@@ -5,8 +5,12 @@ steps the verdict so far). For a numeric variable, only its position relative to
 constants it is compared with matters, so one value per gap between those constants (and
 each constant itself) stands for all; an enum contributes its values, a string the constants
 it is compared with plus one other text, and any variable that may be absent also "missing".
-A depth-first search over these values, pruned by a three-valued (Kleene) evaluation of
-partial assignments, then answers exactly whether some assignment meets every goal.
+Each goal (a condition and the outcomes wanted of it: true, false, unknown, three-valued as
+Kleene logic says) becomes a union of *boxes*, a box giving each variable a set of values.
+A depth-first search then picks one box per goal, keeping their intersection non-empty;
+it checks every other goal ahead (forward checking), takes the goal with the fewest boxes
+left first, and splits goals that share no variable into separate searches. Over these
+values the answer is exact: some assignment meets every goal, or none does.
 
 Sound for warnings: variables are treated as independent except for facts that always hold
 (the status follows from the qualifiers, the grade from the score, a derived value exists
@@ -19,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +34,7 @@ from qualify.rulebook import Rulebook
 T, F, U = 1, 2, 4  # outcome bits: true, false, unknown
 ALL = T | F | U
 NOT_TRUE = F | U
-BUDGET = 50_000  # search nodes per question
+BUDGET = 20_000  # search nodes per question
 
 
 class _Missing:
@@ -39,8 +43,6 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
-Env = dict[str, Any]
-Constraint = Callable[[Env], bool | None]  # False: violated; None: cannot tell yet
 Goal = tuple[Expr, int]  # a condition and the outcomes wanted (bits)
 
 
@@ -122,8 +124,15 @@ class _Var:
     source: str | None = None  # a derived value exists exactly when this field does
 
 
+Gathered = tuple[dict[str, list[Ref]], dict[str, list[Any]]]  # refs and constants by key
+
+
 class Space:
-    """The variables of one rule base's conditions and the values worth trying for each."""
+    """The variables of one rule base's conditions and the values worth trying for each.
+
+    Values are chosen from the constants of *every* condition of the rule base, so each
+    condition's boxes are computed once and shared by all the questions asked about it.
+    """
 
     def __init__(self, rulebook: Rulebook) -> None:
         self.rb = rulebook
@@ -133,31 +142,52 @@ class Space:
         self.score_range = (lo, hi)
         self.grades = tuple(dict.fromkeys(rulebook.grade_for(s).id for s in
                                           range(self.score_range[0], self.score_range[1] + 1)))
+        self.refs, consts = self.gather([r.expr for r in rulebook.rules], every_verdict=True)
+        self.consts = {k: set(v) for k, v in consts.items()}
+        self.shared: dict[str, _Var] = {}
+        self.boxes = _Boxes({})
 
-    # -- the values of a variable
-    def variables(self, exprs: Sequence[Expr]) -> list[_Var]:
+    def gather(self, exprs: Iterable[Expr], every_verdict: bool = False) -> Gathered:
         refs: dict[str, list[Ref]] = {}
         consts: dict[str, list[Any]] = {}
-        count: dict[str, int] = {}
         for expr in exprs:
             for atom in _atoms(expr):
                 key = atom.ref.key
                 refs.setdefault(key, []).append(atom.ref)
-                count[key] = count.get(key, 0) + 1
                 c = consts.setdefault(key, [])
                 if isinstance(atom, Cmp):
                     c.append(atom.value)
                 elif isinstance(atom, In):
                     c.extend(atom.values)
-        if "__status" in refs:  # the status is a function of every qualifier
+        if "__status" in refs or every_verdict:  # the status is a function of every qualifier
             for q in self.rb.qualifiers:
                 refs.setdefault(f"__q_{q.id}", [Ref("verdict", f"qualifier.{q.id}",
                                                     f"__q_{q.id}", "enum", STATES)])
-        if "__grade" in refs:  # and the grade follows from the score
+            refs.setdefault("__status", [Ref("verdict", "status", "__status", "enum",
+                                             STATUSES)])
+        if "__grade" in refs or every_verdict:  # and the grade follows from the score
+            refs.setdefault("__grade", [Ref("verdict", "grade", "__grade", "enum")])
             refs.setdefault("__score", [Ref("verdict", "score", "__score", "integer")])
             consts.setdefault("__score", []).extend(g.min_score for g in self.rb.grades)
-        order = sorted(refs, key=lambda k: -count.get(k, 0))
-        return [self.variable(k, refs[k], consts.get(k, [])) for k in order]
+        return refs, consts
+
+    def variables(self, exprs: Sequence[Expr]) -> tuple[list[_Var], bool]:
+        """The variables ``exprs`` read (and those tied to them), and whether all of them have
+        the rule base's shared values (so cached boxes apply)."""
+        refs, consts = self.gather(exprs)
+        out, shared = [], True
+        for key in refs:
+            if key in self.refs and self.consts.get(key, set()).issuperset(consts.get(key, ())):
+                if key not in self.shared:
+                    var = self.variable(key, self.refs[key], sorted(self.consts.get(key, ()),
+                                                                    key=repr))
+                    self.shared[key] = var
+                    self.boxes.values[key] = var.values
+                out.append(self.shared[key])
+            else:  # a condition from outside the rule base, with constants of its own
+                out.append(self.variable(key, refs[key], consts.get(key, [])))
+                shared = False
+        return out, shared
 
     def variable(self, key: str, refs: list[Ref], consts: list[Any]) -> _Var:
         ref = refs[0]
@@ -199,108 +229,230 @@ class Space:
             return STATUSES
         return tuple(sorted(_integer_points(consts, *self.score_range)))
 
-    # -- facts that always hold
-    def constraints(self, variables: Sequence[_Var]) -> list[Constraint]:
-        keys = {v.key for v in variables}
-        out: list[Constraint] = []
-        if "__status" in keys:
-            qkeys = [f"__q_{q.id}" for q in self.rb.qualifiers]
-            out.append(lambda env: _status_holds(env, qkeys))
-        if "__grade" in keys:
-            rb = self.rb
-            out.append(lambda env: None if "__grade" not in env or "__score" not in env
-                       else rb.grade_for(env["__score"]).id == env["__grade"])
-        for v in variables:
-            if v.source in keys:
-                out.append(_same_presence(v.key, v.source or ""))
+    # -- facts that always hold, as goals over the verdict variables
+    def constraints(self, variables: Sequence[_Var]) -> list[list[Box]]:
+        dom = {v.key: v.values for v in variables}
+        bit = lambda key, value: 1 << dom[key].index(value)  # noqa: E731
+        out: list[list[Box]] = []
+        if "__status" in dom:  # the status follows from the qualifiers
+            qs = [f"__q_{q.id}" for q in self.rb.qualifiers]
+            met, unmet, unknown = (bit("__status", s) for s in STATUSES)
+            boxes: list[Box] = [{"__status": met, **{q: bit(q, "met") for q in qs}}]
+            for q in qs:
+                boxes.append({"__status": unmet, q: bit(q, "unmet")})
+                boxes.append({"__status": unknown, q: bit(q, "unknown"),
+                              **{o: bit(o, "met") | bit(o, "unknown") for o in qs if o != q}})
+            out.append(boxes)
+        if "__grade" in dom:  # the grade follows from the score
+            by_grade: dict[str, int] = {}
+            for i, score in enumerate(dom["__score"]):
+                g = self.rb.grade_for(score).id
+                by_grade[g] = by_grade.get(g, 0) | 1 << i
+            out.append([{"__grade": bit("__grade", g), "__score": m}
+                        for g, m in by_grade.items() if g in dom["__grade"]])
+        for v in variables:  # a derived value exists exactly when its field does
+            if v.source in dom and MISSING in v.values:
+                full = (1 << len(v.values)) - 1
+                here, src = bit(v.key, MISSING), dom[v.source]
+                if MISSING in src:
+                    gone = 1 << src.index(MISSING)
+                    out.append([{v.key: here, v.source: gone},
+                                {v.key: full & ~here, v.source: ((1 << len(src)) - 1) & ~gone}])
+                else:
+                    out.append([{v.key: full & ~here}])
         return out
 
 
-def _status_holds(env: Env, qkeys: list[str]) -> bool | None:
-    if "__status" not in env or any(k not in env for k in qkeys):
-        return None
-    states = [env[k] for k in qkeys]
-    status = ("disqualified" if "unmet" in states else
-              "needs_discovery" if "unknown" in states else "qualified")
-    return bool(env["__status"] == status)
+Box = dict[str, int]  # variable -> bitmask of the indexes of its allowed values (absent: any)
+MAX_BOXES = 5_000  # per goal; a condition whose expansion is larger is not analysed
 
 
-def _same_presence(key: str, source: str) -> Constraint:
-    def check(env: Env) -> bool | None:
-        if key not in env or source not in env:
+def _meet(a: Box, b: Box) -> Box | None:
+    """The intersection of two boxes, or None if empty."""
+    if len(a) > len(b):
+        a, b = b, a
+    out = dict(b)
+    for k, m in a.items():
+        both = m & out[k] if k in out else m
+        if not both:
             return None
-        return (env[key] is MISSING) == (env[source] is MISSING)
-    return check
+        out[k] = both
+    return out
+
+
+def _within(b: Box, c: Box) -> bool:
+    """Every value b allows, c allows."""
+    return all(k in b and not b[k] & ~m for k, m in c.items())
+
+
+def _simplify(boxes: list[Box]) -> list[Box]:
+    unique = list({tuple(sorted(b.items())): b for b in boxes}.values())
+    if len(unique) > 64:
+        return unique
+    return [b for i, b in enumerate(unique)
+            if not any(j != i and _within(b, c) and not (_within(c, b) and j > i)
+                       for j, c in enumerate(unique))]
+
+
+class _Boxes:
+    """Conditions as unions of boxes, over the values of each variable (by key)."""
+
+    def __init__(self, values: dict[str, tuple[Any, ...]]) -> None:
+        self.values = values
+        self.memo: dict[tuple[int, int], tuple[Expr, list[Box]]] = {}
+
+    def want(self, expr: Expr, mask: int) -> list[Box]:
+        key = (id(expr), -mask)
+        hit = self.memo.get(key)
+        if hit is None or hit[0] is not expr:
+            hit = expr, _simplify([b for o in (T, F, U) if mask & o for b in self.of(expr, o)])
+            self.memo[key] = hit
+        return hit[1]
+
+    def of(self, expr: Expr, o: int) -> list[Box]:
+        key = (id(expr), o)  # the entry keeps expr alive, so its id is not reused
+        hit = self.memo.get(key)
+        if hit is None or hit[0] is not expr:
+            hit = expr, self._of(expr, o)
+            self.memo[key] = hit
+        return hit[1]
+
+    def product(self, lists: Iterable[list[Box]]) -> list[Box]:
+        acc: list[Box] = [{}]
+        for boxes in lists:
+            acc = [m for a in acc for b in boxes if (m := _meet(a, b)) is not None]
+            if len(acc) > MAX_BOXES:
+                raise GiveUp
+            acc = _simplify(acc)
+            if not acc:
+                break
+        return acc
+
+    def _of(self, expr: Expr, o: int) -> list[Box]:
+        if isinstance(expr, Const):
+            return [{}] if (T if expr.value else F) == o else []
+        if isinstance(expr, Cmp | In | Known):
+            k = expr.ref.key
+            values = self.values[k]
+            mask = sum(1 << i for i, v in enumerate(values) if _atom_outcome(expr, v) == o)
+            return [] if not mask else [{}] if mask == (1 << len(values)) - 1 else [{k: mask}]
+        if isinstance(expr, Not):
+            return self.of(expr.item, {T: F, F: T, U: U}[o])
+        if isinstance(expr, And | Or):
+            settles, other = (F, T) if isinstance(expr, And) else (T, F)
+            items = expr.items
+            if o == settles:  # one item settles it
+                return _simplify([b for i in items for b in self.of(i, o)])
+            if o == other:  # every item agrees
+                return self.product(self.of(i, o) for i in items)
+            # unknown: no item settles it, and some item is unknown
+            return _simplify([b for n, i in enumerate(items) for b in self.product(
+                [self.of(i, U), *(self.want(j, other | U) for m, j in enumerate(items)
+                                  if m != n)])])
+        raise TypeError(type(expr).__name__)  # pragma: no cover
+
+
+Live = tuple[frozenset[str], list[Box]]  # a goal: the variables it reads, its boxes
 
 
 class _Search:
     def __init__(self, space: Space, goals: Sequence[Goal], budget: int) -> None:
-        self.goals = goals
-        self.vars = space.variables([e for e, _ in goals])
-        self.constraints = space.constraints(self.vars)
-        self.domain = {v.key: v.values for v in self.vars}
-        self.env: Env = {}
-        self.static: dict[int, int] = {}  # atom id -> its outcomes over the whole domain
+        self.vars, shared = space.variables([e for e, _ in goals])
+        boxes = space.boxes if shared else _Boxes({v.key: v.values for v in self.vars})
+        self.goals = [_live(boxes.want(e, want)) for e, want in goals]
+        self.goals += [_live(c) for c in space.constraints(self.vars)]
         self.nodes = 0
         self.budget = budget
 
-    def outcome(self, expr: Expr) -> int:
-        if isinstance(expr, Const):
-            return T if expr.value else F
-        if isinstance(expr, Cmp | In | Known):
-            key = expr.ref.key
-            if key in self.env:
-                return _atom_outcome(expr, self.env[key])
-            m = self.static.get(id(expr))
-            if m is None:
-                m = 0
-                for v in self.domain[key]:
-                    m |= _atom_outcome(expr, v)
-                self.static[id(expr)] = m
-            return m
-        if isinstance(expr, Not):
-            return _not(self.outcome(expr.item))
-        if isinstance(expr, And):
-            return _and([self.outcome(i) for i in expr.items])
-        if isinstance(expr, Or):
-            return _or([self.outcome(i) for i in expr.items])
-        raise TypeError(type(expr).__name__)  # pragma: no cover
+    def run(self) -> Box | None:
+        return self.solve(self.goals, {})
 
-    def run(self, i: int = 0) -> bool:
+    def solve(self, goals: list[Live], current: Box) -> Box | None:
         self.nodes += 1
         if self.nodes > self.budget:
             raise GiveUp
-        if any(not self.outcome(e) & want for e, want in self.goals):
-            return False
-        if any(c(self.env) is False for c in self.constraints):
-            return False
-        if i == len(self.vars):
-            return True
-        var = self.vars[i]
-        for value in var.values:
-            self.env[var.key] = value
-            if self.run(i + 1):
-                return True
-        del self.env[var.key]
-        return False
+        live: list[Live] = []
+        for keys, goal in goals:  # forward checking: every goal must stay possible
+            left: list[Box] = []
+            for b in goal:
+                m = _meet(current, b)
+                if m is None:
+                    continue
+                if m == current:  # the goal holds whatever else is chosen
+                    left = []
+                    break
+                left.append(m)
+            else:
+                if not left:
+                    return None
+                live.append((keys, left))
+        if not live:
+            return current
+        parts = _components(live, current) if len(live) > 2 else [live]
+        if len(parts) == 1:
+            return self.branch(live)
+        found = current  # goals sharing no open variable are solved apart
+        for part in parts:
+            sub = self.solve(part, current)
+            if sub is None:
+                return None
+            merged = _meet(found, sub)
+            if merged is None:  # pragma: no cover - disjoint parts always meet
+                return self.branch(live)
+            found = merged
+        return found
+
+    def branch(self, live: list[Live]) -> Box | None:
+        live.sort(key=lambda g: len(g[1]))
+        (_, first), rest = live[0], live[1:]
+        for b in first:
+            found = self.solve(rest, b)
+            if found is not None:
+                return found
+        return None
+
+
+def _live(boxes: list[Box]) -> Live:
+    return frozenset(k for b in boxes for k in b), boxes
+
+
+def _components(goals: list[Live], current: Box) -> list[list[Live]]:
+    """Goals grouped by the variables still open, connected through shared ones."""
+    fixed = {k for k, m in current.items() if not m & (m - 1)}  # one value left
+    groups: list[tuple[set[str], list[Live]]] = []
+    for goal in goals:
+        keys = goal[0] - fixed
+        joined = [g for g in groups if g[0] & keys]
+        merged: tuple[set[str], list[Live]] = (set(keys), [goal])
+        for g in joined:
+            merged[0].update(g[0])
+            merged[1].extend(g[1])
+            groups.remove(g)
+        groups.append(merged)
+    return [g[1] for g in groups]
 
 
 def satisfiable(space: Space, goals: Sequence[Goal], budget: int = BUDGET) -> bool | None:
     """True if some lead meets every goal, False if none can, None if the search gave up."""
-    search = _Search(space, goals, budget)
     try:
-        return search.run()
+        return _Search(space, goals, budget).run() is not None
     except GiveUp:
         return None
 
 
 def witness(space: Space, goals: Sequence[Goal], budget: int = BUDGET) -> dict[str, Any] | None:
     """Values (by engine key; absent ones left out) that meet every goal, or None."""
-    search = _Search(space, goals, budget)
     try:
-        found = search.run()
+        search = _Search(space, goals, budget)
+        box = search.run()
     except GiveUp:
         return None
-    if not found:
+    if box is None:
         return None
-    return {k: v for k, v in search.env.items() if v is not MISSING}
+    out = {}
+    for var in search.vars:
+        mask = box.get(var.key, 1)
+        value = var.values[(mask & -mask).bit_length() - 1]
+        if value is not MISSING:
+            out[var.key] = value
+    return out

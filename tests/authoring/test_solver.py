@@ -10,11 +10,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from qualify.authoring.lint import lint
 from qualify.authoring.solver import NOT_TRUE, Space, T, satisfiable, witness
 from qualify.conditions import Expr
 from qualify.leads import LeadReader
 from qualify.rulebook import Rulebook, load_rulebook_text
-from tests.reference import evaluate
+from qualify.yamlsource import load_yaml_text
+from tests.reference import evaluate, reference_verdict
 
 AS_OF = dt.date(2026, 1, 1)
 FIELDS = """
@@ -42,13 +44,17 @@ POOLS: dict[str, list[Any]] = {
 
 def book(*conditions: str, steps: tuple[str, ...] = ()) -> Rulebook:
     """A small rule base: one trait per condition, then next steps, then a fallback."""
+    return load_rulebook_text(book_text(*conditions, steps=steps))
+
+
+def book_text(*conditions: str, steps: tuple[str, ...] = (), points: int = 5) -> str:
     def q(c: str) -> str:
         return "'" + c.replace("'", "''") + "'"
-    traits = "".join(f"  - {{id: t{k}, kind: golden, points: 5, when: {q(c)}, "
+    traits = "".join(f"  - {{id: t{k}, kind: golden, points: {points}, when: {q(c)}, "
                      f"label: {{en: t, zh: t}}}}\n" for k, c in enumerate(conditions))
     step_yaml = "".join(f"  - {{id: s{k}, when: {q(c)}, label: {{en: s, zh: s}}, "
                         f"reason: {{en: r, zh: r}}}}\n" for k, c in enumerate(steps))
-    return load_rulebook_text(f"""
+    return f"""
 rulebook: t
 version: 1
 fields:{FIELDS}
@@ -62,7 +68,7 @@ grades:
   - {{id: B, min_score: 0, label: {{en: b, zh: b}}}}
 next_steps:
 {step_yaml}  - {{id: last, label: {{en: l, zh: l}}, reason: {{en: r, zh: r}}}}
-""")
+"""
 
 
 def fires(condition: str) -> bool | None:
@@ -151,8 +157,8 @@ class TestBudget:
     def test_gives_up_without_claiming(self) -> None:
         """Over its node budget the search answers None, which never becomes a warning."""
         rb = book("n > 10 and i > 1 and e == \"a\" and s == \"x\" and b and count(l) > 3")
-        assert satisfiable(Space(rb), [(rb.traits[0].expr, NOT_TRUE)], budget=2) is None
-        assert witness(Space(rb), [(rb.traits[0].expr, T)], budget=2) is None
+        assert satisfiable(Space(rb), [(rb.traits[0].expr, NOT_TRUE)], budget=1) is None
+        assert witness(Space(rb), [(rb.traits[0].expr, T)], budget=1) is None
 
 
 # ----------------------------------------------------------------------------- properties
@@ -236,3 +242,33 @@ class TestProperties:
             assert holds(rb, expr, found) is True
         else:
             assert satisfiable(Space(rb), [(expr, T)]) is False
+
+
+VERDICT_ATOMS = ['qualifier.q1 == "unknown"', 'qualifier.q2 != "met"', 'status == "qualified"',
+                 'status == "needs_discovery"', 'grade == "A"', "trait.t0", "score > 52",
+                 "b", "not b", "n > 5", "known(n)", 'e == "a"', "i <= 2"]
+SMALL = {"n": [None, 0, 5, 7, 100], "i": [None, 0, 2, 3], "e": [None, "a", "c"],
+         "b": [None, True, False]}
+
+
+@st.composite
+def step_conditions(draw: st.DrawFn) -> str:
+    atoms = draw(st.lists(st.sampled_from(VERDICT_ATOMS), min_size=1, max_size=3))
+    return draw(st.sampled_from([" and ", " or "])).join(atoms)
+
+
+class TestFlaggedRules:
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(step_conditions(), min_size=2, max_size=5))
+    def test_flagged_steps_are_never_chosen(self, steps: list[str]) -> None:
+        """No lead ever gets a next step that check calls shadowed or never applying."""
+        text = book_text("i > 1", steps=tuple(steps), points=15)
+        rb = load_rulebook_text(text)
+        data, pos = load_yaml_text(text)
+        flagged = {p.message.split("'")[1] for p in lint(rb, data, pos)
+                   if p.code in ("shadowed-step", "never-fires")}
+        names = list(SMALL)
+        for values in itertools.product(*SMALL.values()):
+            raw = {k: v for k, v in zip(names, values, strict=True) if v is not None}
+            lead = LeadReader(rb).read({"lead_id": "x", "r": 1, **raw})
+            assert reference_verdict(rb, lead, AS_OF).next_step not in flagged
