@@ -23,7 +23,7 @@ from qualify.batch.runner import WorkerError
 from qualify.batch.summary import plural
 from qualify.batch.summary import render as render_summary
 from qualify.cli import RULES_OPTION, _as_of
-from qualify.errors import RulebaseError
+from qualify.errors import QualifyError, RulebaseError
 
 PATH = click.Path(dir_okay=False, path_type=Path)
 
@@ -88,7 +88,7 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
         for p in e.problems:
             click.echo(str(p), err=True)
         raise SystemExit(2) from None
-    except BatchError as e:
+    except (BatchError, QualifyError) as e:  # QualifyError: the engine refused the rules
         click.echo(f"error: {e}", err=True)
         raise SystemExit(2) from None
     except WorkerError as e:

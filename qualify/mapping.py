@@ -80,20 +80,32 @@ class Profile:
 
     def apply(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """The raw lead for ``record`` (a CSV row or a JSON payload)."""
-        lead: dict[str, Any] = {}
-        if self.model.passthrough:
-            lead.update(record)
+        lead: dict[str, Any] = dict(record) if self.model.passthrough else {}
         for target, sources, const, values, missing, split in self._plan:
-            value: Any = const if not sources else _MISSING
-            for src in sources:
-                value = lookup(record, src)
-                if value is not _MISSING and not _is_missing(value, missing):
+            folded: str | None = None  # the value stripped and case-folded, once
+            if sources:
+                for src in sources:  # the first present, non-placeholder value wins
+                    value = record[src] if src in record else lookup(record, src)
+                    if value is _MISSING or value is None:
+                        continue
+                    if isinstance(value, str):
+                        folded = value.strip().casefold()
+                        if folded in missing:
+                            continue
                     break
-            if value is _MISSING or _is_missing(value, missing):
-                lead.pop(target, None)
-                continue
+                else:
+                    lead.pop(target, None)
+                    continue
+            else:
+                value = const
+                if isinstance(value, str):
+                    folded = value.strip().casefold()
+                if value is None or folded in missing:
+                    lead.pop(target, None)
+                    continue
             if values and isinstance(value, str | int | float | bool):
-                value = values.get(str(value).strip().casefold(), value)
+                key = folded if folded is not None else str(value).strip().casefold()
+                value = values.get(key, value)
             if split and isinstance(value, str):
                 value = [p.strip() for p in value.split(split) if p.strip()
                          and p.strip().casefold() not in missing]
@@ -124,12 +136,6 @@ class Profile:
                     out.append(Problem("unknown-field", f"'{target}' is not a field", file,
                                        hint=hint))
         return out
-
-
-def _is_missing(value: Any, missing: frozenset[str]) -> bool:
-    if value is None:
-        return True
-    return isinstance(value, str) and value.strip().casefold() in missing
 
 
 def lookup(record: Mapping[str, Any], path: str) -> Any:
