@@ -140,7 +140,7 @@ class TestLogs:
         """A moved log file is reopened: new lines go to a new file at the same path."""
         path = tmp_path / "decisions.jsonl"
         log = DecisionLog(path)
-        log.write(source="api", lead={"lead_id": "1"}, verdict_json='{"v":1}')
+        log.write(source="api", lead={"lead_id": "1"}, verdict_json=b'{"v":1}')
         log.close()
         os.rename(path, tmp_path / "decisions.jsonl.1")
         log = DecisionLog(path)
