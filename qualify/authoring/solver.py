@@ -232,7 +232,10 @@ class Space:
     # -- facts that always hold, as goals over the verdict variables
     def constraints(self, variables: Sequence[_Var]) -> list[list[Box]]:
         dom = {v.key: v.values for v in variables}
-        bit = lambda key, value: 1 << dom[key].index(value)  # noqa: E731
+
+        def bit(key: str, value: Any) -> int:
+            return 1 << dom[key].index(value)
+
         out: list[list[Box]] = []
         if "__status" in dom:  # the status follows from the qualifiers
             qs = [f"__q_{q.id}" for q in self.rb.qualifiers]
