@@ -65,14 +65,16 @@ def check_file(path: str | Path) -> CheckReport:
         report.problems = e.problems
         return report
     report.rulebook = rulebook
-    report.problems = sorted([*rulebook.warnings, *lint(rulebook, data, pos)],
-                             key=lambda p: (p.line, p.column, p.code))
+    report.problems = [*rulebook.warnings, *lint(rulebook, data, pos)]
     try:
         from qualify.engine import Engine
 
         Engine(rulebook).close()  # the engine accepts what the loader accepted
+    except RulebaseError as e:  # e.g. a condition too large for the engine, located
+        report.problems.extend(e.problems)
     except QualifyError as e:
         report.problems.append(Problem("engine", str(e), str(path), 1, 1))
+    report.problems.sort(key=lambda p: (p.line, p.column, p.code))
     return report
 
 

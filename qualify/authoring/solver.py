@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,6 @@ from qualify.leads import MAX_ITEMS
 from qualify.rulebook import Rulebook
 
 T, F, U = 1, 2, 4  # outcome bits: true, false, unknown
-ALL = T | F | U
 NOT_TRUE = F | U
 BUDGET = 20_000  # search nodes per question
 
@@ -68,23 +67,6 @@ def _atom_outcome(atom: Cmp | In | Known, v: Any) -> int:
         ok = {"<": v < atom.value, "<=": v <= atom.value, ">": v > atom.value,
               ">=": v >= atom.value}[atom.op]
     return T if ok else F
-
-
-def _not(m: int) -> int:
-    return (T if m & F else 0) | (F if m & T else 0) | (m & U)
-
-
-def _and(masks: Sequence[int]) -> int:
-    out = F if any(m & F for m in masks) else 0
-    if all(m & T for m in masks):
-        out |= T
-    if all(m & (T | U) for m in masks) and any(m & U for m in masks):
-        out |= U
-    return out
-
-
-def _or(masks: Sequence[int]) -> int:
-    return _not(_and([_not(m) for m in masks]))
 
 
 def _integer_points(consts: Iterable[float], lo: float, hi: float) -> set[Any]:
@@ -302,22 +284,26 @@ class _Boxes:
 
     def __init__(self, values: dict[str, tuple[Any, ...]]) -> None:
         self.values = values
-        self.memo: dict[tuple[int, int], tuple[Expr, list[Box]]] = {}
+        self.memo: dict[tuple[int, int], tuple[Expr, list[Box] | None]] = {}
 
     def want(self, expr: Expr, mask: int) -> list[Box]:
-        key = (id(expr), -mask)
-        hit = self.memo.get(key)
-        if hit is None or hit[0] is not expr:
-            hit = expr, _simplify([b for o in (T, F, U) if mask & o for b in self.of(expr, o)])
-            self.memo[key] = hit
-        return hit[1]
+        return self.cached(expr, -mask, lambda: _simplify(
+            [b for o in (T, F, U) if mask & o for b in self.of(expr, o)]))
 
     def of(self, expr: Expr, o: int) -> list[Box]:
-        key = (id(expr), o)  # the entry keeps expr alive, so its id is not reused
+        return self.cached(expr, o, lambda: self._of(expr, o))
+
+    def cached(self, expr: Expr, tag: int, make: Callable[[], list[Box]]) -> list[Box]:
+        key = (id(expr), tag)  # the entry keeps expr alive, so its id is not reused
         hit = self.memo.get(key)
         if hit is None or hit[0] is not expr:
-            hit = expr, self._of(expr, o)
+            try:
+                hit = expr, make()
+            except GiveUp:
+                hit = expr, None  # too big once, too big every time
             self.memo[key] = hit
+        if hit[1] is None:
+            raise GiveUp
         return hit[1]
 
     def product(self, lists: Iterable[list[Box]]) -> list[Box]:

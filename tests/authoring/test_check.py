@@ -199,6 +199,18 @@ class TestErrors:
         assert result.exit_code == 1
         assert "file-unreadable" in result.stderr
 
+    def test_too_big_for_the_engine(self, write: Write, run: Run) -> None:
+        """A condition the engine cannot hold is a located error from check, not a crash."""
+        text = variant(("when: sentiment == \"positive\"", "when: stage in [\"new\", "
+                        "\"contacted\", \"meeting\", \"proposal\", \"negotiation\", \"won\", "
+                        "\"lost\"] and influence in [\"high\", \"medium\", \"low\", \"none\"] "
+                        "and sentiment in [\"positive\", \"neutral\", \"negative\"]"))
+        path = write("r.yaml", text)
+        result = run("check", path)
+        assert result.exit_code == 1
+        assert f"{path}:{line_of(text, '- id: positive_attitude')}:" in result.stderr
+        assert "too-complex: 'positive_attitude'" in result.stderr
+
     def test_test_file_given_by_mistake(self, run: Run) -> None:
         """Checking a test file says so, and what to run instead."""
         result = run("check", default_rules_path().with_name("default.test.yaml"))
