@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -116,9 +116,24 @@ def _load_or_exit(path: Path) -> Any:
     try:
         return load_rulebook(path)
     except RulebaseError as e:
-        for p in e.problems:
-            click.echo(str(p), err=True)
-        raise SystemExit(1) from None
+        _exit_with(e)
+
+
+def _engine_or_exit(rulebook: Any) -> Any:
+    """An engine for a loaded rule base, or the conditions it refuses on stderr and exit 1."""
+    from qualify.engine import Engine
+    from qualify.errors import RulebaseError
+
+    try:
+        return Engine(rulebook)
+    except RulebaseError as e:
+        _exit_with(e)
+
+
+def _exit_with(error: Any) -> NoReturn:
+    for p in error.problems:
+        click.echo(str(p), err=True)
+    raise SystemExit(1) from None
 
 
 def _write(text: str, out: Path | None) -> None:
@@ -155,13 +170,18 @@ def rules_diff(*, old: Path, new: Path, leads: Path | None, top: int, as_of: dt.
     the reasons. Exit 1 if a rule base does not load.
     """
     from qualify.authoring import diff
-    from qualify.engine import Engine, today
+    from qualify.engine import today
 
     a, b = _load_or_exit(old), _load_or_exit(new)
     changes = diff.compare(a, b)
     result = None
     if leads is not None:
-        ea, eb = Engine(a), Engine(b)
+        ea = _engine_or_exit(a)
+        try:
+            eb = _engine_or_exit(b)
+        except SystemExit:
+            ea.close()
+            raise
         try:
             result = diff.impact(ea, eb, diff.read_leads(leads), source=str(leads),
                                  as_of=as_of or today(), top=top)

@@ -174,8 +174,8 @@ def read_test_file(path: Path) -> CaseFile:
         out.data = None
         return out
     try:
-        CaseFileModel.model_validate({k: v for k, v in data.items() if k != "cases"} |
-                                     {"cases": data.get("cases") or []})
+        cases = data.get("cases")  # validated item by item later
+        CaseFileModel.model_validate(data | {"cases": [] if cases is None else cases})
     except ValidationError as e:
         out.problems.extend(_shape_problems(e, pos, (), CaseFileModel))
     rules = data.get("rules")

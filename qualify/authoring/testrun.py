@@ -135,16 +135,16 @@ def run_suite(rules: Path, tests: Path, *, explain: bool = False,
     suite = SuiteResult(str(rules), str(tests), tf.found, list(tf.problems))
     try:
         rulebook = load_rulebook(rules)
+        engine = Engine(rulebook)  # may refuse a condition too large for it, located
     except RulebaseError as e:
         suite.problems.extend(e.problems)
         return suite
-    if not tf.found:
-        return suite
-    check_cases(tf, rulebook, today(), as_of)
-    suite.problems = list(tf.problems)
-    suite.coverage = Coverage(rulebook.rules, str(rules))
-    engine = Engine(rulebook)
     try:
+        if not tf.found:
+            return suite
+        check_cases(tf, rulebook, today(), as_of)
+        suite.problems = list(tf.problems)
+        suite.coverage = Coverage(rulebook.rules, str(rules))
         for case in tf.cases:
             suite.results.append(_run_case(engine, case, suite.coverage, explain))
     finally:

@@ -223,3 +223,15 @@ class TestCommand:
         result = run("diff", old, new)
         assert result.exit_code == 1
         assert f"{new}:" in result.stderr and "bad-value" in result.stderr
+
+    def test_rule_base_too_big_for_the_engine(self, write: Write, run: Run) -> None:
+        """With --leads, a rule base the engine refuses: located errors, exit 1."""
+        old = write("v1.yaml", DEFAULT_TEXT)
+        new = write("v2.yaml", DEFAULT_TEXT.replace(
+            'when: sentiment == "positive"',
+            'when: stage in ["new", "contacted", "meeting", "proposal", "won", "lost"] and '
+            'influence in ["high", "medium", "low", "none"] and '
+            'sentiment in ["positive", "neutral", "negative"]', 1))
+        leads = write("leads.jsonl", '{"lead_id": "a"}\n')
+        result = run("diff", old, new, "--leads", leads)
+        assert result.exit_code == 1 and "too-complex" in result.stderr

@@ -244,6 +244,19 @@ class TestMistakesInTestFiles:
         assert f"{rules}:" in result.stdout and "bad-value" in result.stdout
 
 
+    def test_rule_base_too_big_for_the_engine(self, write: Write, run: Run) -> None:
+        """A condition the engine refuses is a located error, not a crash."""
+        rules = write("r.yaml", DEFAULT_TEXT.replace(
+            'when: sentiment == "positive"',
+            'when: stage in ["new", "contacted", "meeting", "proposal", "won", "lost"] and '
+            'influence in ["high", "medium", "low", "none"] and '
+            'sentiment in ["positive", "neutral", "negative"]', 1))
+        write("r.test.yaml", f"cases:{GOOD_CASE}")
+        result = run("test", rules)
+        assert result.exit_code == 1
+        assert f"{rules}:" in result.stdout and "too-complex" in result.stdout
+
+
 class TestEmptyAndCoverage:
     def test_no_test_file(self, write: Write, run: Run) -> None:
         """No test file: said plainly; exit 0, or 1 with --fail-on-empty."""
