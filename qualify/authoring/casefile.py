@@ -148,8 +148,8 @@ def tests_path_for(rules: Path) -> Path:
 
 def rules_path_for(tests: Path) -> Path:
     """``rules/default.test.yaml`` -> ``rules/default.yaml``."""
-    stem = tests.name.rsplit(".", 2)[0]
-    return tests.with_name(stem + ".yaml")
+    stem, _, suffix = tests.name.rsplit(".", 2)
+    return tests.with_name(f"{stem}.{suffix}")
 
 
 def is_test_file(path: Path) -> bool:

@@ -140,6 +140,10 @@ class _Linter:
         return items
 
     def ranges(self, exprs: list[Expr]) -> str:
+        """The hint: the declared ranges, when they are what rules the condition out."""
+        unbounded = Space(self.rb, bounded=False)
+        if satisfiable(unbounded, [(e, T) for e in exprs]) is not True:
+            return "its parts contradict each other: check the numbers and the and/or"
         said = []
         for e in exprs:
             for ref in e.refs():
@@ -152,8 +156,7 @@ class _Linter:
                     said.append(f"{spec.name} is at least {spec.min:g}")
                 elif spec.max is not None:
                     said.append(f"{spec.name} is at most {spec.max:g}")
-        said = list(dict.fromkeys(said))
-        return "; ".join(said) if said else "check the numbers and the and/or"
+        return "; ".join(dict.fromkeys(said)) or "check the numbers and the and/or"
 
     # -- shadowed-step
     def shadowed_steps(self) -> Iterator[Problem]:

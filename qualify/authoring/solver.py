@@ -116,8 +116,9 @@ class Space:
     condition's boxes are computed once and shared by all the questions asked about it.
     """
 
-    def __init__(self, rulebook: Rulebook) -> None:
+    def __init__(self, rulebook: Rulebook, *, bounded: bool = True) -> None:
         self.rb = rulebook
+        self.bounded = bounded  # False: ignore the fields' min and max (to tell if they matter)
         lo = rulebook.score_base + sum(min(t.points, 0) for t in rulebook.traits)
         hi = rulebook.score_base + sum(max(t.points, 0) for t in rulebook.traits)
         lo, hi = (min(max(s, rulebook.score_min), rulebook.score_max) for s in (lo, hi))
@@ -191,8 +192,8 @@ class Space:
         elif ref.type == "date":
             values = tuple(_integer_points(consts, 1, dt.date.max.toordinal()))
         else:
-            lo = spec.min if spec and spec.min is not None else -math.inf
-            hi = spec.max if spec and spec.max is not None else math.inf
+            lo = spec.min if spec and spec.min is not None and self.bounded else -math.inf
+            hi = spec.max if spec and spec.max is not None and self.bounded else math.inf
             points = _integer_points if ref.type == "integer" else _real_points
             values = tuple(sorted(points(consts, lo, hi)))
         required = spec is not None and spec.required and ref.kind == "field"

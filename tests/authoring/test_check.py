@@ -49,7 +49,7 @@ class TestNeverFires:
         assert (p.line, p.column) == (line_of(text, "budget > 10 and"), 11)
         assert p.message == ("trait 'big_order' can never fire: no lead makes 'budget > 10' "
                              "and 'budget < 5' both true")
-        assert p.hint == "budget is at least 0"
+        assert p.hint == "its parts contradict each other: check the numbers and the and/or"
 
     def test_outside_the_declared_range(self, write: Write) -> None:
         """A field's min/max count: purchase_timeline_days is 0..3650."""
