@@ -19,8 +19,8 @@ from pathlib import Path
 
 from qualify.batch.compare import CHANGE_COLUMNS, Comparer, Comparison, Previous
 from qualify.batch.progress import Progress
-from qualify.batch.readers import InputError, Item, Reader, format_of, open_reader
-from qualify.batch.runner import Pool, Scorer, Spec, default_workers, partitions, score_all
+from qualify.batch.readers import InputError, Raw, Reader, format_of, open_reader
+from qualify.batch.runner import PARTITION, Pool, Scorer, Spec, default_workers, score_all
 from qualify.batch.summary import Summary
 from qualify.batch.writers import Writer, open_writer
 from qualify.engine import today
@@ -172,7 +172,7 @@ def run_batch(job: Job) -> Outcome:
             started = time.perf_counter()
             label = f"scoring {job.input.name}"
             marks: deque[int] = deque()  # input position after each partition read
-            chunks = _marked(partitions(reader), reader, marks)
+            chunks = _marked(reader.partitions(PARTITION), reader, marks)
             with Progress(reader.progress, label, enabled=job.progress) as bar:
                 for block in score_all(spec, chunks, scorer=scorer, pool=pool):
                     out.write_block(block.data)
@@ -201,8 +201,7 @@ def run_batch(job: Job) -> Outcome:
     return outcome
 
 
-def _marked(chunks: Iterator[list[Item]], reader: Reader,
-            marks: deque[int]) -> Iterator[list[Item]]:
+def _marked(chunks: Iterator[Raw], reader: Reader, marks: deque[int]) -> Iterator[Raw]:
     for chunk in chunks:
         marks.append(reader.progress()[0])
         yield chunk

@@ -1,4 +1,8 @@
-"""Read records from CSV, JSONL or Parquet, one at a time, each with the line it came from.
+"""Read records from CSV, JSONL or Parquet, each with the line it came from.
+
+A reader cuts its file into ``Raw`` partitions (CSV text of whole records, JSONL lines, an
+Arrow batch): cheap for the process that reads, picklable, and turned into records by
+``decode`` in the worker that scores them. Iterating a reader decodes in place.
 
 A reader never stops at a bad row: a row it cannot read becomes a ``BadRecord`` with the
 reason, in its place, so the output keeps one row per input row. Only a file that cannot be
@@ -20,13 +24,13 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 Record = dict[str, Any]
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
            ".pq": "parquet"}
-PARQUET_BATCH = 1024  # rows decoded at a time
+PARTITION = 1000  # records per partition when a reader is iterated
 
 
 class InputError(Exception):
@@ -44,14 +48,54 @@ class BadRecord:
 Item = tuple[int, Record | BadRecord]  # (line, or row number for Parquet; the record)
 
 
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """Some records as read from the file, not yet decoded."""
+
+    kind: Literal["csv", "jsonl", "parquet", "items"]
+    first: int  # the line (Parquet: row) the first record starts on
+    data: Any  # CSV text | JSONL lines (bytes) | Arrow RecordBatch | decoded items
+    columns: tuple[tuple[str, int], ...] = ()  # CSV: (name, position) of the columns kept
+    width: int = 0  # CSV: the header's number of values
+
+
+def decode(raw: Raw) -> list[Item]:
+    """The records of a raw partition (pure; runs in the worker that scores them)."""
+    if raw.kind == "csv":
+        reader = csv.reader(io.StringIO(raw.data, newline=""))
+        return list(_csv_records(reader, raw.first - 1, raw.width, list(raw.columns)))
+    if raw.kind == "jsonl":
+        return list(_jsonl_records(raw.data, raw.first))
+    if raw.kind == "parquet":
+        return list(enumerate(_clean(raw.data).to_pylist(), raw.first))
+    return list(raw.data)
+
+
+def items(partition: list[Item]) -> Raw:
+    """Records already read (for tests and callers with their own source)."""
+    return Raw("items", partition[0][0] if partition else 1, partition)
+
+
 class Reader(Protocol):
     path: Path
     columns: tuple[str, ...]  # top-level names (CSV header, Parquet schema; JSONL: none)
 
     def select(self, names: Iterable[str]) -> None: ...
+    def partitions(self, size: int) -> Iterator[Raw]: ...  # about ``size`` records each
     def __iter__(self) -> Iterator[Item]: ...
     def progress(self) -> tuple[int, int]: ...  # (done, total), in bytes or rows
     def close(self) -> None: ...
+
+
+class _Decoding:
+    """``__iter__`` for readers: their partitions, decoded here."""
+
+    def partitions(self, size: int) -> Iterator[Raw]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Item]:
+        for raw in self.partitions(PARTITION):
+            yield from decode(raw)
 
 
 def format_of(path: str | Path) -> str:
@@ -102,8 +146,13 @@ def _bad_bytes(text: str) -> str | None:
     return None
 
 
-class CsvReader:
-    """CSV with a header row. Columns with an empty name (a trailing comma) are ignored."""
+class CsvReader(_Decoding):
+    """CSV with a header row. Columns with an empty name (a trailing comma) are ignored.
+
+    ``partitions`` finds where records end with the csv module itself (so a quoted value
+    may span lines, and a stray quote in a value is read as the csv module reads it) and
+    hands on the text of whole records; ``decode`` parses that text again in the worker.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -111,9 +160,9 @@ class CsvReader:
         self._total = _size(path)
         self._text = io.TextIOWrapper(self._raw, encoding="utf-8-sig", errors="surrogateescape",
                                       newline="")
-        self._csv = csv.reader(self._text)
+        head = csv.reader(self._text)
         try:
-            header = next(self._csv)
+            header = next(head)
         except StopIteration:
             self.close()
             raise InputError(f"{path}: empty file (a header row is needed)") from None
@@ -133,39 +182,39 @@ class CsvReader:
             seen.add(n)
         self.columns = tuple(n for n in names if n)
         self._width = len(names)
-        self._index = [(n, i) for i, n in enumerate(names) if n]
+        self._index = tuple((n, i) for i, n in enumerate(names) if n)
+        self._first = head.line_num + 1
 
     def select(self, names: Iterable[str]) -> None:
         """Build records with only these columns (the others are never read into dicts)."""
         wanted = set(names)
-        self._index = [(n, i) for n, i in self._index if n in wanted]
+        self._index = tuple((n, i) for n, i in self._index if n in wanted)
 
-    def __iter__(self) -> Iterator[Item]:
-        reader, width, index = self._csv, self._width, self._index
-        last = reader.line_num
+    def partitions(self, size: int) -> Iterator[Raw]:
+        lines: list[str] = []
+
+        def feed() -> Iterator[str]:
+            for line in self._text:
+                lines.append(line)
+                yield line
+
+        reader = csv.reader(feed())
+        first, count = self._first, 0
         while True:
             try:
-                row = next(reader)
+                next(reader)
             except StopIteration:
-                return
-            except csv.Error as e:
-                yield last + 1, BadRecord(f"cannot parse the CSV: {e}")
-                last = reader.line_num
-                continue
-            line, last = last + 1, reader.line_num
-            if not row:
-                continue  # a blank line
-            if len(row) != width:
-                extra = row[width:]
-                if len(row) < width or any(c.strip() for c in extra):
-                    yield line, BadRecord(f"{len(row)} values, but the header has {width}",
-                                          _fields(row, index))
-                    continue
-            bad = _bad_bytes("".join(row))
-            if bad:
-                yield line, BadRecord(bad)
-                continue
-            yield line, {n: row[i] for n, i in index}
+                break
+            except csv.Error:
+                pass  # the worker meets the same error on the same text, and reports it
+            count += 1
+            if count >= size:
+                yield Raw("csv", first, "".join(lines), self._index, self._width)
+                first += len(lines)
+                lines.clear()
+                count = 0
+        if lines:
+            yield Raw("csv", first, "".join(lines), self._index, self._width)
 
     def progress(self) -> tuple[int, int]:
         try:
@@ -177,6 +226,35 @@ class CsvReader:
         self._text.close()
 
 
+def _csv_records(reader: Any, base: int, width: int,
+                 index: list[tuple[str, int]]) -> Iterator[Item]:
+    """Records from a csv reader whose first line is line ``base + 1`` of the file."""
+    last = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            yield base + last + 1, BadRecord(f"cannot parse the CSV: {e}")
+            last = reader.line_num
+            continue
+        line, last = base + last + 1, reader.line_num
+        if not row:
+            continue  # a blank line
+        if len(row) != width:
+            extra = row[width:]
+            if len(row) < width or any(c.strip() for c in extra):
+                yield line, BadRecord(f"{len(row)} values, but the header has {width}",
+                                      _fields(row, index))
+                continue
+        bad = _bad_bytes("".join(row))
+        if bad:
+            yield line, BadRecord(bad)
+            continue
+        yield line, {n: row[i] for n, i in index}
+
+
 def _fields(row: list[str], index: list[tuple[str, int]]) -> Record:
     return {n: row[i] for n, i in index if i < len(row) and _bad_bytes(row[i]) is None}
 
@@ -185,8 +263,8 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-class JsonlReader:
-    """One JSON object per line; blank lines are skipped."""
+class JsonlReader(_Decoding):
+    """One JSON object per line; blank lines are skipped. Workers parse the JSON."""
 
     columns: tuple[str, ...] = ()
 
@@ -198,29 +276,17 @@ class JsonlReader:
     def select(self, names: Iterable[str]) -> None:
         """JSON payloads are nested; every key is kept."""
 
-    def __iter__(self) -> Iterator[Item]:
-        for number, raw in enumerate(self._raw, 1):
-            data = raw[3:] if number == 1 and raw.startswith(b"\xef\xbb\xbf") else raw
-            if not data.strip():
-                continue
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError as e:
-                yield number, BadRecord(f"not UTF-8 text (byte 0x{data[e.start]:02x})")
-                continue
-            try:
-                doc = json.loads(text, parse_constant=_reject_constant)
-            except ValueError as e:  # JSONDecodeError is a ValueError
-                yield number, BadRecord(f"invalid JSON: {e}")
-                continue
-            except RecursionError:
-                yield number, BadRecord("invalid JSON: nested too deeply")
-                continue
-            if not isinstance(doc, dict):
-                kind = "a list" if isinstance(doc, list) else type(doc).__name__
-                yield number, BadRecord(f"a lead must be a JSON object, got {kind}")
-                continue
-            yield number, doc
+    def partitions(self, size: int) -> Iterator[Raw]:
+        lines: list[bytes] = []
+        first = 1
+        for line in self._raw:
+            lines.append(line)
+            if len(lines) >= size:
+                yield Raw("jsonl", first, lines)
+                first += len(lines)
+                lines = []
+        if lines:
+            yield Raw("jsonl", first, lines)
 
     def progress(self) -> tuple[int, int]:
         try:
@@ -232,8 +298,34 @@ class JsonlReader:
         self._raw.close()
 
 
-class ParquetReader:
-    """A Parquet file, decoded ``PARQUET_BATCH`` rows at a time. Row numbers count from 1."""
+def _jsonl_records(lines: list[bytes], first: int) -> Iterator[Item]:
+    for number, raw in enumerate(lines, first):
+        data = raw[3:] if number == 1 and raw.startswith(b"\xef\xbb\xbf") else raw
+        if not data.strip():
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield number, BadRecord(f"not UTF-8 text (byte 0x{data[e.start]:02x})")
+            continue
+        try:
+            doc = json.loads(text, parse_constant=_reject_constant)
+        except ValueError as e:  # JSONDecodeError is a ValueError
+            yield number, BadRecord(f"invalid JSON: {e}")
+            continue
+        except RecursionError:
+            yield number, BadRecord("invalid JSON: nested too deeply")
+            continue
+        if not isinstance(doc, dict):
+            kind = "a list" if isinstance(doc, list) else type(doc).__name__
+            yield number, BadRecord(f"a lead must be a JSON object, got {kind}")
+            continue
+        yield number, doc
+
+
+class ParquetReader(_Decoding):
+    """A Parquet file, read by batches of rows (Arrow, shipped as is to the workers, which
+    turn them into records). Row numbers count from 1."""
 
     def __init__(self, path: Path) -> None:
         import pyarrow as pa
@@ -256,19 +348,17 @@ class ParquetReader:
         wanted = set(names)
         self._selected = [n for n in self.columns if n in wanted]
 
-    def __iter__(self) -> Iterator[Item]:
+    def partitions(self, size: int) -> Iterator[Raw]:
         import pyarrow as pa
 
-        number = 0
+        first = 1
         try:
-            for batch in self._file.iter_batches(batch_size=PARQUET_BATCH,
-                                                 columns=self._selected):
-                for record in _clean(batch).to_pylist():
-                    number += 1
-                    yield number, record
-                self._done = number
+            for batch in self._file.iter_batches(batch_size=size, columns=self._selected):
+                yield Raw("parquet", first, batch)
+                first += batch.num_rows
+                self._done = first - 1
         except (OSError, pa.ArrowException) as e:
-            raise InputError(f"{self.path}: row {number + 1}: cannot read the Parquet file "
+            raise InputError(f"{self.path}: row {first}: cannot read the Parquet file "
                              f"({_first_line(e)})") from None
 
     def progress(self) -> tuple[int, int]:

@@ -27,7 +27,7 @@ from itertools import islice
 from typing import Any
 
 from qualify.batch.compare import Snapshot, snapshot
-from qualify.batch.readers import BadRecord, Item
+from qualify.batch.readers import BadRecord, Item, Raw, decode, items
 from qualify.batch.rows import Layout, Row, key_value
 from qualify.batch.summary import ROW, Summary
 from qualify.batch.writers import encoder
@@ -192,9 +192,9 @@ def _start(spec: Spec) -> None:
     _scorer = Scorer(spec)
 
 
-def _work(items: list[Item]) -> Block:
+def _work(raw: Raw) -> Block:
     assert _scorer is not None, "worker started without an engine"
-    return run_partition(_scorer, items)
+    return run_partition(_scorer, decode(raw))
 
 
 def _ready() -> int:
@@ -209,10 +209,11 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def partitions(items: Iterable[Item], size: int = PARTITION) -> Iterator[list[Item]]:
-    it = iter(items)
+def partitions(records: Iterable[Item], size: int = PARTITION) -> Iterator[Raw]:
+    """Records already read, cut into partitions (readers cut their own files)."""
+    it = iter(records)
     while chunk := list(islice(it, size)):
-        yield chunk
+        yield items(chunk)
 
 
 class Pool:
@@ -235,43 +236,45 @@ class Pool:
             self.close(cancel=True)
             raise WorkerError("a worker process could not start its engine") from None
 
-    def map(self, chunks: Iterable[list[Item]]) -> Iterator[Block]:
-        pending: deque[tuple[Future[Block], int, int]] = deque()
+    def map(self, chunks: Iterable[Raw]) -> Iterator[Block]:
+        pending: deque[tuple[Future[Block], int]] = deque()
         limit = self.workers * (1 + IN_FLIGHT)
         try:
-            for chunk in chunks:
+            for raw in chunks:
                 try:
-                    future = self._ex.submit(_work, chunk)
+                    future = self._ex.submit(_work, raw)
                 except BrokenProcessPool:
-                    first = pending[0][1] if pending else chunk[0][0]
-                    raise WorkerError(f"a worker process died while scoring lines {first}-"
-                                      f"{chunk[-1][0]} (killed, or the engine crashed)") from None
-                pending.append((future, chunk[0][0], chunk[-1][0]))
+                    raise _died(pending[0][1] if pending else raw.first) from None
+                pending.append((future, raw.first))
                 while len(pending) >= limit:
                     yield self._take(pending)
             while pending:
                 yield self._take(pending)
         finally:
-            for f, _, _ in pending:
+            for f, _ in pending:
                 f.cancel()
 
     @staticmethod
-    def _take(pending: deque[tuple[Future[Block], int, int]]) -> Block:
-        future, first, last = pending.popleft()
+    def _take(pending: deque[tuple[Future[Block], int]]) -> Block:
+        future, first = pending.popleft()
         try:
             return future.result()
         except BrokenProcessPool:
-            raise WorkerError(f"a worker process died while scoring lines {first}-{last} "
-                              "(killed, or the engine crashed)") from None
+            raise _died(first) from None
 
     def close(self, cancel: bool = False) -> None:
         self._ex.shutdown(wait=not cancel, cancel_futures=cancel)
 
 
-def score_all(spec: Spec, chunks: Iterable[list[Item]], *, scorer: Scorer | None = None,
+def _died(line: int) -> WorkerError:
+    return WorkerError(f"a worker process died while scoring the partition from line {line} "
+                       "(killed, or the engine crashed)")
+
+
+def score_all(spec: Spec, chunks: Iterable[Raw], *, scorer: Scorer | None = None,
               pool: Pool | None = None) -> Iterator[Block]:
-    """Partitions (see ``partitions``) scored and encoded, in input order: in a ``pool`` if
-    given, else in this process."""
+    """Raw partitions decoded, scored and encoded, in input order: in a ``pool`` if given,
+    else in this process."""
     if pool is not None:
         yield from pool.map(chunks)
         return
@@ -279,8 +282,8 @@ def score_all(spec: Spec, chunks: Iterable[list[Item]], *, scorer: Scorer | None
     own = scorer is None
     local = scorer or Scorer(spec)
     try:
-        for chunk in chunks:
-            yield run_partition(local, chunk)
+        for raw in chunks:
+            yield run_partition(local, decode(raw))
     finally:
         if own:
             local.close()

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from qualify.batch.readers import BadRecord, InputError, open_reader
+from qualify.batch.readers import BadRecord, InputError, _csv_records, decode, open_reader
 
 
 def items(path: Path) -> list[tuple[int, object]]:
@@ -132,3 +137,44 @@ class TestParquet:
         f.write_text("lead_id\nx\n", encoding="utf-8")
         with pytest.raises(InputError, match="not a readable Parquet file"):
             open_reader(f)
+
+
+cell_text = st.text(alphabet=st.sampled_from(list('ab ,"\n\r;é')), max_size=6)
+
+
+class TestPartitions:
+    @settings(max_examples=150, deadline=None)
+    @given(rows=st.lists(st.lists(cell_text, min_size=1, max_size=4), max_size=12),
+           quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONE]),
+           size=st.integers(1, 5))
+    def test_csv_partitions_decode_to_the_whole_file(self, tmp_path_factory: Any,
+                                                     rows: list[list[str]], quoting: int,
+                                                     size: int) -> None:
+        """Cut into partitions of any size and decoded apart, a CSV file gives the records
+        and lines a single pass gives, whatever quotes, newlines and stray quotes it has."""
+        f = tmp_path_factory.mktemp("p") / "a.csv"
+        with f.open("w", encoding="utf-8", newline="") as out:
+            if quoting == csv.QUOTE_NONE:  # raw text: stray quotes and broken rows
+                out.write("x,y,z\n" + "".join(",".join(r).replace("\n", " ") + "\n"
+                                              for r in rows))
+            else:
+                w = csv.writer(out, quoting=quoting)
+                w.writerow(["x", "y", "z"])
+                w.writerows(rows)
+        body = f.read_bytes().decode().split("\n", 1)[1]  # one pass after the header
+        reference = csv.reader(io.StringIO(body, newline=""))
+        want = list(_csv_records(reference, 1, 3, [("x", 0), ("y", 1), ("z", 2)]))
+        reader = open_reader(f)
+        got = [item for raw in reader.partitions(size) for item in decode(raw)]
+        reader.close()
+        assert want == got
+
+    def test_jsonl_partitions_keep_line_numbers(self, tmp_path: Path) -> None:
+        """JSONL partitions number their lines from where each starts."""
+        f = tmp_path / "a.jsonl"
+        f.write_text('{"a": 1}\n\n{"a": 2}\nbad\n{"a": 3}\n', encoding="utf-8")
+        reader = open_reader(f)
+        got = [(line, rec) for raw in reader.partitions(2) for line, rec in decode(raw)]
+        reader.close()
+        assert [line for line, _ in got] == [1, 3, 4, 5]
+        assert got[0][1] == {"a": 1} and isinstance(got[2][1], BadRecord)

@@ -130,7 +130,7 @@ class TestPool:
             pid = next(iter(pool._ex._processes))  # the test reaches in to kill one
             os.kill(pid, signal.SIGKILL)
             items = list(enumerate(synthetic(3000, seed=5), 1))
-            with pytest.raises(WorkerError, match="worker process died while scoring lines"):
+            with pytest.raises(WorkerError, match="worker process died while scoring"):
                 list(score_all(SPEC, partitions(items), pool=pool))
         finally:
             pool.close(cancel=True)
