@@ -331,6 +331,8 @@ class _Reasons:
         self.grades = {g.id: g.min_score for g in old.grades}, {g.id: g.min_score
                                                                  for g in new.grades}
         self.steps_changed = {c.id: c.change for c in changes if c.section == "next step"}
+        self.order = ({r.id: i for i, r in enumerate(old.next_steps)},
+                      {r.id: i for i, r in enumerate(new.next_steps)})
 
     def why(self, a: Outcome, b: Outcome) -> tuple[str, ...]:
         out = []
@@ -364,9 +366,15 @@ class _Reasons:
                 out.append(f"next step {b.step} is new")
             elif change == "changed":
                 out.append(f"next step {b.step} changed")
-            elif change == "moved":
-                out.append(f"next step {b.step} moved up")
+            elif change == "moved" and self.overtook(b.step, a.step):
+                out.append(f"next step {b.step} moved above {a.step}")
         return tuple(out)
+
+    def overtook(self, step: str, before: str) -> bool:
+        """``step`` came after ``before`` and now comes first."""
+        old, new = self.order
+        return (before in old and before in new and old[before] < old[step]
+                and new[before] > new[step])
 
 
 # ----------------------------------------------------------------------------- reporting
@@ -387,7 +395,8 @@ def text_report(old: Rulebook, new: Rulebook, changes: list[Change],
         return
     yield ""
     n = result.scored
-    yield f"impact on {result.total} leads ({result.source}, as of {result.as_of}):"
+    yield (f"impact on {result.total} leads, {n} scored ({result.source}, as of "
+           f"{result.as_of}):")
     for label, counter in (("status", result.status), ("grade", result.grade),
                            ("next step", result.step)):
         changed = result.changed(counter)

@@ -191,7 +191,8 @@ class TestCommand:
         out = result.stdout
         assert f"{old} (default v1) -> {new} (default v2)" in out
         assert "points moved: big_order +15 -> +20 (+5)" in out
-        assert f"impact on {len(leads) + 1} leads ({path}, as of 2026-01-01):" in out
+        assert f"impact on {len(leads) + 1} leads, " in out
+        assert f"({path}, as of 2026-01-01):" in out
         assert "  grade changed " in out and "  next step changed " in out
         assert f"{path}:{len(leads) + 1}: invalid JSON" in out
         assert "top movers:" in out
