@@ -124,10 +124,6 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
                413: "the request body is too large",
                405: "method not allowed on this endpoint"}.get(exc.status_code,
                                                                 str(exc.detail))
-    if exc.status_code == 413:
-        limit = request.scope.get("starlette.max_body_size")
-        if isinstance(limit, int):
-            message = f"the request body is over the limit of {limit:,} bytes"
     return _respond(request, ApiError(exc.status_code, code, message,
                                       headers=exc.headers or {}))
 

@@ -14,6 +14,7 @@ unchanged: durable-rules never frees some engine memory, so needless reloads cos
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -30,6 +31,7 @@ from qualify import (
     EngineError,
     Problem,
     Profile,
+    QualifyError,
     RulebaseError,
     Rulebook,
     load_profile,
@@ -125,6 +127,8 @@ def build_snapshot(rules: Path, mappings: Path) -> Snapshot:
     except EngineError as e:
         raise RulebaseError([Problem("engine-rejected", str(e), str(rules), 1, 1,
                                      "simplify the rule named in the message")]) from None
+    with contextlib.suppress(QualifyError):  # warm up: the first call pays one-off costs
+        engine.score({"lead_id": "warm-up"})
     return Snapshot(engine, profiles, f"{rulebook.sha256}:{digest}",
                     dt.datetime.now(dt.UTC))
 
