@@ -29,7 +29,7 @@ from typing import Any
 from qualify.batch.compare import Snapshot, snapshot
 from qualify.batch.readers import BadRecord, Item, Raw, decode, items
 from qualify.batch.rows import Layout, Row, key_value
-from qualify.batch.summary import ROW, Summary
+from qualify.batch.summary import Summary
 from qualify.batch.writers import encoder
 from qualify.engine import Engine
 from qualify.errors import LeadError, QualifyError
@@ -155,8 +155,8 @@ def _error(e: Exception) -> tuple[str | None, str]:
     if isinstance(e, LeadError):
         return e.field, str(e)
     if isinstance(e, QualifyError):
-        return ROW, str(e)
-    return ROW, f"internal error ({type(e).__name__}: {e}); please report it"
+        return None, str(e)
+    return None, f"internal error ({type(e).__name__}: {e}); please report it"
 
 
 # ----------------------------------------------------------------------------- processes

@@ -17,7 +17,7 @@ from qualify.verdict import Verdict
 
 FIRST_ERRORS = 10  # failed rows kept for the printout; the errors file has all of them
 TOP = 5  # items shown per ranking
-ROW = "(row)"  # error_fields key for a row that failed as a whole (not one field)
+ROW = "(whole row)"  # error_fields key for a row that failed as a whole, not one field
 
 
 @dataclass(slots=True)
