@@ -35,7 +35,7 @@ def parse_json(text: str) -> Any:
     return json.loads(text, parse_constant=_reject_constant)
 
 
-def _as_of(_: Any, __: Any, value: str | None) -> dt.date | None:
+def parse_as_of(_: Any, __: Any, value: str | None) -> dt.date | None:
     if value is None:
         return None
     try:
@@ -55,32 +55,34 @@ def _load_engine(rules_path: Path | None) -> Any:
         raise SystemExit(2) from None
 
 
-def _leads(path: str, stream: TextIO) -> Iterator[tuple[int, Any]] | list[tuple[int, Any]]:
+def read_leads(path: str, stream: TextIO) -> Iterator[tuple[int, Any]] | list[tuple[int, Any]]:
     """(line number, lead) pairs: streamed for JSON lines; a JSON document gives one lead,
     or one per item of an array."""
     if path.endswith((".jsonl", ".ndjson")):
-        return _lines(stream)
+        return _read_lines(stream)
     try:
         doc = parse_json(stream.read())
     except UnicodeDecodeError:
-        return [(1, _BadJSON("not UTF-8 text"))]
+        return [(1, BadJSON("not UTF-8 text"))]
     except ValueError as e:
-        return [(1, _BadJSON(str(e)))]
+        return [(1, BadJSON(str(e)))]
     if isinstance(doc, list):
         return list(enumerate(doc, 1))
     return [(1, doc)]
 
 
-def _lines(stream: TextIO) -> Iterator[tuple[int, Any]]:
+def _read_lines(stream: TextIO) -> Iterator[tuple[int, Any]]:
     for number, line in enumerate(stream, 1):
         if line.strip():
             try:
                 yield number, parse_json(line)
             except ValueError as e:
-                yield number, _BadJSON(str(e))
+                yield number, BadJSON(str(e))
 
 
-class _BadJSON:
+class BadJSON:
+    """A line or document that is not valid JSON, kept in place of its lead."""
+
     def __init__(self, message: str) -> None:
         self.message = message
 
@@ -123,7 +125,7 @@ def main() -> None:
 @click.option("--explain", is_flag=True, help="Print the human explanation, not JSON.")
 @click.option("--locale", type=click.Choice(["en", "zh"]), default=None,
               help="Language of labels and explanation (default: the rule base's).")
-@click.option("--as-of", callback=_as_of, default=None, metavar="YYYY-MM-DD",
+@click.option("--as-of", callback=parse_as_of, default=None, metavar="YYYY-MM-DD",
               help="The date date-rules use (default: today, UTC).")
 def score(lead: str, rules_path: Path | None, explain: bool, locale: str | None,
           as_of: dt.date | None) -> None:
@@ -136,11 +138,11 @@ def score(lead: str, rules_path: Path | None, explain: bool, locale: str | None,
         raise click.ClickException(f"{lead}: {e.strerror}") from None
     with stream:
         try:
-            leads = _leads(lead, stream)
+            leads = read_leads(lead, stream)
             many = not isinstance(leads, list) or len(leads) > 1  # one compact verdict a line
             for number, raw in leads:
                 where = f"{lead}:{number}"
-                if isinstance(raw, _BadJSON):
+                if isinstance(raw, BadJSON):
                     click.echo(f"{where}: invalid JSON: {raw.message}", err=True)
                     failed += 1
                     continue

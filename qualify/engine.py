@@ -333,5 +333,7 @@ class _Template(dict[str, str]):
             v = self.lead[key]
             if isinstance(v, dt.date):
                 return v.isoformat()
+            if isinstance(v, tuple):
+                return ", ".join(v) or "-"
             return v if isinstance(v, str) else show_value(v)
         return "?"

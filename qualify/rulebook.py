@@ -31,7 +31,7 @@ from qualify.yamlsource import Positions, load_yaml_file, load_yaml_text
 
 LOCALES = ("en", "zh")
 MAX_FIELDS = 200  # durable-rules rejects facts over ~250 properties
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}$")
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}$")
 _RESERVED = {*VERDICT_NAMES, "true", "false", "and", "or", "not", "in", "known", "contains",
              "count", "days_since", "matches", "sid", "id"}
 TEMPLATE_NAMES = ("unmet", "unknown", "missing", "evidence", "grade", "score", "status",
@@ -325,7 +325,7 @@ class _Loader:
                      "remove fields no rule uses")
         for name, f in self.s["fields"].items():
             path = ("fields", name)
-            if not _NAME.match(name) or name in _RESERVED:
+            if not NAME_PATTERN.match(name) or name in _RESERVED:
                 self.err(path, "bad-field-name", f"'{name}' cannot be a field name",
                          "use letters, digits and _, starting with a letter; not a keyword",
                          key=True)
@@ -399,7 +399,7 @@ class _Loader:
         qualifiers = []
         for qid, q in self.s["qualifiers"].items():
             path = ("qualifiers", qid)
-            if not _NAME.match(qid):
+            if not NAME_PATTERN.match(qid):
                 self.err(path, "bad-id", f"'{qid}' cannot be a qualifier id", key=True)
                 continue
             factors.setdefault(qid, _label(q.label, qid))
@@ -485,7 +485,7 @@ class _Loader:
 
     def unique_id(self, rid: str, path: tuple[Any, ...], seen: dict[str, tuple[Any, ...]],
                   taken: set[str]) -> bool:
-        if not _NAME.match(rid):
+        if not NAME_PATTERN.match(rid):
             self.err(path, "bad-id", f"'{rid}' cannot be an id",
                      "use letters, digits and _, starting with a letter")
             return False

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import click
 
-from qualify.cli import _as_of
+from qualify.cli import parse_as_of
 from qualify.rulebook import default_rules_path
 
 PATHS = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
@@ -27,7 +27,7 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), de
 
 
 AS_OF_TEST, AS_OF_DIFF = (
-    click.option("--as-of", callback=_as_of, default=None, metavar="YYYY-MM-DD",
+    click.option("--as-of", callback=parse_as_of, default=None, metavar="YYYY-MM-DD",
                  help=f"The date days_since() counts to (default: {default}).")
     for default in ("the test file's as_of, else today", "today"))
 

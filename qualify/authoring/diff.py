@@ -270,7 +270,7 @@ def read_leads(path: Path) -> Iterator[tuple[int, Any]]:
 
     A line that is not valid JSON comes through as a ``ValueError`` in place of the lead.
     """
-    from qualify.cli import _BadJSON, _leads
+    from qualify.cli import BadJSON, read_leads
 
     csv_file = path.suffix.lower() == ".csv"
     with path.open(encoding="utf-8-sig" if csv_file else "utf-8", newline="") as stream:
@@ -279,8 +279,8 @@ def read_leads(path: Path) -> Iterator[tuple[int, Any]]:
             for row in reader:
                 yield reader.line_num, row
             return
-        for number, raw in _leads(str(path), stream):
-            yield number, ValueError(raw.message) if isinstance(raw, _BadJSON) else raw
+        for number, raw in read_leads(str(path), stream):
+            yield number, ValueError(raw.message) if isinstance(raw, BadJSON) else raw
 
 
 def impact(old: Engine, new: Engine, leads: Iterable[tuple[int, Any]], *, source: str,

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, create_model
 
 from qualify.authoring.casefile import CaseFileModel, CaseModel
-from qualify.rulebook import _NAME, SECTION_MODELS, RulebookModel
+from qualify.rulebook import NAME_PATTERN, SECTION_MODELS, RulebookModel
 
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
 _DICT_SECTIONS = ("fields", "factors", "qualifiers")
@@ -94,7 +94,7 @@ def rulebook_schema() -> dict[str, Any]:
     """The JSON Schema of a rule-base YAML file."""
     schema = _composed().model_json_schema()
     _describe(schema)
-    name = {"pattern": "^" + _NAME.pattern}  # the loader's rule for names and ids
+    name = {"pattern": "^" + NAME_PATTERN.pattern}  # the loader's rule for names and ids
     for section in ("fields", "qualifiers"):
         schema["properties"][section]["propertyNames"] = name
     for model in ("TraitModel", "NextStepModel", "GradeModel"):
