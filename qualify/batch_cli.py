@@ -22,7 +22,7 @@ from qualify.batch.pipeline import BatchError, Job, Outcome, run_batch
 from qualify.batch.runner import WorkerError
 from qualify.batch.summary import plural
 from qualify.batch.summary import render as render_summary
-from qualify.cli import RULES_OPTION, _as_of
+from qualify.cli import RULES_OPTION, parse_as_of
 from qualify.errors import QualifyError, RulebaseError
 
 PATH = click.Path(dir_okay=False, path_type=Path)
@@ -61,7 +61,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
               help="A previous output: report the leads that changed, and why.")
 @click.option("--report", type=PATH, default=None, metavar="REPORT.html",
               help="Also write a self-contained HTML report with charts.")
-@click.option("--as-of", callback=_as_of, default=None, metavar="YYYY-MM-DD",
+@click.option("--as-of", callback=parse_as_of, default=None, metavar="YYYY-MM-DD",
               help="The date date-rules use (default: today, UTC).")
 @click.option("--locale", type=click.Choice(["en", "zh"]), default=None,
               help="Language of labels and explanations (default: the rule base's).")
