@@ -71,8 +71,8 @@ def decode(raw: Raw) -> list[Item]:
     return list(raw.data)
 
 
-def items(partition: list[Item]) -> Raw:
-    """Records already read (for tests and callers with their own source)."""
+def raw_items(partition: list[Item]) -> Raw:
+    """Records already read, as a partition (for tests, and callers with their own source)."""
     return Raw("items", partition[0][0] if partition else 1, partition)
 
 
