@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Request
 
+from service.errors import ApiError
 from service.logs import LogSetup
 from service.metrics import Metrics
 from service.scoring import Scorer
@@ -60,8 +62,56 @@ RegistryDep = Annotated[Registry, Depends(get_registry)]
 ScorerDep = Annotated[Scorer, Depends(get_scorer)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
-AsOf = Annotated[dt.date | None, Query(
-    description="The date date-rules use, YYYY-MM-DD (default: today, UTC). Fix it for "
-                "reproducible verdicts.", examples=["2026-01-01"])]
-Locale = Annotated[Literal["en", "zh"] | None, Query(
-    description="Language of labels and explanation (default: the rule base's).")]
+
+
+# ----------------------------------------------------------------------------- scoring options
+
+
+@dataclass(frozen=True)
+class Options:
+    """The query parameters of every scoring endpoint: ``as_of`` and ``locale``."""
+
+    as_of: dt.date | None = None
+    locale: str | None = None
+
+
+LOCALES = ("en", "zh")
+AS_OF_HELP = ("The date date-rules use, YYYY-MM-DD (default: today, UTC; for a Pipedrive "
+              "webhook, the event's date). Fix it for reproducible verdicts.")
+LOCALE_HELP = "Language of labels and explanation (default: the rule base's)."
+# Documented here, parsed by ``options``: FastAPI's own query parameters cost about 0.05 ms
+# a request, a sixth of the engine's time.
+OPTION_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "as_of", "in": "query", "required": False, "description": AS_OF_HELP,
+     "schema": {"type": "string", "format": "date"}, "example": "2026-01-01"},
+    {"name": "locale", "in": "query", "required": False, "description": LOCALE_HELP,
+     "schema": {"type": "string", "enum": list(LOCALES)}},
+]
+
+
+async def options(request: Request) -> Options:
+    """``as_of`` and ``locale`` from the query string; 422 naming each bad one."""
+    query = request.query_params
+    if not query:
+        return Options()
+    errors = []
+    as_of = None
+    raw = query.get("as_of")
+    if raw is not None:
+        with contextlib.suppress(ValueError):  # only YYYY-MM-DD, not other ISO forms
+            as_of = dt.date.fromisoformat(raw) if len(raw) == 10 else None
+        if as_of is None:
+            errors.append({"field": "as_of", "location": "query",
+                           "message": f"expected a date as YYYY-MM-DD, got {raw[:40]!r}"})
+    locale = query.get("locale")
+    if locale is not None and locale not in LOCALES:
+        errors.append({"field": "locale", "location": "query",
+                       "message": f"expected en or zh, got {locale[:40]!r}"})
+    if errors:
+        first = errors[0]
+        raise ApiError(422, "invalid_request", f"{first['field']}: {first['message']}",
+                       field=first["field"], extra={"errors": errors})
+    return Options(as_of, locale)
+
+
+OptionsDep = Annotated[Options, Depends(options)]

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from qualify import Verdict
 from service.bodies import read_json, require_object
-from service.deps import AsOf, Locale, ServiceDep
+from service.deps import OPTION_PARAMETERS, OptionsDep, ServiceDep
 from service.errors import AUTH, COMMON, ApiError, ErrorBody, validation_error
 from service.middleware import log_fields
 from service.schemas import BatchRequest, BatchResult
@@ -22,8 +22,8 @@ JSON = "application/json"
 
 
 def _body(ref: str) -> dict[str, Any]:
-    return {**CLIENT, "requestBody": {"required": True, "content": {
-        JSON: {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}}
+    return {**CLIENT, "parameters": OPTION_PARAMETERS, "requestBody": {
+        "required": True, "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}}
 
 
 @router.post(
@@ -35,8 +35,8 @@ def _body(ref: str) -> dict[str, Any]:
                422: {"model": ErrorBody, "description": "a bad lead: `field` names the "
                      "field, `message` says why"}},
     openapi_extra=_body("Lead"))
-async def score(request: Request, _: ClientAuth, service: ServiceDep, as_of: AsOf = None,
-                locale: Locale = None) -> Response:
+async def score(request: Request, _: ClientAuth, service: ServiceDep,
+                options: OptionsDep) -> Response:
     """Score a lead (a JSON object of the rule base's fields; other keys are ignored).
 
     Values may arrive as CRMs send them: numbers as text ("25,000"), booleans as "Yes",
@@ -45,8 +45,8 @@ async def score(request: Request, _: ClientAuth, service: ServiceDep, as_of: AsO
     """
     lead = require_object(await read_json(request, service.settings.max_body_bytes),
                           "a lead")
-    scored = service.scorer.score(lead, as_of=as_of, locale=locale, source="api",
-                          fields=log_fields(request))
+    scored = service.scorer.score(lead, as_of=options.as_of, locale=options.locale,
+                                  source="api", fields=log_fields(request))
     return Response(scored.json, media_type=JSON,
                     headers={"X-Qualify-Rulebook": scored.verdict.rulebook["sha256"]})
 
@@ -59,7 +59,7 @@ async def score(request: Request, _: ClientAuth, service: ServiceDep, as_of: AsO
                **AUTH, **COMMON},
     openapi_extra=_body("BatchRequest"))
 async def score_batch(request: Request, _: ClientAuth, service: ServiceDep,
-                      as_of: AsOf = None, locale: Locale = None) -> Response:
+                      options: OptionsDep) -> Response:
     """Score many leads with one rule base. One bad lead never fails the others, and each
     result equals what `POST /v1/score` gives for that lead."""
     settings, scorer = service.settings, service.scorer
@@ -72,6 +72,7 @@ async def score_batch(request: Request, _: ClientAuth, service: ServiceDep,
     if len(leads) > settings.max_batch:
         raise ApiError(422, "invalid_request", f"at most {settings.max_batch:,} leads per "
                        f"batch, got {len(leads):,}: split the batch", field="leads")
+    as_of, locale = options.as_of, options.locale
     if len(leads) <= settings.inline_batch:
         outcome = scorer.batch(leads, as_of=as_of, locale=locale)
     else:  # keep the event loop free for other requests

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 
 from service.bodies import parse_json, read_body
-from service.deps import AsOf, Locale, ServiceDep
+from service.deps import OPTION_PARAMETERS, OptionsDep, ServiceDep
 from service.errors import COMMON, ApiError, ErrorBody
 from service.middleware import log_fields
 from service.schemas import WebhookResult
@@ -23,8 +23,8 @@ Source = Annotated[str, Path(description="a mapping profile's name: hubspot, pip
                              "generic, or one you add beside the rule base",
                              examples=["hubspot"], max_length=64)]
 
-_BODY = {"requestBody": {"required": True, "content": {JSON: {"schema": {
-    "$ref": "#/components/schemas/WebhookPayload"}}}}}
+_BODY = {"parameters": OPTION_PARAMETERS, "requestBody": {"required": True, "content": {
+    JSON: {"schema": {"$ref": "#/components/schemas/WebhookPayload"}}}}}
 
 
 def _answer(source: str, delivery_id: str | None, replayed: bool,
@@ -47,7 +47,7 @@ def _answer(source: str, delivery_id: str | None, replayed: bool,
                **COMMON},
     openapi_extra=_BODY)
 async def webhook(source: Source, request: Request, service: ServiceDep,
-                  as_of: AsOf = None, locale: Locale = None) -> Response:
+                  options: OptionsDep) -> Response:
     """Authenticate the request, map the payload with the source's profile, score it.
 
     - `hubspot`: a workflow "Send a webhook" body, signed with `X-HubSpot-Signature-v3`
@@ -91,8 +91,8 @@ async def webhook(source: Source, request: Request, service: ServiceDep,
                         media_type=JSON)
     lead: dict[str, Any] = profile.apply(delivery.record)
     try:
-        scored = scorer.score(lead, as_of=as_of or delivery.as_of, locale=locale,
-                              source=source, fields=fields)
+        scored = scorer.score(lead, as_of=options.as_of or delivery.as_of,
+                              locale=options.locale, source=source, fields=fields)
     except ApiError:
         metrics.webhooks.labels(source, "invalid").inc()
         raise

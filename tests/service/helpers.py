@@ -47,6 +47,12 @@ def secured(**overrides: Any) -> Settings:
     return settings(**{**values, **overrides})
 
 
+def position(text: str, needle: str) -> tuple[int, int]:
+    """1-based (line, column) of ``needle`` in ``text``: expected error locations."""
+    before = text[:text.index(needle)]
+    return before.count("\n") + 1, len(before) - before.rfind("\n")
+
+
 def bearer(key: str = API_KEY) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 

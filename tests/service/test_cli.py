@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 import service.cli
 from qualify.cli import main
+from tests.service.helpers import position
 
 
 @pytest.fixture(autouse=True)
@@ -126,11 +127,14 @@ def test_bad_rule_base_stops_before_starting(runs: list[dict[str, Any]],
                                              rules_dir: Path) -> None:
     """Every problem is printed with its location; exit 2; uvicorn never starts."""
     path = rules_dir / "rules.yaml"
-    path.write_text(path.read_text(encoding="utf-8").replace(
-        "when: needs_product or", "when: needs_prodct or"), encoding="utf-8")
+    text = path.read_text(encoding="utf-8").replace("when: needs_product or",
+                                                    "when: needs_prodct or")
+    path.write_text(text, encoding="utf-8")
+    line, column = position(text, "needs_prodct")
     result = CliRunner().invoke(main, ["serve", "--rules", str(path)])
     assert result.exit_code == 2
-    assert ":90:11: unknown-field: unknown field 'needs_prodct'" in result.output
+    assert f"{path}:{line}:{column}: unknown-field: unknown field 'needs_prodct'" \
+        in result.output
     assert runs == []
 
 

@@ -7,6 +7,7 @@ and stops the server with SIGINT.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import signal
@@ -22,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from qualify import Engine, load_rulebook
 from tests.service.helpers import ADMIN_KEY, API_KEY, LEAD
 
 pytestmark = pytest.mark.slow
@@ -99,7 +101,10 @@ def test_serve_score_reload_under_load_stop(server: Server, rules_dir: Path) -> 
     with httpx.Client(base_url=server.url, timeout=10) as http:
         r = http.post("/v1/score?as_of=2026-01-01", json=LEAD, headers=auth)
         assert r.status_code == 200
-        assert (r.json()["grade"], r.json()["rulebook"]["sha256"]) == ("A", shas[0])
+        with Engine(load_rulebook(rules)) as engine:
+            expected = engine.score(LEAD, as_of=dt.date(2026, 1, 1))
+        assert r.json() == expected.model_dump(mode="json")
+        assert r.json()["rulebook"]["sha256"] == shas[0]
         assert http.post("/v1/score", json=LEAD).status_code == 401
 
         outcomes: Counter[str] = Counter()

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from qualify import Engine
 from service.logs import REQUEST_ID, DecisionLog, JsonFormatter, TextFormatter
 from service.main import create_app
+from service.openapi import EXAMPLE_AS_OF, EXAMPLE_LEAD
 from tests.service.helpers import AS_OF, LEAD, TestClient, bearer, secured, settings
 
 
@@ -44,7 +46,7 @@ class TestMetrics:
     def test_counts_requests_verdicts_errors_reloads(self, secure_client: TestClient) -> None:
         """Prometheus text: requests and latency by endpoint, verdicts by grade, errors
         by kind, reloads by outcome, the rule base in use."""
-        secure_client.post(f"/v1/score?as_of={AS_OF}", json=LEAD, headers=bearer())
+        v = secure_client.post(f"/v1/score?as_of={AS_OF}", json=LEAD, headers=bearer()).json()
         secure_client.post("/v1/score", json={"lead_id": "x", "budget": "lots"},
                            headers=bearer())
         secure_client.post("/v1/score", json=LEAD)
@@ -61,7 +63,8 @@ class TestMetrics:
             'qualify_http_requests_total{endpoint="unmatched",method="GET",status="404"} 1.0',
             'qualify_http_request_duration_seconds_count{endpoint="/v1/score",method="POST"} '
             '3.0',
-            'qualify_verdicts_total{grade="A",source="api",status="qualified"} 1.0',
+            f'qualify_verdicts_total{{grade="{v["grade"]}",source="api",'
+            f'status="{v["status"]}"}} 1.0',
             'qualify_errors_total{kind="invalid_lead"} 1.0',
             'qualify_errors_total{kind="unauthorized"} 1.0',
             'qualify_rulebook_reloads_total{outcome="unchanged"} 1.0',
@@ -109,12 +112,14 @@ class TestLogs:
     def test_access_log_fields(self, capfd: pytest.CaptureFixture[str]) -> None:
         """Each request logs request id, lead_id, rule base sha256, grade and latency."""
         with TestClient(create_app(settings(access_log=True))) as c:
-            c.post(f"/v1/score?as_of={AS_OF}", json=LEAD, headers={"X-Request-ID": "req-77"})
+            v = c.post(f"/v1/score?as_of={AS_OF}", json=LEAD,
+                       headers={"X-Request-ID": "req-77"}).json()
         lines = [json.loads(x) for x in capfd.readouterr().err.splitlines()
                  if x.startswith("{")]
         [access] = [x for x in lines if x["logger"] == "qualify.service.access"]
         assert access["request_id"] == "req-77"
-        assert (access["status"], access["lead_id"], access["grade"]) == (200, "L-1001", "A")
+        assert (access["status"], access["lead_id"], access["grade"]) == (200, "L-1001",
+                                                                          v["grade"])
         assert len(access["sha256"]) == 64
         assert access["latency_ms"] > 0
         warning = next(x for x in lines if x["level"] == "warning")
@@ -152,7 +157,7 @@ class TestLogs:
 
 
 class TestOpenAPI:
-    def test_document(self, secure_client: TestClient) -> None:
+    def test_document(self, secure_client: TestClient, engine: Engine) -> None:
         """The lead schema comes from the rule base; every operation has an example and
         documents its client errors."""
         doc = secure_client.get("/openapi.json").json()
@@ -163,7 +168,8 @@ class TestOpenAPI:
                for method, op in item.items()}
         score = ops[("/v1/score", "post")]
         verdict = score["responses"]["200"]["content"]["application/json"]["examples"]
-        assert verdict["verdict"]["value"]["grade"] == "A"
+        assert verdict["verdict"]["value"] == engine.score(
+            EXAMPLE_LEAD, as_of=EXAMPLE_AS_OF).model_dump(mode="json")
         assert set(score["responses"]) >= {"200", "400", "401", "413", "422"}
         for key in [("/v1/score/batch", "post"), ("/v1/webhooks/{source}", "post")]:
             assert "examples" in ops[key]["requestBody"]["content"]["application/json"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from qualify import EngineClosedError
+from qualify import EngineClosedError, Rulebook
 from service.main import create_app
 from service.scoring import Scorer
 from service.settings import Settings
@@ -20,6 +20,7 @@ from tests.service.helpers import (
     LEAD,
     TestClient,
     bearer,
+    position,
     secured,
     settings,
 )
@@ -39,27 +40,32 @@ def _app(rules_dir: Path, **overrides: Any) -> Any:
 
 
 class TestInfo:
-    def test_describes_the_loaded_rule_base(self, secure_client: TestClient) -> None:
-        """Name, version, sha256, load time, fields, rules as written, grades, sources."""
+    def test_describes_the_loaded_rule_base(self, secure_client: TestClient,
+                                            default_rulebook: Rulebook) -> None:
+        """Name, version, sha256, load time, fields, rules as written, grades, sources:
+        all of them as the loaded rule base has them."""
+        rb = default_rulebook
         r = secure_client.get("/v1/rulebook", headers=bearer())
         assert r.status_code == 200
         info = r.json()
-        assert (info["name"], info["version"]) == ("default", "1")
-        assert 64 == len(info["sha256"]) == len(r.headers["x-qualify-rulebook"])
+        assert (info["name"], info["version"], info["sha256"]) == (rb.name, rb.version,
+                                                                   rb.sha256)
+        assert r.headers["x-qualify-rulebook"] == rb.sha256
         assert info["loaded_at"].endswith("+00:00")
+        role = rb.fields["contact_role"]
         assert info["fields"]["contact_role"] == {
-            "type": "enum", "label": {"en": "Contact's role", "zh": "联系人职位"},
-            "values": ["owner", "executive", "director", "manager", "staff", "other"],
+            "type": "enum", "label": role.label, "values": list(role.values),
             "min": None, "max": None, "required": False}
-        assert {"need", "buying_power", "authority"} == {q["id"] for q in info["qualifiers"]}
-        urgent = next(t for t in info["traits"] if t["id"] == "urgent_need")
-        assert urgent == {"id": "urgent_need", "kind": "golden", "points": 15, "factor": "need",
-                "when": "purchase_timeline_days <= 30",
-                "label": {"en": "Urgent need", "zh": "对你的产品与服务有迫切需求"}}
-        assert [g["id"] for g in info["grades"]] == ["A", "B", "C", "D"]
-        assert info["next_steps"][-1]["id"] == "plan_contact"
+        assert info["fields"]["lead_id"]["required"] is True
+        assert [q["id"] for q in info["qualifiers"]] == [q.id for q in rb.qualifiers]
+        trait = rb.traits[0]
+        assert info["traits"][0] == {"id": trait.id, "kind": trait.kind,
+                                     "points": trait.points, "factor": trait.factor,
+                                     "when": trait.text, "label": trait.label}
+        assert [g["id"] for g in info["grades"]] == [g.id for g in rb.grades]
+        assert [s["id"] for s in info["next_steps"]] == [s.id for s in rb.next_steps]
         assert info["sources"] == ["generic", "hubspot", "pipedrive"]
-        assert info["warnings"] == []
+        assert info["warnings"] == [{**w.to_dict(), "text": str(w)} for w in rb.warnings]
 
     def test_needs_an_api_key(self, secure_client: TestClient) -> None:
         """Like scoring, the rule base info needs an API key."""
@@ -69,10 +75,12 @@ class TestInfo:
         """Warnings of the rule base (it loads) are listed with their locations."""
         _edit(rules_dir / "rules.yaml", "    points: 15          # the strongest",
               "    points: -15          # the strongest")
+        line, column = position((rules_dir / "rules.yaml").read_text(encoding="utf-8"),
+                                "-15          # the strongest")
         with TestClient(_app(rules_dir)) as c:
             warnings = c.get("/v1/rulebook", headers=bearer()).json()["warnings"]
         assert [w["code"] for w in warnings] == ["points-sign"]
-        assert warnings[0]["text"].startswith(f"{rules_dir / 'rules.yaml'}:108:13:")
+        assert warnings[0]["text"].startswith(f"{rules_dir / 'rules.yaml'}:{line}:{column}:")
 
 
 class TestReload:
@@ -114,18 +122,20 @@ class TestReload:
         with TestClient(_app(rules_dir)) as c:
             before = c.post("/v1/score", json=LEAD, headers=bearer()).json()["rulebook"]
             _edit(rules_dir / "rules.yaml", "when: needs_product or", "when: needs_prodct or")
+            line, column = position((rules_dir / "rules.yaml").read_text(encoding="utf-8"),
+                                    "needs_prodct")
             r = c.post(RELOAD, headers=ADMIN)
             assert r.status_code == 422
             body = r.json()
             assert body["error"] == "invalid_rulebook"
             assert before == body["serving"]
             [problem] = body["problems"]
-            assert {"file": str(rules_dir / "rules.yaml"), "line": 90, "column": 11,
+            assert {"file": str(rules_dir / "rules.yaml"), "line": line, "column": column,
                     "code": "unknown-field", "hint": "did you mean 'needs_product'?",
                     "severity": "error"} == {k: problem[k] for k in
                                              ("file", "line", "column", "code", "hint",
                                               "severity")}
-            assert problem["text"].endswith(":90:11: unknown-field: unknown field "
+            assert problem["text"].endswith(f":{line}:{column}: unknown-field: unknown field "
                                             "'needs_prodct' (did you mean 'needs_product'?)")
             assert before == c.post("/v1/score", json=LEAD,
                                     headers=bearer()).json()["rulebook"]
