@@ -14,7 +14,7 @@ from service.errors import ApiError
 from service.logs import LogSetup
 from service.metrics import Metrics
 from service.scoring import Scorer
-from service.security import Keys
+from service.security import Keys, require_client
 from service.settings import Settings
 from service.state import Registry
 from service.webhooks import Webhooks
@@ -115,3 +115,20 @@ async def options(request: Request) -> Options:
 
 
 OptionsDep = Annotated[Options, Depends(options)]
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """What a scoring endpoint needs: the service and the query options, the API key
+    checked. One dependency, because in this FastAPI each costs about 0.03 ms a request."""
+
+    service: Service
+    options: Options
+
+
+async def scoring(request: Request) -> Scoring:
+    await require_client(request)
+    return Scoring(await get_service(request), await options(request))
+
+
+ScoringDep = Annotated[Scoring, Depends(scoring)]

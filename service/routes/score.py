@@ -10,11 +10,11 @@ from pydantic import ValidationError
 
 from qualify import Verdict
 from service.bodies import read_json, require_object
-from service.deps import OPTION_PARAMETERS, OptionsDep, ServiceDep
+from service.deps import OPTION_PARAMETERS, ScoringDep
 from service.errors import AUTH, COMMON, ApiError, ErrorBody, validation_error
 from service.middleware import log_fields
 from service.schemas import BatchRequest, BatchResult
-from service.security import CLIENT, ClientAuth
+from service.security import CLIENT
 
 router = APIRouter(prefix="/v1/score", tags=["score"])
 
@@ -35,14 +35,14 @@ def _body(ref: str) -> dict[str, Any]:
                422: {"model": ErrorBody, "description": "a bad lead: `field` names the "
                      "field, `message` says why"}},
     openapi_extra=_body("Lead"))
-async def score(request: Request, _: ClientAuth, service: ServiceDep,
-                options: OptionsDep) -> Response:
+async def score(request: Request, scoring: ScoringDep) -> Response:
     """Score a lead (a JSON object of the rule base's fields; other keys are ignored).
 
     Values may arrive as CRMs send them: numbers as text ("25,000"), booleans as "Yes",
     dates as ISO text or epoch milliseconds, lists as "a;b". A missing field is unknown,
     not false: the verdict lists what is unknown and what to find out next.
     """
+    service, options = scoring.service, scoring.options
     lead = require_object(await read_json(request, service.settings.max_body_bytes),
                           "a lead")
     scored = service.scorer.score(lead, as_of=options.as_of, locale=options.locale,
@@ -58,11 +58,11 @@ async def score(request: Request, _: ClientAuth, service: ServiceDep,
                      "`{ok: true, verdict}` or `{ok: false, error: {field, message}}`"},
                **AUTH, **COMMON},
     openapi_extra=_body("BatchRequest"))
-async def score_batch(request: Request, _: ClientAuth, service: ServiceDep,
-                      options: OptionsDep) -> Response:
+async def score_batch(request: Request, scoring: ScoringDep) -> Response:
     """Score many leads with one rule base. One bad lead never fails the others, and each
     result equals what `POST /v1/score` gives for that lead."""
-    settings, scorer = service.settings, service.scorer
+    settings, scorer, options = scoring.service.settings, scoring.service.scorer, \
+        scoring.options
     body = require_object(await read_json(request, settings.max_body_bytes),
                           '{"leads": [...]}')
     try:
