@@ -25,7 +25,6 @@ import datetime as dt
 import json
 import os
 import pstats
-import resource
 import shutil
 import subprocess
 import sys
@@ -38,8 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qualify import Engine, default_rules_path, load_rulebook  # noqa: E402
-from qualify.batch.readers import open_reader  # noqa: E402
+from qualify.batch.readers import decode, open_reader  # noqa: E402
 from qualify.batch.runner import Scorer, Spec, score_partition, tune_malloc  # noqa: E402
+from qualify.batch.summary import Summary  # noqa: E402
 from qualify.batch.writers import open_writer  # noqa: E402
 from qualify.synthetic import generate  # noqa: E402
 
@@ -149,83 +149,62 @@ def row(label: str, n: int, r: dict[str, Any]) -> str:
             f"{r['cpu'] / n * 1e6:>14,.0f}{r['rss_mb']:>10,.0f}{r['pss_mb']:>10,.0f}")
 
 
-def _faults(items: list[Any], tuned: bool, out: Any) -> None:
-    """In a forked child: CPU µs and page faults per lead of score_partition."""
-    if tuned:
-        tune_malloc()
-    spec = Spec(rules_text=default_rules_path().read_text(encoding="utf-8"),
-                rules_file="default.yaml", as_of=AS_OF)
-    scorer = Scorer(spec)
-    keep = score_partition(scorer, items[:500])  # live data on the heap, as in a real run
-    r0 = resource.getrusage(resource.RUSAGE_SELF)
-    part = score_partition(scorer, items)
-    r1 = resource.getrusage(resource.RUSAGE_SELF)
-    n = len(items)
-    out.send(((r1.ru_utime - r0.ru_utime) / n * 1e6, (r1.ru_stime - r0.ru_stime) / n * 1e6,
-              (r1.ru_minflt - r0.ru_minflt) / n, len(keep.rows) + len(part.rows)))
-
-
-def malloc_effect(items: list[Any]) -> None:
-    """The same partition scored with glibc's default malloc settings and with tune_malloc."""
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("fork")
-    print("\nmalloc tuning (tune_malloc, applied by qualify batch in every scoring process):")
-    for tuned in (False, True):
-        a, b = ctx.Pipe()
-        p = ctx.Process(target=_faults, args=(items, tuned, b))
-        p.start()
-        user, system, faults, _ = a.recv()
-        p.join()
-        print(f"  {'tuned  ' if tuned else 'default'}  user {user:6.0f} µs  system "
-              f"{system:6.0f} µs  page faults {faults:6.1f} per lead")
+def _cpu() -> float:
+    return time.process_time()
 
 
 def per_lead(csv_path: Path, n: int = 4000) -> None:
-    """Where one lead's time goes, in one process: read, decide, explain, row, write."""
+    """Where one lead's CPU time goes, in one process, each stage timed on its own."""
     tune_malloc()
-    reader = open_reader(csv_path)
-    t = time.perf_counter()
-    items = []
-    for item in reader:
-        items.append(item)
-        if len(items) == n:
-            break
-    read = (time.perf_counter() - t) / n
-    reader.close()
     spec = Spec(rules_text=default_rules_path().read_text(encoding="utf-8"),
-                rules_file="default.yaml", as_of=AS_OF)
+                rules_file="default.yaml", as_of=AS_OF, output_format="parquet")
     scorer = Scorer(spec)
     engine: Engine = scorer.engine
+    reader = open_reader(csv_path)
+    t = _cpu()
+    raw = next(reader.partitions(n))  # the reading process: cut the file
+    cut = _cpu() - t
+    t = _cpu()
+    items = decode(raw)  # a worker: parse the CSV text into records
+    parse = _cpu() - t
+    reader.close()
     records = [r for _, r in items]
-    t = time.perf_counter()
+    t = _cpu()
     decisions = []
     for r in records:
         try:
             decisions.append(engine.decide(r, AS_OF))
         except Exception:  # a bad lead: not part of this breakdown
             continue
-    decide = (time.perf_counter() - t) / n
-    t = time.perf_counter()
-    for d in decisions:
-        engine.explain(d, AS_OF, "en")
-    explain = (time.perf_counter() - t) / len(decisions)
-    t = time.perf_counter()
-    part = score_partition(scorer, items)
-    whole = (time.perf_counter() - t) / n
-    rows_cost = whole - decide - explain
+    decide = _cpu() - t
+    t = _cpu()
+    verdicts = [engine.explain(d, AS_OF, "en") for d in decisions]
+    explain = _cpu() - t
+    t = _cpu()
+    rows, summary = [], Summary()
+    for (line, _), v in zip(items, verdicts, strict=False):
+        rows.append(scorer.layout.row(line, (), v))
+        summary.add(v)
+    row = _cpu() - t
+    t = _cpu()
+    block = scorer.encode(rows, None)  # a worker: the rows as an Arrow batch
+    encode = _cpu() - t
     with tempfile.TemporaryDirectory() as d:
         w = open_writer(Path(d) / "o.parquet", scorer.layout.names)
-        t = time.perf_counter()
-        w.write(part.rows)
+        t = _cpu()
+        w.write_block(block)  # the writing process: Parquet encoding and compression
         w.commit()
-        write = (time.perf_counter() - t) / n
-    total = read + whole + write
-    print(f"\nwhere one lead's time goes (one process, {n:,} leads, µs per lead):")
-    for name, v in [("read the CSV row", read), ("engine.decide (read lead, facts, match)",
-                                                 decide),
-                    ("engine.explain (the Verdict)", explain),
-                    ("batch row + summary", rows_cost), ("write Parquet", write)]:
+        write = _cpu() - t
+    stages = [("cut the CSV into partitions (reader)", cut / n),
+              ("parse CSV text into records (worker)", parse / n),
+              ("engine.decide: read lead, facts, match", decide / len(decisions)),
+              ("engine.explain: build the Verdict", explain / len(verdicts)),
+              ("output row + summary counts (worker)", row / len(rows)),
+              ("encode rows as Arrow (worker)", encode / len(rows)),
+              ("write Parquet (writer)", write / len(rows))]
+    total = sum(v for _, v in stages)
+    print(f"\nwhere one lead's CPU time goes (one process, {n:,} leads, µs per lead):")
+    for name, v in stages:
         print(f"  {name:<42}{v * 1e6:>8.0f}  {100 * v / total:5.1f} %")
     print(f"  {'total':<42}{total * 1e6:>8.0f}  -> {1 / total:,.0f} leads/s per core")
     prof = cProfile.Profile()
@@ -241,7 +220,6 @@ def per_lead(csv_path: Path, n: int = 4000) -> None:
         print(f"  {100 * tt / own:5.1f} %  {tt / 1500 * 1e6:7.1f} µs  {calls / 1500:6.1f}x  "
               f"{where[:70]}")
     scorer.close()
-    malloc_effect(items[:3000])
 
 
 def main() -> None:
