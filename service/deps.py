@@ -49,19 +49,8 @@ async def get_registry(request: Request) -> Registry:
     return (await get_service(request)).registry
 
 
-async def get_scorer(request: Request) -> Scorer:
-    return (await get_service(request)).scorer
-
-
-async def get_settings(request: Request) -> Settings:
-    return (await get_service(request)).settings
-
-
 ServiceDep = Annotated[Service, Depends(get_service)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
-ScorerDep = Annotated[Scorer, Depends(get_scorer)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-
 
 
 # ----------------------------------------------------------------------------- scoring options

@@ -95,10 +95,3 @@ class Settings(BaseSettings):
     def open_access(self) -> bool:
         """No API key is configured: scoring is open, so the service stays on loopback."""
         return not self.api_keys
-
-    @property
-    def source_auth(self) -> dict[str, bool]:
-        """Which webhook schemes have credentials configured."""
-        return {"hubspot": bool(self.hubspot_secrets),
-                "pipedrive": bool(self.pipedrive_credentials),
-                "generic": bool(self.generic_secrets)}
