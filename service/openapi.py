@@ -190,5 +190,18 @@ def document(app: FastAPI) -> dict[str, Any]:
                       "text": "rules/default.yaml:42:7: unknown-field: 'job_tilte' is not "
                               "a field (did you mean 'job_title'?)"}],
         "serving": snapshot.ref()})})
+    from service.routes.rulebook import info  # the real answer, for this rule base
+
+    _set(doc, "/v1/rulebook", "get", "200", {"default": _json(info(snapshot))})
+    _set(doc, "/healthz", "get", "200", {"alive": _json({"status": "ok"})})
+    _set(doc, "/readyz", "get", "200", {"ready": _json({"status": "ready",
+                                                        "rulebook": snapshot.ref()})})
+    _set(doc, "/readyz", "get", "503", {"stopping": _json({"status": "not_ready",
+                                                           "rulebook": None})})
+    metrics = doc["paths"].get("/metrics", {}).get("get")
+    if metrics is not None:
+        metrics["responses"]["200"]["content"]["text/plain"]["example"] = (
+            '# TYPE qualify_verdicts_total counter\n'
+            'qualify_verdicts_total{grade="A",source="api",status="qualified"} 12.0\n')
     snapshot.cache["openapi"] = doc
     return doc
