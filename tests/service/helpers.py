@@ -11,7 +11,7 @@ from service.settings import Settings
 from service.signatures import basic_header, generic_header, hubspot_v3_signature
 
 with warnings.catch_warnings():  # starlette asks for httpx2; plain httpx still works
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*install `httpx2`")
     from starlette.testclient import TestClient
 
 __all__ = ["TestClient"]
