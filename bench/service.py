@@ -110,15 +110,22 @@ class Server:
 # ----------------------------------------------------------------------------- client
 
 
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+_WORKER_ID = len("4e57") + 12  # qualify's request ids start with a per-process prefix
+
+
+async def read_response(reader: asyncio.StreamReader,
+                        workers: dict[str, int] | None = None) -> tuple[int, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length = 0
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        name = name.strip().lower()
+        if name == b"content-length":
             length = int(value)
-            break
+        elif workers is not None and name == b"x-request-id":
+            worker = value.strip()[:_WORKER_ID].decode()
+            workers[worker] = workers.get(worker, 0) + 1
     body = await reader.readexactly(length) if length else b""
     return status, body
 
@@ -151,6 +158,7 @@ class Result:
     failed: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     shas: dict[str, int] = field(default_factory=dict)
+    workers: dict[str, int] = field(default_factory=dict)  # requests per qualify worker
 
     @property
     def done(self) -> int:
@@ -161,8 +169,9 @@ class Result:
         p50 = statistics.median(lat) * 1000 if lat else float("nan")
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else float("nan")
         rate = self.done / self.seconds if self.seconds else 0.0
+        split = "/".join(str(n) for n in sorted(self.workers.values(), reverse=True))
         return (f"{self.name:<38} {self.done:>7} {rate:>9.0f} {p50:>8.2f} {p99:>8.2f} "
-                f"{self.failed:>7}")
+                f"{self.failed:>7}" + (f"   per worker {split}" if split else ""))
 
     @property
     def rate(self) -> float:
@@ -186,7 +195,10 @@ async def load(name: str, port: int, requests: list[bytes], *, concurrency: int,
     counter = itertools.count()
     deadline = time.perf_counter() + seconds if seconds else None
 
-    async def connection() -> None:
+    async def connection(number: int) -> None:
+        # Connect one by one: a worker's accept loop takes every connection pending at
+        # once, and 32 simultaneous connects would all land on one worker.
+        await asyncio.sleep(number * 0.005)
         reader = writer = None
         while True:
             i = next(counter)
@@ -200,7 +212,7 @@ async def load(name: str, port: int, requests: list[bytes], *, concurrency: int,
                     reader, writer = await asyncio.open_connection(HOST, port)
                 writer.write(raw)
                 assert reader is not None
-                status, body = await read_response(reader)
+                status, body = await read_response(reader, result.workers)
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 result.failed += 1
                 if writer is not None:
@@ -219,7 +231,7 @@ async def load(name: str, port: int, requests: list[bytes], *, concurrency: int,
             writer.close()
 
     began = time.perf_counter()
-    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    await asyncio.gather(*(connection(n) for n in range(concurrency)))
     result.seconds = time.perf_counter() - began
     return result
 
@@ -267,7 +279,8 @@ async def main(args: argparse.Namespace) -> int:
         print(f"qualify service bench: {args.workers} workers each, concurrency "
               f"{args.concurrency}, {args.requests} requests per endpoint and round, "
               f"{args.rounds} round(s) interleaved, {HOST}, {os.cpu_count()} CPUs "
-              "(shared with this client)")
+              f"(shared with this client), load average before "
+              f"{os.getloadavg()[0]:.2f}")
         print(f"{'endpoint':<38} {'done':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
               f"{'failed':>7}")
         for name, port, reqs in targets:  # warm up every server first
@@ -316,6 +329,7 @@ async def main(args: argparse.Namespace) -> int:
             final_sha = hashlib.sha256(final.encode()).hexdigest()[:12]
             await asyncio.sleep(1.5)  # the sibling worker follows within a poll
             tail = await load("after", qport, reqs, concurrency=4, total=200, track_sha=True)
+            print(f"load average after: {os.getloadavg()[0]:.2f}")
             print(f"reload run: {run.seconds:.1f} s, {ok}/{len(reloads)} reloads answered "
                   f"200, {run.done} requests, {run.failed} failed "
                   f"(statuses {dict(sorted(run.statuses.items()))}); verdicts by rule base "
