@@ -77,6 +77,10 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
     A row that cannot be scored gets its reason in the 'error' column and a line in
     OUT's .errors.csv beside it; the run goes on. With --compare, OUT's .changes.csv
     lists every lead whose status, grade or next step changed.
+
+    Exit status: 0 every row scored, 1 some rows could not be scored, 2 the run could not
+    start (a file, the rule base or the mapping), 3 a worker process died, 130 interrupted.
+    Files appear under their names only when the whole run succeeds.
     """
     job = Job(input=input_path, output=output, rules=rules_path, mapping=mapping,
               workers=workers, compare=compare, report=report, as_of=as_of, locale=locale,
