@@ -104,7 +104,9 @@ class Known(Expr):
 
 
 @dataclass(frozen=True, slots=True)
-class And(Expr):
+class Junction(Expr):
+    """``and`` or ``or`` of two or more conditions."""
+
     items: tuple[Expr, ...]
 
     def walk(self) -> Iterator[Expr]:
@@ -114,13 +116,13 @@ class And(Expr):
 
 
 @dataclass(frozen=True, slots=True)
-class Or(Expr):
-    items: tuple[Expr, ...]
+class And(Junction):
+    pass
 
-    def walk(self) -> Iterator[Expr]:
-        yield self
-        for item in self.items:
-            yield from item.walk()
+
+@dataclass(frozen=True, slots=True)
+class Or(Junction):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
