@@ -13,6 +13,8 @@
     metrics     Prometheus metrics (multi-process aware)
     logs        structured JSON logs and the optional decision log
     openapi     the OpenAPI document, with the lead schema of the loaded rule base
+    schemas     request and response models
+    deps        what routes depend on, as ``Annotated`` aliases
     routes/     one module per resource
     main        assembles the app (``create_app``); cli starts uvicorn (``qualify serve``)
 """
