@@ -36,7 +36,10 @@ class _Bad(Exception):
     """A value did not convert; the caller adds the field name."""
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """A value's kind, in words, for error messages ("a number", "an object", ...)."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "true/false"
     if isinstance(value, int | float):
@@ -78,7 +81,7 @@ def _number(value: Any, spec: FieldSpec) -> float | int:
         else:
             raise _Bad(f"expected a number, got {value[:40]!r}")
     else:
-        raise _Bad(f"expected a number, got {_kind(value)}")
+        raise _Bad(f"expected a number, got {kind_of(value)}")
     if isinstance(n, float) and not math.isfinite(n):
         raise _Bad("expected a finite number, got NaN or Infinity")
     if abs(n) > MAX_ABS_NUMBER:
@@ -109,7 +112,7 @@ def _boolean(value: Any) -> bool:
         if s in _FALSE:
             return False
         raise _Bad(f"expected true or false, got {value[:40]!r}")
-    raise _Bad(f"expected true or false, got {_kind(value)}")
+    raise _Bad(f"expected true or false, got {kind_of(value)}")
 
 
 def _date(value: Any) -> dt.date:
@@ -133,12 +136,12 @@ def _date(value: Any) -> dt.date:
             return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).date()
         except ValueError:
             raise _Bad(f"expected a date as YYYY-MM-DD, got {value[:40]!r}") from None
-    raise _Bad(f"expected a date, got {_kind(value)}")
+    raise _Bad(f"expected a date, got {kind_of(value)}")
 
 
 def _enum(value: Any, spec: FieldSpec, folded: Mapping[str, str]) -> str:
     if not isinstance(value, str):
-        raise _Bad(f"expected one of {', '.join(spec.values)}, got {_kind(value)}")
+        raise _Bad(f"expected one of {', '.join(spec.values)}, got {kind_of(value)}")
     hit = folded.get(value.strip().casefold())
     if hit is None:
         hint = did_you_mean(value.strip(), spec.values)
@@ -154,7 +157,7 @@ def _string(value: Any) -> str:
         if isinstance(value, float) and not math.isfinite(value):
             raise _Bad("expected text, got NaN or Infinity")
         return str(value)
-    raise _Bad(f"expected text, got {_kind(value)}")
+    raise _Bad(f"expected text, got {kind_of(value)}")
 
 
 def _list(value: Any) -> tuple[str, ...]:
@@ -163,7 +166,7 @@ def _list(value: Any) -> tuple[str, ...]:
     elif isinstance(value, list | tuple):
         items = list(value)
     else:
-        raise _Bad(f"expected a list of text, got {_kind(value)}")
+        raise _Bad(f"expected a list of text, got {kind_of(value)}")
     if len(items) > MAX_ITEMS:
         raise _Bad(f"more than {MAX_ITEMS:,} items")
     out = []
@@ -175,7 +178,7 @@ def _list(value: Any) -> tuple[str, ...]:
                 and math.isfinite(item):
             out.append(str(item))
         elif item is not None:
-            raise _Bad(f"item {i} is {_kind(item)}, not text")
+            raise _Bad(f"item {i} is {kind_of(item)}, not text")
     return tuple(out)
 
 
@@ -209,7 +212,7 @@ class LeadReader:
     def read(self, raw: Any) -> Lead:
         """The typed lead: declared fields that have a value, converted. Raises LeadError."""
         if not isinstance(raw, Mapping):
-            raise LeadError(None, f"a lead must be a JSON object, got {_kind(raw)}")
+            raise LeadError(None, f"a lead must be a JSON object, got {kind_of(raw)}")
         lead: Lead = {}
         for name, convert in self.converters.items():
             value = raw.get(name)

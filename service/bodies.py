@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import Request
 
+from qualify.leads import kind_of
 from service.errors import ApiError
 
 
@@ -26,21 +27,6 @@ def _float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"the number {text[:40]} is out of range")
     return value
-
-
-def kind(value: Any) -> str:
-    """A JSON value's kind, in words, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
 
 
 def parse_json(body: bytes) -> Any:
@@ -91,6 +77,6 @@ def require_object(value: Any, what: str) -> Mapping[str, Any]:
     """``value`` if it is a JSON object, else a 422 naming the body."""
     if not isinstance(value, dict):
         raise ApiError(422, "invalid_request",
-                       f"the body must be a JSON object ({what}), got {kind(value)}",
+                       f"the body must be a JSON object ({what}), got {kind_of(value)}",
                        field="body")
     return value

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from fastapi import Request
 
-from service.bodies import kind
+from qualify.leads import kind_of
 from service.errors import ApiError
 from service.settings import Settings
 from service.signatures import (
@@ -57,7 +57,7 @@ class Scheme(Protocol):
 def _object(payload: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(payload, dict):
         raise ApiError(422, "invalid_request", f"{what} must be a JSON object, got "
-                       f"{kind(payload)}", field="body")
+                       f"{kind_of(payload)}", field="body")
     return payload
 
 
@@ -127,7 +127,7 @@ class Pipedrive:
                             skip=f"a '{action}' event carries no record to score")
         if not isinstance(data, dict):
             raise ApiError(422, "invalid_request", f"'data' must be an object, got "
-                           f"{kind(data)}", field="data")
+                           f"{kind_of(data)}", field="data")
         return Delivery({"data": data, "previous": body.get("previous"), "meta": meta},
                         delivery_id, as_of)
 
