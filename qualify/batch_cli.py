@@ -116,7 +116,7 @@ def summary_text(o: Outcome) -> str:
               f"as of {o.as_of.isoformat()}"]
     footer = [""]
     if o.comparison is not None:
-        footer += [render_comparison(o.comparison), ""]
+        footer += [render_comparison(o.comparison, rb.sha256), ""]
     footer.append(f"wrote {job.output}")
     if o.errors_path:
         footer.append(f"      {o.errors_path} ({plural(s.errors, 'failed row')})")

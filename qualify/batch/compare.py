@@ -251,13 +251,22 @@ class Comparer:
         return self.result
 
 
-def render(c: Comparison, top: int = 5) -> str:
-    """The comparison as plain text, for the printed summary."""
+def render(c: Comparison, sha256: str | None = None, top: int = 5) -> str:
+    """The comparison as plain text, for the printed summary (``sha256``: this run's rule
+    base, to say whether it changed)."""
     def pct(n: int) -> str:
         return f"{100 * n / c.compared:.1f} %" if c.compared else "-"
 
+    before = sorted(c.previous_sha256)
+    if sha256 and before and before != [sha256]:
+        olds = ", ".join(b[:12] for b in before[:3])
+        base = f"the rule base changed (sha256 {olds} -> {sha256[:12]})"
+    elif sha256 and before:
+        base = "the same rule base"
+    else:
+        base = "rule base of the previous run unknown"
     out = [f"compared with {c.previous}: {c.compared:,} leads in both, {c.new:,} new, "
-           f"{c.dropped:,} dropped",
+           f"{c.dropped:,} dropped", f"  {base}",
            f"  changed: {c.changed:,} ({pct(c.changed)}): status {c.status_changed:,}, "
            f"grade {c.grade_changed:,}, next step {c.step_changed:,}; the score moved for "
            f"{c.score_changed:,}"]
