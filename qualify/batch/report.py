@@ -126,7 +126,9 @@ def matrix(c: Comparison, rb: Rulebook) -> str:
     order = [g.id for g in rb.grades]
     seen = {g for pair in c.migration for g in pair}
     rows = order + sorted(seen - set(order) - {ERROR}) + ([ERROR] if ERROR in seen else [])
-    top = max(c.migration.values(), default=0) or 1
+    # moves and stays are shaded on their own scales, so a few moves still stand out
+    top_same = max((n for (a, b), n in c.migration.items() if a == b), default=0) or 1
+    top_move = max((n for (a, b), n in c.migration.items() if a != b), default=0) or 1
     head = "".join(f"<th>{escape(g)}</th>" for g in rows)
     out = [f'<table class="matrix"><tr><th class=l>before \\ now</th>{head}'
            "<th>total</th></tr>"]
@@ -134,7 +136,7 @@ def matrix(c: Comparison, rb: Rulebook) -> str:
         cells = []
         for b in rows:
             n = c.migration[a, b]
-            alpha = 0.08 + 0.8 * n / top if n else 0
+            alpha = 0.08 + 0.5 * n / top_same if a == b else 0.15 + 0.75 * n / top_move
             hue = "63,111,181" if a == b else ("46,125,50" if _better(rb, a, b) else
                                                "198,40,40")
             style = f' style="background:rgba({hue},{alpha:.2f})"' if n else ""
