@@ -146,6 +146,20 @@ class TestMatching:
         finally:
             m.close()
 
+    def test_sessions_rotate_and_stay_empty(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Pooled sessions hold no fact between calls, and are replaced after ROTATE facts."""
+        monkeypatch.setattr(_Ruleset, "ROTATE", 7)
+        m = Matcher({"a": {"$gt": {"x": 0}}, "b": {"$lt": {"x": 0}},
+                     "n": guarded({"$nex": {"y": 1}})}, "rotate")
+        try:
+            for i in range(100):
+                x = (i % 3) - 1
+                expected = {"a"} if x > 0 else {"b"} if x < 0 else set()
+                assert m.match({"x": x, "y": 1}) == expected
+            assert next(m.shards[0]._sids) >= 100 // 7
+        finally:
+            m.close()
+
     def test_threads_agree(self) -> None:
         """Several threads share one engine and get the answers one thread gets."""
         rules = {f"t{i}": {"$gt": {"s": i}} for i in range(40)}
