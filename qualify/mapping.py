@@ -54,7 +54,8 @@ class ProfileModel(BaseModel):
 
     name: str
     description: str | None = None
-    missing: list[str] = ["", "N/A", "n/a", "NA", "null", "None", "-"]
+    # not "none": it is a real value of several default fields (repeat_potential: none)
+    missing: list[str] = ["", "N/A", "n/a", "NA", "null", "-"]
     passthrough: bool = Field(default=False,
                               description="also copy input keys named like a lead field")
     keys: list[str] = Field(default=[], description="input columns copied to every output "

@@ -24,6 +24,15 @@ class TestProfile:
         assert p.sources() == {"Id", "Converted", "properties.budget", "properties",
                                "Budget"}
 
+    def test_none_is_a_value_not_a_placeholder(self) -> None:
+        """"none" is a value of the default rule base's enums, so it is not read as missing;
+        "N/A" and "null" are."""
+        p = load_profile_text("name: x\nfields:\n  lead_id: {from: id}\n"
+                              "  repeat_potential: {from: r}\n  influence: {from: i}\n"
+                              "  budget: {from: b}\n")
+        assert p.apply({"id": "1", "r": "None", "i": "N/A", "b": "null"}) == {
+            "lead_id": "1", "repeat_potential": "None"}
+
     def test_apply_is_unchanged(self) -> None:
         """The webhook use of a profile (``apply`` on a nested payload) still works."""
         p = load_profile_text("name: x\nfields:\n  lead_id: {from: data.id}\n"
