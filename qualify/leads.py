@@ -65,6 +65,9 @@ def _text(value: str) -> str:
 
 
 def _number(value: Any, spec: FieldSpec) -> float | int:
+    t = type(value)
+    if t is int and spec.min is None and spec.max is None and abs(value) <= MAX_ABS_NUMBER:
+        return value  # the common case: already a plain, in-range integer
     if isinstance(value, bool):
         raise _Bad("expected a number, got true/false")
     if isinstance(value, int):
@@ -198,15 +201,12 @@ def _converter(spec: FieldSpec) -> Converter:
     return _string
 
 
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
 class LeadReader:
     """Converts raw leads to typed leads for one rule base. Thread-safe (no state)."""
 
     def __init__(self, rulebook: Rulebook) -> None:
         self.converters = {name: _converter(spec) for name, spec in rulebook.fields.items()}
+        self._plan = tuple(self.converters.items())
         self.required = tuple(n for n, s in rulebook.fields.items() if s.required)
 
     def read(self, raw: Any) -> Lead:
@@ -214,10 +214,11 @@ class LeadReader:
         if not isinstance(raw, Mapping):
             raise LeadError(None, f"a lead must be a JSON object, got {kind_of(raw)}")
         lead: Lead = {}
-        for name, convert in self.converters.items():
-            value = raw.get(name)
-            if _blank(value):
-                continue
+        get = raw.get
+        for name, convert in self._plan:
+            value = get(name)
+            if value is None or (type(value) is str and not value.strip()):
+                continue  # blank: not known
             try:
                 lead[name] = convert(value)
             except _Bad as e:
