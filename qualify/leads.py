@@ -65,9 +65,9 @@ def _text(value: str) -> str:
 
 
 def _number(value: Any, spec: FieldSpec) -> float | int:
-    t = type(value)
-    if t is int and spec.min is None and spec.max is None and abs(value) <= MAX_ABS_NUMBER:
-        return value  # the common case: already a plain, in-range integer
+    if type(value) is int and spec.min is None and spec.max is None \
+            and abs(value) <= MAX_ABS_NUMBER:
+        return int(value)  # the common case: already a plain, in-range integer
     if isinstance(value, bool):
         raise _Bad("expected a number, got true/false")
     if isinstance(value, int):
