@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,20 +18,12 @@ from typing import Any, ClassVar, TextIO
 import click
 
 from qualify.errors import LeadError, QualifyError, RulebaseError
+from qualify.leads import parse_json
 from qualify.rulebook import default_rules_path, load_rulebook
 
 RULES_OPTION = click.option(  # shared by every command that reads a rule base
     "--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
     help="The rule base (default: the bundled rules/default.yaml).")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def parse_json(text: str) -> Any:
-    """Strict JSON: NaN and Infinity are refused, as JSON itself does."""
-    return json.loads(text, parse_constant=_reject_constant)
 
 
 def parse_as_of(_: Any, __: Any, value: str | None) -> dt.date | None:

@@ -10,6 +10,7 @@ ignored: CRMs send many properties no rule reads.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -30,6 +31,23 @@ _EPOCH = dt.date(1970, 1, 1)
 
 Converter = Callable[[Any], Any]
 Lead = dict[str, Any]
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def parse_json(text: str | bytes) -> Any:
+    """Strict JSON, as leads arrive: NaN, Infinity and numbers like 1e999 are refused
+    (ValueError), as JSON itself does."""
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
 
 
 class _Bad(Exception):

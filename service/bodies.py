@@ -8,25 +8,14 @@ Infinity, no number that overflows. Each failure is a 400 that says where and wh
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Request
 
 from qualify.leads import kind_of
+from qualify.leads import parse_json as parse_lead_json
 from service.errors import ApiError
-
-
-def _constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"the number {text[:40]} is out of range")
-    return value
 
 
 def parse_json(body: bytes) -> Any:
@@ -39,7 +28,7 @@ def parse_json(body: bytes) -> Any:
         raise ApiError(400, "malformed_json",
                        f"the body is not UTF-8 text (bad byte at offset {e.start})") from None
     try:
-        return json.loads(text, parse_constant=_constant, parse_float=_float)
+        return parse_lead_json(text)
     except json.JSONDecodeError as e:
         raise ApiError(400, "malformed_json", f"malformed JSON at line {e.lineno} column "
                        f"{e.colno}: {e.msg}") from None

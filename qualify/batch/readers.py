@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
+
+from qualify.leads import parse_json
 
 Record = dict[str, Any]
 
@@ -259,10 +260,6 @@ def _fields(row: list[str], index: list[tuple[str, int]]) -> Record:
     return {n: row[i] for n, i in index if i < len(row) and _bad_bytes(row[i]) is None}
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 class JsonlReader(_Decoding):
     """One JSON object per line; blank lines are skipped. Workers parse the JSON."""
 
@@ -309,7 +306,7 @@ def _jsonl_records(lines: list[bytes], first: int) -> Iterator[Item]:
             yield number, BadRecord(f"not UTF-8 text (byte 0x{data[e.start]:02x})")
             continue
         try:
-            doc = json.loads(text, parse_constant=_reject_constant)
+            doc = parse_json(text)
         except ValueError as e:  # JSONDecodeError is a ValueError
             yield number, BadRecord(f"invalid JSON: {e}")
             continue
