@@ -12,6 +12,7 @@ threads; ``close`` frees the engine memory once no call is in flight.
 from __future__ import annotations
 
 import datetime as dt
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,10 @@ class Engine:
                        for loc in LOCALES}
         # per next step: explainer, qualifiers it reads, reads status?, lead fields it reads
         self._steps: dict[str, tuple[Explainer, tuple[str, ...], bool, frozenset[str]]] = {}
+        self._reason_names = {
+            (s.id, loc): frozenset(n for _, n, _, _ in string.Formatter().parse(s.reason[loc])
+                                   if n)
+            for s in rulebook.next_steps for loc in LOCALES}
         for s in rulebook.next_steps:
             names = [r.name for r in s.expr.refs() if r.kind == "verdict"]
             self._steps[s.id] = (
@@ -260,29 +265,32 @@ class Engine:
     def _next_step(self, d: Decision, loc: str, q_state: Mapping[str, State],
                    q_evidence: Mapping[str, list[Evidence]],
                    q_missing: Mapping[str, list[str]]) -> NextStep:
-        """The step's label and its reason, filled from the lead's facts."""
+        """The step's label and its reason, filled from the lead's facts (only the names
+        its reason uses are worked out)."""
         rb = self.rulebook
         w = self._words[loc]
         step = d.step
         explainer, read_q, reads_status, fields = self._steps[step.id]
+        used = self._reason_names[step.id, loc]
         if reads_status:
             read_q = read_q + tuple(q for q, s in q_state.items() if s != "met")
-        focus = read_q or tuple(q for q, s in q_state.items() if s == "unknown")
-        own = explainer(d.stage2_fact, d.lead, True)
-        evidence = [e for e in own if e["field"] in fields]
-        for q in read_q:
-            evidence += q_evidence.get(q, [])
-        missing = list(dict.fromkeys(m for q in focus for m in q_missing.get(q, [])))
-        unmet = [r.label[loc] for r in rb.qualifiers if q_state[r.id] == "unmet"]
-        unknown = [r.label[loc] for r in rb.qualifiers if q_state[r.id] == "unknown"]
-        values: dict[str, str] = {
-            "unmet": w.sep.join(unmet) or "-",
-            "unknown": w.sep.join(unknown) or "-",
-            "missing": w.fields(missing) or "-",
-            "evidence": w.evidence(evidence) or "-",
-            "grade": d.grade, "score": str(d.score), "status": w.status[d.status],
-            "lead_id": d.lead["lead_id"],
-        }
+        values: dict[str, str] = {}
+        if "evidence" in used:
+            own = explainer(d.stage2_fact, d.lead, True)
+            evidence = [e for e in own if e["field"] in fields]
+            for q in read_q:
+                evidence += q_evidence.get(q, [])
+            values["evidence"] = w.evidence(evidence) or "-"
+        if "missing" in used:
+            focus = read_q or tuple(q for q, s in q_state.items() if s == "unknown")
+            missing = list(dict.fromkeys(m for q in focus for m in q_missing.get(q, [])))
+            values["missing"] = w.fields(missing) or "-"
+        for name in ("unmet", "unknown"):
+            if name in used:
+                labels = [r.label[loc] for r in rb.qualifiers if q_state[r.id] == name]
+                values[name] = w.sep.join(labels) or "-"
+        values |= {"grade": d.grade, "score": str(d.score), "status": w.status[d.status],
+                   "lead_id": d.lead["lead_id"]}
         reason = step.reason[loc].format_map(_Template(values, d.lead))
         return {"id": step.id, "label": step.label[loc], "reason": reason}
 
