@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,15 +89,29 @@ class Reader(Protocol):
     def close(self) -> None: ...
 
 
-class _Decoding:
+class _Decoding(ABC):
     """``__iter__`` for readers: their partitions, decoded here."""
 
+    @abstractmethod
     def partitions(self, size: int) -> Iterator[Raw]:
-        raise NotImplementedError
+        """The input cut into partitions of ``size`` records, not yet decoded."""
 
     def __iter__(self) -> Iterator[Item]:
         for raw in self.partitions(PARTITION):
             yield from decode(raw)
+
+
+class _FileReader(_Decoding):
+    """A reader of a text file: progress is the byte offset in it."""
+
+    _raw: BinaryIO
+    _total: int
+
+    def progress(self) -> tuple[int, int]:
+        try:
+            return self._raw.tell(), self._total
+        except (OSError, ValueError):
+            return self._total, self._total
 
 
 def format_of(path: str | Path) -> str:
@@ -147,7 +162,7 @@ def _bad_bytes(text: str) -> str | None:
     return None
 
 
-class CsvReader(_Decoding):
+class CsvReader(_FileReader):
     """CSV with a header row. Columns with an empty name (a trailing comma) are ignored.
 
     ``partitions`` finds where records end with the csv module itself (so a quoted value
@@ -217,12 +232,6 @@ class CsvReader(_Decoding):
         if lines:
             yield Raw("csv", first, "".join(lines), self._index, self._width)
 
-    def progress(self) -> tuple[int, int]:
-        try:
-            return self._raw.tell(), self._total
-        except (OSError, ValueError):
-            return self._total, self._total
-
     def close(self) -> None:
         self._text.close()
 
@@ -260,7 +269,7 @@ def _fields(row: list[str], index: list[tuple[str, int]]) -> Record:
     return {n: row[i] for n, i in index if i < len(row) and _bad_bytes(row[i]) is None}
 
 
-class JsonlReader(_Decoding):
+class JsonlReader(_FileReader):
     """One JSON object per line; blank lines are skipped. Workers parse the JSON."""
 
     columns: tuple[str, ...] = ()
@@ -284,12 +293,6 @@ class JsonlReader(_Decoding):
                 lines = []
         if lines:
             yield Raw("jsonl", first, lines)
-
-    def progress(self) -> tuple[int, int]:
-        try:
-            return self._raw.tell(), self._total
-        except (OSError, ValueError):
-            return self._total, self._total
 
     def close(self) -> None:
         self._raw.close()
