@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 MAX_PATHS = 60  # per ruleset; the engine fails when more than 64 conditions match at once
 MAX_ATOMS = 400  # distinct conditions per ruleset; over 512 under one node hangs the engine
+MAX_KEYS = 240  # values in one fact; the engine rejects facts over about 250 (error 302)
 SENTINEL = "__seen"
 MARK = "__lead"
 
@@ -174,8 +175,11 @@ class _Ruleset:
             self._drain(state, None)
         except Exception as e:
             self._discard(session)
-            log.warning("durable-rules failed on a fact in %s: %s", self.name, e)
+            log.debug("durable-rules failed on a fact in %s: %s", self.name, e)
             raise EngineError("the rule engine could not evaluate this lead") from None
+        except BaseException:  # interrupted mid-call: the session may hold the fact
+            self._discard(session)
+            raise
         session.uses += 1
         if session.uses >= self.ROTATE:
             self._delete(session.sid)
@@ -222,7 +226,7 @@ class Matcher:
         self._closed = False
         # Facts carry short keys ("k3") for the keys some rule reads, and nothing else: the
         # engine parses every fact and writes it back into every fired rule's message.
-        keys = sorted({k for cond in rules.values() for k in _keys_of(cond)} - {MARK})
+        keys = sorted({k for cond in rules.values() for k in keys_of(cond)} - {MARK})
         self._alias = {k: f'"k{i}":' for i, k in enumerate(keys)}
         short = {k: f"k{i}" for i, k in enumerate(keys)}
         try:
@@ -266,11 +270,11 @@ class Matcher:
             s.close()
 
 
-def _keys_of(cond: Condition) -> set[str]:
+def keys_of(cond: Condition) -> set[str]:
     """The fact keys a condition reads."""
     ((op, body),) = cond.items()
     if op in ("$and", "$or"):
-        return set().union(*(_keys_of(c) for c in body))
+        return set().union(*(keys_of(c) for c in body))
     if op.startswith("$"):
         return set(body)
     return {op}

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TextIO
 
 import click
 
-from qualify.errors import LeadError, QualifyError, RulebaseError
+from qualify.errors import QualifyError, RulebaseError
 from qualify.leads import parse_json
 from qualify.rulebook import default_rules_path, load_rulebook
 
@@ -139,11 +139,7 @@ def score(lead: str, rules_path: Path | None, explain: bool, locale: str | None,
                     continue
                 try:
                     verdict = engine.score(raw, as_of=as_of, locale=locale)
-                except LeadError as e:
-                    click.echo(f"{where}: {e}", err=True)
-                    failed += 1
-                    continue
-                except QualifyError as e:
+                except QualifyError as e:  # a bad lead, or the engine failed on it
                     click.echo(f"{where}: {e}", err=True)
                     failed += 1
                     continue

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from qualify.adapter import MARK, MAX_PATHS, Condition, paths
+from qualify.adapter import MARK, MAX_KEYS, MAX_PATHS, Condition, keys_of, paths
 from qualify.conditions import And, Cmp, Const, Expr, In, Known, Not, Or, Ref
 from qualify.errors import EngineError, Problem, RulebaseError
 from qualify.rulebook import Rule, Rulebook
@@ -194,6 +194,13 @@ def compile_rulebook(rulebook: Rulebook) -> Compiled:
     stage2: dict[str, Condition] = {}
     for j, step in enumerate(rulebook.next_steps):
         add(stage2, f"{j}+", step, True)
+    for table, what in ((stage1, "qualifiers and traits"), (stage2, "next steps")):
+        n = len({k for cond in table.values() for k in keys_of(cond)} - {MARK})
+        if n > MAX_KEYS:
+            problems.append(Problem(
+                "too-many-values", f"the {what} read {n} values (fields and derived values "
+                f"such as contains() and days_since()); the engine takes at most {MAX_KEYS}",
+                rulebook.source, 1, 1, "remove rules or fields, or share derived values"))
     if problems:
         raise RulebaseError(problems)
     refs = [ref for rule in rulebook.rules for ref in rule.expr.refs()]

@@ -32,6 +32,7 @@ from qualify.errors import did_you_mean
 
 FieldType = Literal["string", "number", "integer", "boolean", "date", "enum", "list"]
 NUMERIC = ("number", "integer")
+MAX_CONDITION = 4_000  # characters in one condition
 MAX_ABS_NUMBER = 1e15  # beyond this durable-rules' number handling is not trusted
 FUNCTIONS = ("known", "contains", "count", "days_since", "matches")
 VERDICT_NAMES = ("qualifier", "trait", "grade", "status", "score")
@@ -467,8 +468,14 @@ def parse_condition(text: str | bool, fields: Mapping[str, FieldInfo],
     if not isinstance(text, str) or not text.strip():
         return ConditionError("bad-condition", "a condition must be non-empty text")
     source = " ".join(text.split("\n"))  # folded YAML: newlines are spaces
+    if len(source) > MAX_CONDITION:
+        return ConditionError("too-complex", f"the condition is {len(source):,} characters "
+                              f"long (at most {MAX_CONDITION:,})", 0,
+                              "split it into several rules")
     try:
         tree = ast.parse(source.strip(), mode="eval")
+    except (RecursionError, MemoryError):
+        return ConditionError("too-complex", "the condition is nested too deeply")
     except SyntaxError as e:
         offset = max((e.offset or 1) - 1, 0)
         return ConditionError("syntax", f"cannot parse condition: {e.msg}", offset,

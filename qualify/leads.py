@@ -94,6 +94,8 @@ def _number(value: Any, spec: FieldSpec) -> float | int:
         n = value
     elif isinstance(value, str):
         s = value.strip()
+        if len(s) > 40:
+            raise _Bad(f"expected a number, got text of {len(s):,} characters")
         if _NUMBER.match(s):
             n = float(s) if any(c in s for c in ".eE") else int(s)
         elif _GROUPED.match(s):
@@ -104,9 +106,11 @@ def _number(value: Any, spec: FieldSpec) -> float | int:
     else:
         raise _Bad(f"expected a number, got {kind_of(value)}")
     if isinstance(n, float) and not math.isfinite(n):
+        if isinstance(value, str):
+            raise _Bad(f"{value.strip()!r} is out of range")
         raise _Bad("expected a finite number, got NaN or Infinity")
     if abs(n) > MAX_ABS_NUMBER:
-        raise _Bad(f"{n:g} is out of range (at most {MAX_ABS_NUMBER:g} in size)")
+        raise _Bad(f"{_size(n)} is out of range (at most {MAX_ABS_NUMBER:g} in size)")
     if spec.type == "integer":
         if isinstance(n, float):
             if not n.is_integer():
@@ -119,6 +123,13 @@ def _number(value: Any, spec: FieldSpec) -> float | int:
     if spec.max is not None and n > spec.max:
         raise _Bad(f"{n:g} is above the maximum {spec.max:g}")
     return n
+
+
+def _size(n: float) -> str:
+    """A number for a message, even one too large for a float."""
+    if isinstance(n, int) and n.bit_length() > 1000:
+        return f"a number of about {int(n.bit_length() * 0.30103):,} digits"
+    return f"{n:g}"
 
 
 def _boolean(value: Any) -> bool:
@@ -143,7 +154,9 @@ def _date(value: Any) -> dt.date:
         return value
     if isinstance(value, bool):
         raise _Bad("expected a date, got true/false")
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        if len(value.strip()) > 16:
+            raise _Bad(f"{value.strip()[:20]}… is not a date")
         value = int(value.strip())
     if isinstance(value, int):  # epoch milliseconds, as HubSpot sends dates
         if not 0 <= value <= 253_402_300_799_000:

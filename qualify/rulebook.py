@@ -27,7 +27,7 @@ from qualify.conditions import (
     parse_condition,
 )
 from qualify.errors import Problem, RulebaseError, did_you_mean
-from qualify.yamlsource import Positions, load_yaml_file, load_yaml_text
+from qualify.yamlsource import Positions, load_yaml_text, read_yaml_file
 
 LOCALES = ("en", "zh")
 MAX_FIELDS = 200  # durable-rules rejects facts over ~250 properties
@@ -378,10 +378,17 @@ class _Loader:
             if not text:
                 continue
             try:
-                names = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+                parts = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(text)
+                         if f is not None]
+                names = [f for f, _, _ in parts]
             except ValueError as e:
                 self.err((*path, loc), "bad-template", f"reason text: {e}",
                          "write placeholders as {field_name}; double braces for a literal {")
+                continue
+            if any(spec or conv for _, spec, conv in parts):
+                self.err((*path, loc), "bad-template",
+                         "placeholders take no format or conversion (':...' or '!r')",
+                         "write {field_name} alone; values are shown as the lead has them")
                 continue
             for n in names:
                 if n not in fields and n not in TEMPLATE_NAMES and n not in self.broken:
@@ -506,9 +513,8 @@ def load_rulebook_text(text: str, file: str = "<rules>") -> Rulebook:
 
 def load_rulebook(path: str | Path) -> Rulebook:
     """Load a rule base from a YAML file. Raises RulebaseError listing every problem."""
-    data, pos = load_yaml_file(path)
-    sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return _load(data, pos, sha)
+    data, pos, raw = read_yaml_file(path)
+    return _load(data, pos, hashlib.sha256(raw).hexdigest())
 
 
 def _load(data: Any, pos: Positions, sha: str) -> Rulebook:

@@ -18,12 +18,16 @@ Status = Literal["qualified", "disqualified", "needs_discovery"]
 
 
 class Evidence(TypedDict):
-    """A value that decided a rule, and the test it passed (``holds``) or failed."""
+    """A value that decided a rule: what is true of it, and whether the rule's test held.
+
+    ``test`` is always true of ``value``: the rule's own test when ``holds``, its negation
+    when not. A rule ``budget >= 10000`` on 2500 gives ``{test: "< 10000", holds: false}``.
+    """
 
     field: str  # the lead field, or a derived value such as days_since(last_contact_date)
     value: Any  # the lead's value (dates as YYYY-MM-DD, lists as lists)
-    test: str  # the test the value passed: ">= 10000", "not in [...]", "known"
-    holds: bool  # whether the rule's own test held
+    test: str  # a test true of the value: ">= 10000", "not in [...]", "known"
+    holds: bool  # whether the rule's own test held for this value
 
 
 class RulebookRef(TypedDict):

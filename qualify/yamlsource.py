@@ -161,6 +161,9 @@ def load_yaml_text(text: str, file: str = "<rules>") -> tuple[Any, Positions]:
         if node is None:
             return None, positions
         return _Builder(positions).build(node, ()), positions
+    except (RecursionError, MemoryError):
+        raise RulebaseError([Problem("too-complex", "the document is nested too deeply",
+                                     file, 1, 1, "flatten the nesting")]) from None
     except _Reject as e:
         line, col = e.mark.line + 1, e.mark.column + 1
         raise RulebaseError([Problem(e.code, e.message, file, line, col, e.hint)]) from None
@@ -174,24 +177,31 @@ def load_yaml_text(text: str, file: str = "<rules>") -> tuple[Any, Positions]:
         raise RulebaseError([Problem("yaml-syntax", str(e), file, 1, 1)]) from None
 
 
-def load_yaml_file(path: str | Path) -> tuple[Any, Positions]:
+def read_yaml_file(path: str | Path) -> tuple[Any, Positions, bytes]:
+    """Parse a YAML file; also return the exact bytes parsed (to hash what was used)."""
     p = Path(path)
     name = str(path)
     try:
-        size = p.stat().st_size
+        if p.is_dir():
+            raise IsADirectoryError(21, "is a directory")
+        with p.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)
     except OSError as e:
         reason = e.strerror or str(e)
         raise RulebaseError([Problem("file-unreadable", reason, name, 0, 0)]) from None
-    if size > MAX_BYTES:
-        raise RulebaseError([Problem("file-too-large", f"the file is {size:,} bytes, over "
-                                     f"{MAX_BYTES:,}", name, 1, 1,
-                                     "split the rule base or remove unused rules")])
+    if len(raw) > MAX_BYTES:
+        raise RulebaseError([Problem("file-too-large", f"the file is over {MAX_BYTES:,} bytes",
+                                     name, 1, 1, "split the rule base or remove unused rules")])
     try:
-        text = p.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise RulebaseError([Problem("file-encoding", f"not UTF-8 text: {e.reason}",
                                      name, 1, 1, "save the file as UTF-8")]) from None
-    except OSError as e:
-        reason = e.strerror or str(e)
-        raise RulebaseError([Problem("file-unreadable", reason, name, 0, 0)]) from None
-    return load_yaml_text(text, name)
+    data, positions = load_yaml_text(text.removeprefix("\ufeff"), name)
+    return data, positions, raw
+
+
+def load_yaml_file(path: str | Path) -> tuple[Any, Positions]:
+    """Parse a YAML file: the data and where each value stands. Raises RulebaseError."""
+    data, positions, _ = read_yaml_file(path)
+    return data, positions

@@ -45,7 +45,7 @@ def _too_large(limit: int) -> ApiError:
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refused (413) as soon as it is known to exceed ``limit`` bytes."""
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
+    if length.isascii() and length.isdigit() and int(length) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0

@@ -69,7 +69,7 @@ def verify_hubspot_v3(secrets: Sequence[str], *, method: str, uri: str, body: by
     if not timestamp:
         raise SignatureError(f"missing {HUBSPOT_TIMESTAMP} header")
     stamp = timestamp.strip()
-    if not stamp.isdigit() or len(stamp) > 16:
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 16:
         raise SignatureError(f"{HUBSPOT_TIMESTAMP} is not a time in milliseconds")
     _check_time(int(stamp) / 1000, now, tolerance)
     # A proxy that form-decodes headers turns "+" into " "; base64 has no spaces.
@@ -106,7 +106,7 @@ def parse_generic_header(header: str) -> tuple[int, list[str]]:
         if not sep:
             continue
         if key == "t":
-            if not value.isdigit() or len(value) > 12:
+            if not (value.isascii() and value.isdigit()) or len(value) > 12:
                 raise SignatureError(f"{GENERIC_SIGNATURE}: t is not a unix time")
             stamp = int(value)
         elif key == "v1":

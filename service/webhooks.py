@@ -158,7 +158,7 @@ def _date(value: Any) -> dt.date | None:
         return None
     try:
         return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC).date()
-    except ValueError:
+    except (ValueError, OverflowError):  # not a date, or one at the ends of the calendar
         return None
 
 

@@ -88,6 +88,11 @@ class TestBadLeads:
         ("company_size", None, None),
         ("sentiment", ["positive"], "got a list"),
         ("lead_id", "x" * 300, "longer than 256"),
+        ("budget", "9" * 5000, "5,000 characters"),
+        ("budget", 10**400, "out of range"),
+        ("budget", "1e400", "out of range"),
+        ("last_contact_date", "²", "YYYY-MM-DD"),
+        ("last_contact_date", "9" * 40, "not a date"),
     ])
     def test_named_errors(self, engine: Engine, field: str, value: Any,
                           message: str | None) -> None:

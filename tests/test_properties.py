@@ -54,18 +54,17 @@ class TestVerdictProperties:
         changed = {**lead, **GOLDEN_FACTS[trait]}
         after = engine.score(changed, as_of=AS_OF)
         assert trait in {t["id"] for t in after.traits}
-        # the fact may also switch off a bad trait on the same field, never on another
-        assert after.score >= before.score or any(
-            t["kind"] == "golden" and t["id"] not in {x["id"] for x in after.traits}
-            for t in before.traits)
+        # the fact can only switch off bad traits on the same field: never lower the score
+        assert after.score >= before.score
 
     @settings(max_examples=100, deadline=None)
     @given(lead=leads())
-    def test_deterministic_and_order_free(self, engine: Engine, lead: dict[str, Any]) -> None:
-        """Same input, same verdict; the order of the lead's keys does not matter."""
+    def test_deterministic(self, engine: Engine, lead: dict[str, Any]) -> None:
+        """Same input, same verdict, whatever was scored in between."""
         a = engine.score(lead, as_of=AS_OF).model_dump()
-        b = engine.score(dict(reversed(list(lead.items()))), as_of=AS_OF).model_dump()
-        assert a == b
+        for other in synthetic.generate(3, seed=len(lead)):
+            engine.score(other, as_of=AS_OF)
+        assert a == engine.score(lead, as_of=AS_OF).model_dump()
 
     @settings(max_examples=100, deadline=None)
     @given(lead=leads())

@@ -154,6 +154,19 @@ class TestSchema:
         [p] = problems(text)
         assert p.code == "bad-template" and p.hint == "did you mean 'budget'?"
 
+    def test_reason_placeholders_take_no_format(self) -> None:
+        """{budget:,.2f} or {budget!r} would fail on every verdict: refused at load."""
+        for bad in ("{budget:,.2f}", "{budget!r}"):
+            [p] = problems(GOOD.replace("Budget {budget}", f"Budget {bad}"))
+            assert p.code == "bad-template" and p.line == 23
+
+    def test_deep_nesting_is_an_error(self) -> None:
+        """Deeply nested YAML or conditions are located errors, not a crash."""
+        assert codes("fields: " + "[" * 20000 + "]" * 20000 + "\n") == ["too-complex"]
+        deep = "not " * 3000 + "budget > 0"
+        assert codes(GOOD.replace("when: budget >= 100\n", f"when: {deep}\n")) == [
+            "too-complex"]
+
     def test_last_next_step_is_a_fallback(self) -> None:
         text = GOOD.replace("    label: {en: Call, zh: 打电话}",
                             "    when: budget > 1\n    label: {en: Call, zh: 打电话}")
@@ -173,6 +186,20 @@ class TestSchema:
             Engine(load_rulebook_text(text, "rules.yaml"))
         [p] = e.value.problems
         assert p.code == "too-complex" and p.line == 12
+
+    def test_too_many_values_for_one_fact(self) -> None:
+        """Fields plus derived values over the engine's limit per fact: a load error."""
+        fields = "".join(f"  f{i}: {{type: number}}\n" for i in range(150))
+        traits = "".join(
+            f"  - {{id: t{i}, kind: golden, points: 1, label: {{en: t}}, "
+            f"when: 'f{i} > 0 or contains(tags, \"x{i}\")'}}\n" for i in range(150))
+        text = (f"rulebook: wide\nversion: 1\nfields:\n{fields}  tags: {{type: list}}\n"
+                "qualifiers: {q: {label: {en: q}, when: f0 > 0}}\n"
+                f"traits:\n{traits}grades: [{{id: A, min_score: 0}}]\n"
+                "next_steps: [{id: s, label: {en: s}, reason: {en: r}}]\n")
+        with pytest.raises(RulebaseError) as e:
+            Engine(load_rulebook_text(text))
+        assert [p.code for p in e.value.problems] == ["too-many-values"]
 
     def test_warnings_do_not_block(self) -> None:
         """A golden trait with negative points and a missing zh label load, with warnings."""

@@ -131,6 +131,19 @@ def _format(path: Path) -> str:
         raise BatchError(str(e)) from None
 
 
+def _distinct_files(job: Job) -> None:
+    """The outputs must not overwrite the input, the previous run, or each other."""
+    reads = {"the input": job.input, **({"--compare": job.compare} if job.compare else {})}
+    writes = {"--out": job.output, **({"--report": job.report} if job.report else {})}
+    seen = {Path(path).resolve(): what for what, path in reads.items()}
+    for what, path in writes.items():
+        real = Path(path).resolve()
+        if real in seen:
+            raise BatchError(f"{path}: {what} is the same file as {seen[real]}; "
+                             "write the output under another name")
+        seen[real] = what
+
+
 def run_batch(job: Job) -> Outcome:
     """Run ``job``; see the module docstring for what it raises."""
     spec, rulebook, profile = prepare(job)
@@ -138,6 +151,7 @@ def run_batch(job: Job) -> Outcome:
         _format(path)
     if job.report is not None and job.report.suffix.lower() not in (".html", ".htm"):
         raise BatchError(f"{job.report}: the report is HTML; name it .html")
+    _distinct_files(job)
     workers = job.workers or default_workers()
     with contextlib.ExitStack() as stack:
         try:

@@ -125,6 +125,8 @@ class TestCannotRun:
         ("unknown_field", "m.yaml:3:3: unknown-field: 'budgte' is not a field of rule base "
                           "'default' (did you mean 'budget'?)"),
         ("bad_rules", "r.yaml:1:1:"),
+        ("out_is_input", "--out is the same file as the input"),
+        ("out_is_compare", "--out is the same file as --compare"),
     ])
     def test_exit_2_with_a_clear_line(self, tmp_path: Path, leads_csv: Path, setup: str,
                                       message: str) -> None:
@@ -150,6 +152,13 @@ class TestCannotRun:
             args += ["--map", tmp_path / "m.yaml"]
         elif setup == "unknown_field":
             args += ["--map", tmp_path / "m.yaml"]
+        elif setup == "out_is_input":
+            args[2] = leads_csv
+        elif setup == "out_is_compare":
+            previous = tmp_path / "prev.csv"
+            previous.write_text("lead_id\n", encoding="utf-8")
+            args[2] = previous
+            args += ["--compare", previous]
         elif setup == "bad_rules":
             (tmp_path / "r.yaml").write_text("- not a rule base\n", encoding="utf-8")
             args += ["--rules", tmp_path / "r.yaml"]

@@ -127,6 +127,7 @@ class TestHubSpot:
         (HS_SIGNATURE, "soon", "not a time in milliseconds"),
         (HS_SIGNATURE, "-15000000", "not a time in milliseconds"),
         (HS_SIGNATURE, "9" * 40, "not a time in milliseconds"),
+        (HS_SIGNATURE, "\xb2", "not a time in milliseconds"),  # "²".isdigit() is true
         ("Ünïcode", HS_TIMESTAMP, "does not match"),
     ])
     def test_malformed_headers(self, signature: str | None, timestamp: str | None,
@@ -183,6 +184,7 @@ class TestGeneric:
         (f"v1={GEN_HEX}", "no t="),
         (f"t={GEN_T}", "no v1="),
         (f"t=yesterday,v1={GEN_HEX}", "t is not a unix time"),
+        (f"t=\xb9\xb2,v1={GEN_HEX}", "t is not a unix time"),
         ("garbage", "no t="),
     ])
     def test_malformed_header(self, header: str | None, message: str) -> None:
