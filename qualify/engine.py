@@ -208,11 +208,15 @@ class Engine:
                 if v.factor:
                     factor_points[v.factor] = factor_points.get(v.factor, 0) + v.points
             elif state is None:
-                missing = [s for s in v.sources if s not in lead]
+                if v.single:  # one field decides it, and an undecided rule lacks it
+                    missing = [v.sources[0]]
+                    lines.append(v.unknown_single_line)
+                else:
+                    missing = [s for s in v.sources if s not in lead]
+                    lines.append(v.unknown_line + w.fields(missing))
                 unknown.append({"id": v.id, "section": "trait", "label": v.label,
                                 "missing": missing, "points": v.points,
                                 "could_change_status": False})
-                lines.append(v.unknown_line + w.fields(missing))
         grade = rb.grade_for(d.score)
         if loc == "zh":
             head = (f"{lead['lead_id']}:{w.status[d.status]},得分 {d.score},"
@@ -309,6 +313,8 @@ class _View:
     met_line: str  # qualifier met, or trait fired
     unmet_line: str
     unknown_line: str
+    single: bool  # reads one lead field only
+    unknown_single_line: str  # the whole "unknown" line when single
 
     @classmethod
     def of(cls, rule: Rule, explainer: Explainer, w: Words) -> _View:
@@ -321,8 +327,10 @@ class _View:
             met = f"{rule.points:+d} {label}{c}"
             unmet = ""
             unknown = f"? {label} ({rule.points:+d}){c}{w.missing_word} "
+        single = len(rule.sources) == 1
         return cls(rule.id, rule.kind, rule.points, rule.factor, label, rule.sources,
-                   explainer, met, unmet, unknown)
+                   explainer, met, unmet, unknown, single,
+                   unknown + w.fields(list(rule.sources)) if single else "")
 
 
 def _state(state: bool | None) -> State:

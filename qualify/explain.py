@@ -163,6 +163,11 @@ def decide(expr: Expr, fact: Mapping[str, Any]) -> bool | None:
 
 
 def show_value(value: Any) -> str:
+    t = type(value)
+    if t is str:
+        return f'"{value}"'
+    if t is int:
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -187,9 +192,16 @@ class Words:
         self.status = STATUS_TEXT[locale]
         self.state = STATE_TEXT[locale]
         self.missing_word = "缺少" if locale == "zh" else "missing"
+        self._names: dict[str, str] = {}  # field or derived name -> its words, memoised
 
     def field(self, name: str) -> str:
         """A field (or a derived value such as count(x)) as this locale names it."""
+        words = self._names.get(name)
+        if words is None:
+            words = self._names[name] = self._field(name)
+        return words
+
+    def _field(self, name: str) -> str:
         if self.locale == "en":
             return name
         if name in self._labels:
@@ -210,11 +222,13 @@ class Words:
 
     def evidence(self, items: list[Evidence]) -> str:
         out = []
+        field = self.field
         for e in items:
-            if e["test"] in ("known", "not known"):
-                out.append(f"{self.field(e['field'])} {e['test']}")
+            test = e["test"]
+            if test == "known" or test == "not known":  # noqa: PLR1714 - faster than a tuple
+                out.append(f"{field(e['field'])} {test}")
             else:
-                out.append(f"{self.field(e['field'])} = {show_value(e['value'])} ({e['test']})")
+                out.append(f"{field(e['field'])} = {show_value(e['value'])} ({test})")
         return "; ".join(out)
 
     def missing(self, names: list[str]) -> str:
