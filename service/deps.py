@@ -78,6 +78,13 @@ OPTION_PARAMETERS: list[dict[str, Any]] = [
 ]
 
 
+def json_operation(schema: str) -> dict[str, Any]:
+    """OpenAPI for a route that reads its JSON body itself: the body's schema, by name, and
+    the ``as_of``/``locale`` options."""
+    return {"parameters": OPTION_PARAMETERS, "requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}}
+
+
 async def options(request: Request) -> Options:
     """``as_of`` and ``locale`` from the query string; 422 naming each bad one."""
     query = request.query_params

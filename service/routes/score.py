@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from qualify import Verdict
 from service.bodies import read_json, require_object
-from service.deps import OPTION_PARAMETERS, ScoringDep
+from service.deps import ScoringDep, json_operation
 from service.errors import AUTH, COMMON, ApiError, ErrorBody, validation_error
 from service.middleware import log_fields
 from service.schemas import BatchRequest, BatchResult
@@ -21,11 +19,6 @@ router = APIRouter(prefix="/v1/score", tags=["score"])
 JSON = "application/json"
 
 
-def _body(ref: str) -> dict[str, Any]:
-    return {**CLIENT, "parameters": OPTION_PARAMETERS, "requestBody": {
-        "required": True, "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}}
-
-
 @router.post(
     "", summary="Score one lead", operation_id="score",
     response_class=Response,
@@ -34,7 +27,7 @@ def _body(ref: str) -> dict[str, Any]:
                **AUTH, **COMMON,
                422: {"model": ErrorBody, "description": "a bad lead: `field` names the "
                      "field, `message` says why"}},
-    openapi_extra=_body("Lead"))
+    openapi_extra={**CLIENT, **json_operation("Lead")})
 async def score(request: Request, scoring: ScoringDep) -> Response:
     """Score a lead (a JSON object of the rule base's fields; other keys are ignored).
 
@@ -57,7 +50,7 @@ async def score(request: Request, scoring: ScoringDep) -> Response:
     responses={200: {"model": BatchResult, "description": "one result per lead, in order: "
                      "`{ok: true, verdict}` or `{ok: false, error: {field, message}}`"},
                **AUTH, **COMMON},
-    openapi_extra=_body("BatchRequest"))
+    openapi_extra={**CLIENT, **json_operation("BatchRequest")})
 async def score_batch(request: Request, scoring: ScoringDep) -> Response:
     """Score many leads with one rule base. One bad lead never fails the others, and each
     result equals what `POST /v1/score` gives for that lead."""

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 
 from service.bodies import parse_json, read_body
-from service.deps import OPTION_PARAMETERS, OptionsDep, ServiceDep
+from service.deps import OptionsDep, ServiceDep, json_operation
 from service.errors import COMMON, ApiError, ErrorBody
 from service.middleware import log_fields
 from service.schemas import WebhookResult
@@ -22,10 +22,6 @@ JSON = "application/json"
 Source = Annotated[str, Path(description="a mapping profile's name: hubspot, pipedrive, "
                              "generic, or one you add beside the rule base",
                              examples=["hubspot"], max_length=64)]
-
-_BODY = {"parameters": OPTION_PARAMETERS, "requestBody": {"required": True, "content": {
-    JSON: {"schema": {"$ref": "#/components/schemas/WebhookPayload"}}}}}
-
 
 def _answer(source: str, delivery_id: str | None, replayed: bool,
             verdict_json: bytes | None = None, reason: str | None = None) -> bytes:
@@ -45,7 +41,7 @@ def _answer(source: str, delivery_id: str | None, replayed: bool,
                404: {"model": ErrorBody, "description": "no such source, or its "
                      "credentials are not configured"},
                **COMMON},
-    openapi_extra=_BODY)
+    openapi_extra=json_operation("WebhookPayload"))
 async def webhook(source: Source, request: Request, service: ServiceDep,
                   options: OptionsDep) -> Response:
     """Authenticate the request, map the payload with the source's profile, score it.

@@ -193,7 +193,7 @@ class TestPipedrive:
                                    headers=pipedrive_headers())
         assert again.status_code == 200
         assert again.headers["x-qualify-replayed"] == "true"
-        assert True is again.json()["replayed"]
+        assert again.json()["replayed"] is True
         assert first.json()["verdict"] == again.json()["verdict"]
 
     def test_retry_across_workers_scores_alike(self, engine: Engine) -> None:
