@@ -20,9 +20,10 @@ from typing import Any, Literal
 
 from qualify.adapter import Matcher
 from qualify.compiler import compile_rulebook
-from qualify.errors import QualifyError
+from qualify.errors import EngineClosedError, QualifyError
 from qualify.explain import Explainer, Words, compile_explainer, show_value
 from qualify.leads import Lead, LeadReader
+from qualify.memo import Match, Memo
 from qualify.rulebook import Rule, Rulebook, default_rules_path, load_rulebook
 from qualify.verdict import (
     Evidence,
@@ -61,7 +62,8 @@ def today() -> dt.date:
 class Engine:
     """A rule base compiled to durable-rules, ready to score leads."""
 
-    def __init__(self, rulebook: Rulebook) -> None:
+    def __init__(self, rulebook: Rulebook, *, memo: bool = True) -> None:
+        """``memo=False`` sends every lead to durable-rules (memo.py says what it saves)."""
         self.rulebook = rulebook
         self.compiled = c = compile_rulebook(rulebook)
         self.reader = LeadReader(rulebook)
@@ -72,6 +74,12 @@ class Engine:
         except BaseException:
             self._stage1.close()
             raise
+        self._closed = False
+        self._match_1: Match = self._stage1.match
+        self._match_2: Match = self._stage2.match
+        if memo:
+            self._match_1 = Memo(c.stage1, self._match_1).match
+            self._match_2 = Memo(c.stage2, self._match_2).match
         self._n_qualifiers = len(rulebook.qualifiers)
         self._names_1 = tuple((f"{i}+", f"{i}-") for i in range(len(c.rules_1)))
         self._names_2 = tuple((f"{j}+", s) for j, s in enumerate(rulebook.next_steps))
@@ -105,12 +113,13 @@ class Engine:
                 frozenset(r.name for r in s.expr.refs() if r.kind != "verdict"))
 
     @classmethod
-    def from_path(cls, path: str | Path | None = None) -> Engine:
+    def from_path(cls, path: str | Path | None = None, *, memo: bool = True) -> Engine:
         """Load, check and compile a rule base (default: the bundled one)."""
-        return cls(load_rulebook(path or default_rules_path()))
+        return cls(load_rulebook(path or default_rules_path()), memo=memo)
 
     def close(self) -> None:
         """Free the engine's memory; waits for calls in flight. Later calls fail."""
+        self._closed = True  # the memo would otherwise go on answering
         self._stage1.close()
         self._stage2.close()
 
@@ -124,11 +133,13 @@ class Engine:
 
     def decide(self, raw: Any, as_of: dt.date | None = None) -> Decision:
         """Match a raw lead. Raises LeadError for a bad lead, EngineError if the engine fails."""
+        if self._closed:
+            raise EngineClosedError("the engine was closed")
         rb = self.rulebook
         c = self.compiled
         lead = self.reader.read(raw)
         fact = c.facts.build(lead, as_of or today())
-        fired = self._stage1.match(fact)
+        fired = self._match_1(fact)
         states = tuple(True if yes in fired else False if no in fired else None
                        for yes, no in self._names_1)
         q = states[: self._n_qualifiers]
@@ -151,7 +162,7 @@ class Engine:
             fact2["__status"] = status
         if "__score" in self._v_keys:
             fact2["__score"] = score
-        steps = self._stage2.match(fact2)
+        steps = self._match_2(fact2)
         step = next(s for name, s in self._names_2 if name in steps)
         return Decision(lead, fact, fact2, states, step, status, score, grade)
 

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from qualify import Verdict
 from service.bodies import read_json, require_object
-from service.deps import ScoringDep, json_operation
+from service.deps import json_operation, scoring
 from service.errors import AUTH, COMMON, ApiError, ErrorBody, validation_error
 from service.middleware import log_fields
 from service.schemas import BatchRequest, BatchResult
@@ -28,14 +28,14 @@ JSON = "application/json"
                422: {"model": ErrorBody, "description": "a bad lead: `field` names the "
                      "field, `message` says why"}},
     openapi_extra={**CLIENT, **json_operation("Lead")})
-async def score(request: Request, scoring: ScoringDep) -> Response:
+async def score(request: Request) -> Response:
     """Score a lead (a JSON object of the rule base's fields; other keys are ignored).
 
     Values may arrive as CRMs send them: numbers as text ("25,000"), booleans as "Yes",
     dates as ISO text or epoch milliseconds, lists as "a;b". A missing field is unknown,
     not false: the verdict lists what is unknown and what to find out next.
     """
-    service, options = scoring.service, scoring.options
+    service, options = await scoring(request)
     lead = require_object(await read_json(request, service.settings.max_body_bytes),
                           "a lead")
     scored = service.scorer.score(lead, as_of=options.as_of, locale=options.locale,
@@ -51,11 +51,11 @@ async def score(request: Request, scoring: ScoringDep) -> Response:
                      "`{ok: true, verdict}` or `{ok: false, error: {field, message}}`"},
                **AUTH, **COMMON},
     openapi_extra={**CLIENT, **json_operation("BatchRequest")})
-async def score_batch(request: Request, scoring: ScoringDep) -> Response:
+async def score_batch(request: Request) -> Response:
     """Score many leads with one rule base. One bad lead never fails the others, and each
     result equals what `POST /v1/score` gives for that lead."""
-    settings, scorer, options = scoring.service.settings, scoring.service.scorer, \
-        scoring.options
+    service, options = await scoring(request)
+    settings, scorer = service.settings, service.scorer
     body = require_object(await read_json(request, settings.max_body_bytes),
                           '{"leads": [...]}')
     try:
