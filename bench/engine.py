@@ -9,6 +9,9 @@ leads/s for:
            engine facts built beforehand. This is the floor: matching only.
   decide   qualify's Engine.decide: convert the raw lead, derive facts, match both stages.
   verdict  qualify's Engine.score: all of the above plus the explained Verdict.
+  ... no memo  the same with Engine(memo=False): every lead matched by durable-rules and
+           explained afresh. With the memo (memo.py), it first learns from as many other
+           leads, then the share of timed leads answered without the engine is printed.
 Rounds alternate raw/decide/verdict so machine noise hits all three alike. With --memory N
 it then scores N leads and prints RSS before and after (flat memory).
 """
@@ -74,7 +77,7 @@ def summary(label: str, samples_ns: list[int]) -> str:
     p50 = statistics.median(us)
     p99 = us[int(len(us) * 0.99) - 1]
     rate = len(us) / (sum(us) / 1e6)
-    return f"{label:8s} p50 {p50:7.1f} µs   p99 {p99:7.1f} µs   {rate:9,.0f} leads/s"
+    return f"{label:17s} p50 {p50:7.1f} µs   p99 {p99:7.1f} µs   {rate:9,.0f} leads/s"
 
 
 def main() -> None:
@@ -85,8 +88,14 @@ def main() -> None:
     args = ap.parse_args()
 
     engine = Engine.from_path()
+    plain = Engine.from_path(memo=False)
     leads = list(synthetic.generate(args.leads, seed=42, as_of=AS_OF))
-    decided = [engine.decide(x, AS_OF) for x in leads]
+    decided = [plain.decide(x, AS_OF) for x in leads]
+    # The memo learns from other leads than the timed ones (as a server or a batch would).
+    for lead in synthetic.generate(args.leads, seed=43, as_of=AS_OF):
+        engine.score(lead, as_of=AS_OF)
+    memos = engine.memos
+    learnt = [(m.hits, m.misses) for m in memos]
     c = engine.compiled
     raw1 = [Raw(g, f"1_{i}") for i, g in enumerate(shard(c.stage1))]
     raw2 = [Raw(g, f"2_{i}") for i, g in enumerate(shard(c.stage2))]
@@ -112,11 +121,19 @@ def main() -> None:
     def run_verdict(i: int) -> None:
         engine.score(leads[i], as_of=AS_OF)
 
-    samples: dict[str, list[int]] = {"raw": [], "decide": [], "verdict": []}
+    def run_plain_decide(i: int) -> None:
+        plain.decide(leads[i], AS_OF)
+
+    def run_plain_verdict(i: int) -> None:
+        plain.score(leads[i], as_of=AS_OF)
+
+    runs = {"raw": run_raw, "decide": run_decide, "verdict": run_verdict,
+            "decide, no memo": run_plain_decide, "verdict, no memo": run_plain_verdict}
+    samples: dict[str, list[int]] = {label: [] for label in runs}
     clock = time.perf_counter_ns
     chunk = max(1, len(leads) // args.rounds)
     for start in range(0, len(leads), chunk):
-        for label, fn in (("raw", run_raw), ("decide", run_decide), ("verdict", run_verdict)):
+        for label, fn in runs.items():
             out = samples[label]
             for i in range(start, min(start + chunk, len(leads))):
                 t = clock()
@@ -131,7 +148,13 @@ def main() -> None:
     raw_p50 = statistics.median(samples["raw"])
     ver_p50 = statistics.median(samples["verdict"])
     print(f"verdict / raw (p50): {ver_p50 / raw_p50:.2f}x   "
-          f"(target <= 2x; p50 target <= 100 µs)")
+          f"(target <= 2x; p50 target <= 100 µs); without the memo "
+          f"{statistics.median(samples['verdict, no memo']) / raw_p50:.2f}x")
+    for stage, m, (h0, m0) in zip(("stage 1", "stage 2"), memos, learnt, strict=True):
+        hits, misses = m.hits - h0, m.misses - m0
+        print(f"memo, {stage}: {hits / max(1, hits + misses):.1%} of the timed leads answered "
+              f"without durable-rules (learnt from {h0 + m0:,} other leads: "
+              f"{m0:,} engine calls)")
 
     if args.memory:
         before = rss_mb()
@@ -143,6 +166,7 @@ def main() -> None:
                 marks.append(f"{n:,}: {rss_mb():.1f} MB")
         print(f"memory: RSS {before:.1f} MB before; after " + ", ".join(marks))
     engine.close()
+    plain.close()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +38,11 @@ from qualify.verdict import (
 )
 
 State = Literal["met", "unmet", "unknown"]
+# A rule explained for one state and set of values: state, evidence, missing, its line,
+# and its entry in the verdict (a TraitHit, an Unknown, or None). Verdicts share these
+# parts, as they share the rule base's labels: a verdict is a value, not to be changed.
+_Part = tuple[State, list[Evidence], list[str], str, Any]
+EXPLAIN_MEMO = 10_000  # explained parts kept per rule and locale
 LOCALES = ("en", "zh")
 
 
@@ -63,7 +68,8 @@ class Engine:
     """A rule base compiled to durable-rules, ready to score leads."""
 
     def __init__(self, rulebook: Rulebook, *, memo: bool = True) -> None:
-        """``memo=False`` sends every lead to durable-rules (memo.py says what it saves)."""
+        """``memo=False`` sends every lead to durable-rules (memo.py says what it saves) and
+        explains every rule afresh (explained parts are otherwise kept per rule and values)."""
         self.rulebook = rulebook
         self.compiled = c = compile_rulebook(rulebook)
         self.reader = LeadReader(rulebook)
@@ -77,9 +83,10 @@ class Engine:
         self._closed = False
         self._match_1: Match = self._stage1.match
         self._match_2: Match = self._stage2.match
+        self.memos: tuple[Memo, ...] = ()  # stage 1 and stage 2, with their hit counts
         if memo:
-            self._match_1 = Memo(c.stage1, self._match_1).match
-            self._match_2 = Memo(c.stage2, self._match_2).match
+            self.memos = (Memo(c.stage1, self._match_1), Memo(c.stage2, self._match_2))
+            self._match_1, self._match_2 = (m.match for m in self.memos)
         self._n_qualifiers = len(rulebook.qualifiers)
         self._names_1 = tuple((f"{i}+", f"{i}-") for i in range(len(c.rules_1)))
         self._names_2 = tuple((f"{j}+", s) for j, s in enumerate(rulebook.next_steps))
@@ -95,7 +102,9 @@ class Engine:
         self._v_keys = frozenset(verdict_keys)
         self._words = {loc: Words(rulebook, loc) for loc in LOCALES}
         explainers = [compile_explainer(r.expr) for r in c.rules_1]
-        self._views = {loc: tuple(_View.of(r, e, self._words[loc])
+        numbers = frozenset(n for n, f in rulebook.fields.items() if f.type == "number")
+        self._views = {loc: tuple(_View.of(r, e, self._words[loc], numbers,
+                                           EXPLAIN_MEMO if memo else 0)
                                   for r, e in zip(c.rules_1, explainers, strict=True))
                        for loc in LOCALES}
         # per next step: explainer, qualifiers it reads, reads status?, lead fields it reads
@@ -191,19 +200,14 @@ class Engine:
         views = self._views[loc]
         n = self._n_qualifiers
         for v, state in zip(views[:n], d.states, strict=False):
-            if state is None:
-                evidence: list[Evidence] = []
-                missing = [s for s in v.sources if s not in lead]
-                unknown.append({"id": v.id, "section": "qualifier", "label": v.label,
-                                "missing": missing, "points": 0, "could_change_status": True})
-                lines.append(f"{v.unknown_line}({w.missing(missing)})")
-                st: State = "unknown"
-            else:
-                evidence = v.explainer(fact, lead, state)
-                missing = []
-                lines.append(f"{v.met_line if state else v.unmet_line}"
-                             f"({w.evidence(evidence)})")
-                st = "met" if state else "unmet"
+            key = v.key(lead, as_of, state)
+            part = v.memo.get(key)
+            if part is None:
+                part = v.remember(key, _qualifier_part(v, state, fact, lead, w))
+            st, evidence, missing, line, entry = part
+            if entry is not None:
+                unknown.append(entry)
+            lines.append(line)
             q_state[v.id] = st
             q_evidence[v.id], q_missing[v.id] = evidence, missing
             qualifiers[v.id] = {"state": st, "label": v.label, "evidence": evidence,
@@ -211,23 +215,19 @@ class Engine:
         traits: list[TraitHit] = []
         factor_points: dict[str, int] = {}
         for v, state in zip(views[n:], d.states[n:], strict=True):
-            if state is True:
-                evidence = v.explainer(fact, lead, state)
-                traits.append({"id": v.id, "kind": v.kind,  # type: ignore[typeddict-item]
-                               "points": v.points, "label": v.label, "evidence": evidence})
-                lines.append(v.met_line + w.evidence(evidence))
+            if state is False:
+                continue
+            key = v.key(lead, as_of, state)
+            part = v.memo.get(key)
+            if part is None:
+                part = v.remember(key, _trait_part(v, state, fact, lead, w))
+            lines.append(part[3])
+            if state:
+                traits.append(part[4])
                 if v.factor:
                     factor_points[v.factor] = factor_points.get(v.factor, 0) + v.points
-            elif state is None:
-                if v.single:  # one field decides it, and an undecided rule lacks it
-                    missing = [v.sources[0]]
-                    lines.append(v.unknown_single_line)
-                else:
-                    missing = [s for s in v.sources if s not in lead]
-                    lines.append(v.unknown_line + w.fields(missing))
-                unknown.append({"id": v.id, "section": "trait", "label": v.label,
-                                "missing": missing, "points": v.points,
-                                "could_change_status": False})
+            else:
+                unknown.append(part[4])
         grade = rb.grade_for(d.score)
         if loc == "zh":
             head = (f"{lead['lead_id']}:{w.status[d.status]},得分 {d.score},"
@@ -326,9 +326,20 @@ class _View:
     unknown_line: str
     single: bool  # reads one lead field only
     unknown_single_line: str  # the whole "unknown" line when single
+    key: Callable[[Mapping[str, Any], dt.date, bool | None], Hashable]
+    memo: dict[Hashable, _Part]  # explained parts by what they depend on, see ``part_key``
+    memo_size: int  # parts kept (then it starts over); 0: none
+
+    def remember(self, key: Hashable, part: _Part) -> _Part:
+        if self.memo_size:
+            if len(self.memo) >= self.memo_size:
+                self.memo.clear()
+            self.memo[key] = part
+        return part
 
     @classmethod
-    def of(cls, rule: Rule, explainer: Explainer, w: Words) -> _View:
+    def of(cls, rule: Rule, explainer: Explainer, w: Words, numbers: frozenset[str],
+           memo_size: int) -> _View:
         label, c = rule.label[w.locale], w.colon
         if rule.section == "qualifier":
             met = f"✓ {label}{c}{w.state['met']} "
@@ -341,7 +352,51 @@ class _View:
         single = len(rule.sources) == 1
         return cls(rule.id, rule.kind, rule.points, rule.factor, label, rule.sources,
                    explainer, met, unmet, unknown, single,
-                   unknown + w.fields(list(rule.sources)) if single else "")
+                   unknown + w.fields(list(rule.sources)) if single else "",
+                   part_key(rule, numbers), {}, memo_size)
+
+
+def part_key(rule: Rule, numbers: frozenset[str]
+             ) -> Callable[[Mapping[str, Any], dt.date, bool | None], Hashable]:
+    """What a rule's explanation depends on: its state, the lead values it reads (a float
+    by its exact bits, so 2500.0 and 2500, -0.0 and 0.0 stay apart), and the day if it
+    reads days_since."""
+    sources = rule.sources
+    floats = bool(frozenset(sources) & numbers)
+    dated = any(r.func == "days_since" for r in rule.expr.refs())
+    absent = object()
+
+    def key(lead: Mapping[str, Any], as_of: dt.date, state: bool | None) -> Hashable:
+        values = [lead.get(s, absent) for s in sources]
+        if floats:
+            values = [v.hex() if type(v) is float else v for v in values]
+        return (state, as_of if dated else None, *values)
+    return key
+
+
+def _qualifier_part(v: _View, state: bool | None, fact: Mapping[str, Any],
+                    lead: Mapping[str, Any], w: Words) -> _Part:
+    if state is None:
+        missing = [s for s in v.sources if s not in lead]
+        entry: Unknown = {"id": v.id, "section": "qualifier", "label": v.label,
+                          "missing": missing, "points": 0, "could_change_status": True}
+        return "unknown", [], missing, f"{v.unknown_line}({w.missing(missing)})", entry
+    evidence = v.explainer(fact, lead, state)
+    line = f"{v.met_line if state else v.unmet_line}({w.evidence(evidence)})"
+    return ("met" if state else "unmet"), evidence, [], line, None
+
+
+def _trait_part(v: _View, state: bool | None, fact: Mapping[str, Any],
+                lead: Mapping[str, Any], w: Words) -> _Part:
+    if state:
+        evidence = v.explainer(fact, lead, state)
+        hit: TraitHit = {"id": v.id, "kind": v.kind,  # type: ignore[typeddict-item]
+                         "points": v.points, "label": v.label, "evidence": evidence}
+        return "met", evidence, [], v.met_line + w.evidence(evidence), hit
+    missing = [s for s in v.sources if s not in lead]
+    entry: Unknown = {"id": v.id, "section": "trait", "label": v.label, "missing": missing,
+                      "points": v.points, "could_change_status": False}
+    return "unknown", [], missing, v.unknown_line + w.fields(missing), entry
 
 
 def _state(state: bool | None) -> State:

@@ -89,10 +89,33 @@ class TestAgreement:
             m.close()
 
     def test_default_rules_same_verdicts_with_and_without_memo(self) -> None:
+        """Decisions and explanations: days_since moves with as_of, words with locale."""
         leads = list(synthetic.generate(3000, seed=7, bad_rate=0))
+        days = [AS_OF, AS_OF + dt.timedelta(days=45)]
         with Engine.from_path() as fast, Engine.from_path(memo=False) as plain:
+            for i, lead in enumerate(leads):
+                as_of, locale = days[i % 2], ("en", "zh")[i // 2 % 2]
+                assert fast.score(lead, as_of=as_of, locale=locale) == \
+                    plain.score(lead, as_of=as_of, locale=locale)
+
+    def test_equal_numbers_of_other_types_are_explained_as_given(self) -> None:
+        """Equal numbers of other types (10000, 10000.0; 0.0, -0.0) are shown as the lead
+        reader gives them, memo or not."""
+        with Engine.from_path() as fast, Engine.from_path(memo=False) as plain:
+            for budget in (10000, 10000.0, 10000, 0.0, -0.0, 0):
+                lead = {"lead_id": "L", "budget": budget, "annual_revenue": budget}
+                assert fast.score(lead, as_of=AS_OF).model_dump_json() == \
+                    plain.score(lead, as_of=AS_OF).model_dump_json(), budget
+
+    def test_a_verdict_stays_as_it_was_given(self) -> None:
+        """Verdicts share explained parts; scoring other leads never changes one."""
+        leads = list(synthetic.generate(500, seed=3, bad_rate=0))
+        with Engine.from_path() as engine:
+            first = engine.score(leads[0], as_of=AS_OF)
+            before = first.model_dump_json()
             for lead in leads:
-                assert fast.score(lead, as_of=AS_OF) == plain.score(lead, as_of=AS_OF)
+                engine.score(lead, as_of=AS_OF)
+            assert first.model_dump_json() == before
 
 
 class TestMemo:
