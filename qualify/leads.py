@@ -233,11 +233,21 @@ def _converter(spec: FieldSpec) -> Converter:
 
 
 class LeadReader:
-    """Converts raw leads to typed leads for one rule base. Thread-safe (no state)."""
+    """Converts raw leads to typed leads for one rule base. Thread-safe.
+
+    Text values of typed fields ("25,000", "Yes", "2025-10-01": what CSV files and CRM
+    webhooks send) repeat from lead to lead, so their conversions are kept, per field, up to
+    ``MEMO_SIZE`` each (then that field's start over). Conversion is a pure function of the
+    field and the text, and every converted value is immutable.
+    """
+
+    MEMO_SIZE = 4096
 
     def __init__(self, rulebook: Rulebook) -> None:
         self.converters = {name: _converter(spec) for name, spec in rulebook.fields.items()}
-        self._plan = tuple(self.converters.items())
+        self._plan = tuple((name, convert, None if rulebook.fields[name].type == "string"
+                            else dict[str, Any]())
+                           for name, convert in self.converters.items())
         self.required = tuple(n for n, s in rulebook.fields.items() if s.required)
 
     def read(self, raw: Any) -> Lead:
@@ -246,14 +256,27 @@ class LeadReader:
             raise LeadError(None, f"a lead must be a JSON object, got {kind_of(raw)}")
         lead: Lead = {}
         get = raw.get
-        for name, convert in self._plan:
+        for name, convert, memo in self._plan:
             value = get(name)
-            if value is None or (type(value) is str and not value.strip()):
-                continue  # blank: not known
+            if value is None:
+                continue
+            text = type(value) is str
+            if text:
+                if memo is not None:
+                    known = memo.get(value)
+                    if known is not None:
+                        lead[name] = known
+                        continue
+                if not value.strip():
+                    continue  # blank: not known
             try:
-                lead[name] = convert(value)
+                lead[name] = converted = convert(value)
             except _Bad as e:
                 raise LeadError(name, str(e)) from None
+            if text and memo is not None:
+                if len(memo) >= self.MEMO_SIZE:
+                    memo.clear()
+                memo[value] = converted
         lead_id = raw.get("lead_id")
         if isinstance(lead_id, int) and not isinstance(lead_id, bool):
             lead["lead_id"] = str(lead_id)

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qualify import Engine, LeadError
+from qualify import Engine, LeadError, default_rules_path, load_rulebook
+from qualify.leads import LeadReader
 from tests.conftest import AS_OF
 
 
@@ -167,3 +168,40 @@ class TestNeverCrashes:
         else:
             near = any(t["id"] == "nearby" for t in v.traits)
             assert near == (value <= 50)
+
+
+TEXTS = st.one_of(
+    st.sampled_from(["25,000", "25000.0", "1e3", "-0", "Yes", "no", "TRUE", "2025-10-01",
+                     "1735689600000", "a;b; c", "owner", "Owner", "", "  ", "x", "NaN",
+                     "1e400", "²", "growing"]),
+    st.text(max_size=12))
+
+
+class TestConversionMemo:
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(["budget", "purchase_timeline_days",
+                                               "needs_product", "last_contact_date",
+                                               "pain_points", "contact_role", "stage"]),
+                              TEXTS), min_size=1, max_size=30))
+    def test_kept_conversions_equal_fresh_ones(self, values: list[tuple[str, str]]) -> None:
+        """Text read a second time comes from the memo: same value, same type, same error."""
+        rulebook = load_rulebook(default_rules_path())
+        kept = LeadReader(rulebook)
+        for name, text in [*values, *values]:
+            raw = {"lead_id": "x", name: text}
+            outcomes = []
+            for reader in (kept, LeadReader(rulebook)):
+                try:
+                    lead = reader.read(raw)
+                    outcomes.append([(k, v, type(v)) for k, v in lead.items()])
+                except LeadError as e:
+                    outcomes.append([(e.field, str(e))])
+            assert outcomes[0] == outcomes[1], (name, text)
+
+    def test_a_full_memo_starts_over(self, engine: Engine,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(LeadReader, "MEMO_SIZE", 2)
+        reader = LeadReader(engine.rulebook)
+        budgets = [reader.read({"lead_id": "x", "budget": f"{n},000"})["budget"]
+                   for n in (1, 2, 3, 1, 2, 3)]
+        assert budgets == [1000, 2000, 3000] * 2
