@@ -117,8 +117,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scorer=Scorer(registry, metrics), webhooks=Webhooks(settings),
         keys=Keys((k.get_secret_value() for k in settings.api_keys),
                   settings.admin_key.get_secret_value() if settings.admin_key else None))
+    otel = settings.opentelemetry
     app = FastAPI(title="qualify", version=_version(), description=DESCRIPTION,
-                  openapi_tags=TAGS, lifespan=lifespan, redirect_slashes=False)
+                  openapi_tags=TAGS, lifespan=lifespan, redirect_slashes=False,
+                  telemetry={"tracing": otel, "metrics": otel, "logs": otel,
+                             "operation_spans": otel})
     app.state.service = service
     errors.install(app)
     app.add_middleware(Observe, metrics=metrics, access_log=settings.access_log)

@@ -195,3 +195,11 @@ class TestOpenAPI:
             second = c.get("/openapi.json").json()["components"]["schemas"]["Lead"]
         assert "version 1" in first["description"]
         assert "version 7" in second["description"]
+
+
+def test_fastapi_telemetry_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FastAPI's OpenTelemetry hooks look up providers on every request: off by default."""
+    monkeypatch.delenv("QUALIFY_OPENTELEMETRY", raising=False)
+    assert not create_app()._native_telemetry.enabled()
+    monkeypatch.setenv("QUALIFY_OPENTELEMETRY", "true")
+    assert create_app()._telemetry["tracing"] is True
