@@ -42,7 +42,7 @@ State = Literal["met", "unmet", "unknown"]
 # and its entry in the verdict (a TraitHit, an Unknown, or None). Verdicts share these
 # parts, as they share the rule base's labels: a verdict is a value, not to be changed.
 _Part = tuple[State, list[Evidence], list[str], str, Any]
-EXPLAIN_MEMO = 10_000  # explained parts kept per rule and locale
+EXPLAIN_MEMO = 512  # explained parts kept per rule and locale (about 1 KB each)
 LOCALES = ("en", "zh")
 
 

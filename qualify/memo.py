@@ -113,9 +113,10 @@ class Memo:
     """
 
     def __init__(self, rules: Mapping[str, Condition], match: Match,
-                 size: int = 50_000) -> None:
+                 size: int = 20_000) -> None:
         self._match = match
         self.size = size
+        self._answers: dict[frozenset[str], frozenset[str]] = {}  # one object per answer
         self.hits = self.misses = 0
         tests: dict[str, list[tuple[str, Any]]] = {}
         for cond in rules.values():
@@ -153,7 +154,7 @@ class Memo:
         answer = self._match(fact)
         for comp, key in missed:
             mine = frozenset(answer & comp.names)
-            if len(comp.table) < self.size:
-                comp.table[key] = mine
+            if len(comp.table) < self.size:  # a component has few answers: share them
+                comp.table[key] = self._answers.setdefault(mine, mine)
             fired |= mine
         return fired
