@@ -19,7 +19,7 @@ import click
 
 from qualify.batch.compare import render as render_comparison
 from qualify.batch.pipeline import BatchError, Job, Outcome, run_batch
-from qualify.batch.runner import WorkerError
+from qualify.batch.runner import WorkerError, tune_gc
 from qualify.batch.summary import plural
 from qualify.batch.summary import render as render_summary
 from qualify.cli import RULES_OPTION, parse_as_of
@@ -85,6 +85,7 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
     job = Job(input=input_path, output=output, rules=rules_path, mapping=mapping,
               workers=workers, compare=compare, report=report, as_of=as_of, locale=locale,
               keys=keys)
+    tune_gc()  # this process is ours: it scores in-process with one worker
     try:
         with _sigterm_as_interrupt():
             outcome = run_batch(job)

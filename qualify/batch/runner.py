@@ -15,6 +15,7 @@ flight so memory stays flat whatever the input size. One worker scores in-proces
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import multiprocessing
 import os
@@ -188,10 +189,32 @@ def tune_malloc() -> bool:
         return False
 
 
+GC_THRESHOLD = 20_000  # allocations between young-generation collections (default 700)
+_gc_tuned = False
+
+
+def tune_gc() -> None:
+    """Collect cycles less often while scoring: a verdict allocates a few hundred dicts,
+    lists and tuples, nearly all freed by reference counting, so the default threshold runs
+    the cyclic collector every few leads. Callgrind over a 10,000-lead ``qualify batch``:
+    the collector cost 11,400 instructions a lead by default, 2,600 tuned (0 disabled).
+    Objects alive now (the rule base, the compiled engine) leave its sight (``gc.freeze``).
+    Process-wide: called in our worker processes and by the ``qualify batch`` command, not
+    by the library functions."""
+    global _gc_tuned  # noqa: PLW0603 - process-wide by nature
+    if _gc_tuned:
+        return
+    _gc_tuned = True
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, older, oldest)
+
+
 def _start(spec: Spec) -> None:
     global _scorer  # noqa: PLW0603 - one engine per worker process, by design
     tune_malloc()
     _scorer = Scorer(spec)
+    tune_gc()
 
 
 def _work(raw: Raw) -> Block:
