@@ -5,8 +5,10 @@
 
 Per lead: read (type the fields) -> build the engine fact (derived values) -> match stage 1
 (qualifiers, traits) in durable-rules -> score, grade, status -> match stage 2 (next steps,
-reading the stage-1 verdict) -> explain. An Engine is immutable and safe to share between
-threads; ``close`` frees the engine memory once no call is in flight.
+reading the stage-1 verdict) -> explain. Each match goes through the decision memo
+(memo.py), which asks durable-rules only for facts unlike any it has seen; explained parts
+are kept per rule and values. An Engine gives the same verdicts as a fresh one, is safe to
+share between threads, and ``close`` frees the engine memory once no call is in flight.
 """
 
 from __future__ import annotations

@@ -175,7 +175,8 @@ class TestInterrupted:
     @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
     def test_no_output_that_looks_complete(self, tmp_path: Path, sig: signal.Signals) -> None:
         """Ctrl-C (or a kill) mid-run exits 130 and leaves no output, not even a .partial."""
-        src = write_leads(tmp_path / "leads.csv", synthetic(30_000, seed=1))  # outlasts the wait below
+        # enough leads that the run outlasts the wait below, however fast the engine
+        src = write_leads(tmp_path / "leads.csv", synthetic(30_000, seed=1))
         proc = subprocess.Popen(
             [sys.executable, "-c", "from qualify.cli import main; main()", "batch", str(src),
              "--out",
