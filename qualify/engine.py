@@ -326,8 +326,6 @@ class _View:
     met_line: str  # qualifier met, or trait fired
     unmet_line: str
     unknown_line: str
-    single: bool  # reads one lead field only
-    unknown_single_line: str  # the whole "unknown" line when single
     key: Callable[[Mapping[str, Any], dt.date, bool | None], Hashable]
     memo: dict[Hashable, _Part]  # explained parts by what they depend on, see ``part_key``
     memo_size: int  # parts kept (then it starts over); 0: none
@@ -351,10 +349,8 @@ class _View:
             met = f"{rule.points:+d} {label}{c}"
             unmet = ""
             unknown = f"? {label} ({rule.points:+d}){c}{w.missing_word} "
-        single = len(rule.sources) == 1
         return cls(rule.id, rule.kind, rule.points, rule.factor, label, rule.sources,
-                   explainer, met, unmet, unknown, single,
-                   unknown + w.fields(list(rule.sources)) if single else "",
+                   explainer, met, unmet, unknown,
                    part_key(rule, numbers), {}, memo_size)
 
 

@@ -5,8 +5,8 @@ of a key that fall on the same side of every constant the rules compare it with 
 12,000 and 48,500 against ``budget >= 10000``) make every condition on that key come out the
 same, so the engine's answer for one is its answer for the other. The memo
 
-- splits the rules into *components*: rules linked by the keys they read (need reads budget
-  and timeline, a trait reads only sentiment: two components);
+- splits the rules into *components*: rules linked by the keys they read (buying power
+  reads budget and revenue, a trait reads only sentiment: two components);
 - maps each fact to a *class key* per component: for each of its keys, which side of each
   constant the value lies on (or the value itself, where no cheaper class is sound);
 - asks the engine only when some component's class key is new, with the whole fact as
@@ -14,8 +14,10 @@ same, so the engine's answer for one is its answer for the other. The memo
 
 So every decision is still the engine's, and the memo is exact, not approximate: a class
 key is only coarser than the value where the engine's comparisons cannot see the difference
-(numbers of one type against numeric constants, strings against equality tests). Anything
-else (mixed types, numbers beyond 2**53, other operators) is keyed by its exact value.
+(ints and floats against numeric constants: the engine compares them as numbers, 10000 ==
+10000.0; strings against equality tests). Anything else (booleans, mixed types, numbers
+beyond 2**53, strings under an ordering) is keyed by its exact value. Facts hold scalars
+only (``FactBuilder`` turns lists and dates into numbers), so every value can be a key.
 The property test in tests/test_memo.py checks memo and engine agree on random rules and
 leads, and the reference agreement test runs with the memo on.
 """
