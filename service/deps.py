@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import inspect
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Response
-from fastapi.routing import APIRoute
+from fastapi import Depends, Request
 
 from service.errors import ApiError
 from service.logs import LogSetup
@@ -86,22 +83,6 @@ def json_operation(schema: str) -> dict[str, Any]:
     the ``as_of``/``locale`` options."""
     return {"parameters": OPTION_PARAMETERS, "requestBody": {"required": True, "content": {
         "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}}
-
-
-class DirectRoute(APIRoute):
-    """A route whose endpoint takes the ``Request`` and returns its ``Response`` itself.
-
-    FastAPI documents it like any route (``json_operation`` gives its body and options), and
-    calls the endpoint straight from its request handler (FastAPI's hook for custom routes):
-    no dependency solving, body parsing or response model. On ``POST /v1/score`` those cost
-    about a tenth of a request's CPU (cProfile of a loaded worker).
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        endpoint = self.endpoint
-        if list(inspect.signature(endpoint).parameters) != ["request"]:
-            raise TypeError(f"{endpoint.__name__} must take only the request")
-        return endpoint
 
 
 async def options(request: Request) -> Options:

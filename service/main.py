@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from service import errors, openapi
 from service.deps import Service
+from service.direct import DirectApp
 from service.logs import DecisionLog, LogSetup
 from service.metrics import Metrics
 from service.middleware import Observe
@@ -118,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keys=Keys((k.get_secret_value() for k in settings.api_keys),
                   settings.admin_key.get_secret_value() if settings.admin_key else None))
     otel = settings.opentelemetry
-    app = FastAPI(title="qualify", version=_version(), description=DESCRIPTION,
+    app = DirectApp(title="qualify", version=_version(), description=DESCRIPTION,
                   openapi_tags=TAGS, lifespan=lifespan, redirect_slashes=False,
                   telemetry={"tracing": otel, "metrics": otel, "logs": otel,
                              "operation_spans": otel})
@@ -127,5 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Observe, metrics=metrics, access_log=settings.access_log)
     for module in (score, webhooks, rulebook, health):
         app.include_router(module.router)
+    if not otel:  # FastAPI's telemetry wraps its whole stack: every request goes through it
+        app.serve_directly(score.router, lambda inner: Observe(
+            inner, metrics=metrics, access_log=settings.access_log))
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     return app

@@ -68,7 +68,9 @@ class Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+                headers = MutableHeaders(scope=message)
+                if "x-request-id" not in headers:  # a 500's handler sets it itself
+                    headers.append("X-Request-ID", request_id)
             await send(message)
 
         try:

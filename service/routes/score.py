@@ -8,7 +8,8 @@ from pydantic import ValidationError
 
 from qualify import Verdict
 from service.bodies import read_json, require_object
-from service.deps import DirectRoute, json_operation, scoring
+from service.deps import json_operation, scoring
+from service.direct import DirectRoute
 from service.errors import AUTH, COMMON, ApiError, ErrorBody, validation_error
 from service.middleware import log_fields
 from service.schemas import BatchRequest, BatchResult
