@@ -39,10 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 from qualify import Engine, default_rules_path, load_rulebook  # noqa: E402
 from qualify.batch.readers import decode, open_reader  # noqa: E402
-from qualify.batch.runner import Scorer, Spec, score_partition, tune_malloc  # noqa: E402
+from qualify.batch.runner import Scorer, Spec, score_partition  # noqa: E402
 from qualify.batch.summary import Summary  # noqa: E402
 from qualify.batch.writers import open_writer  # noqa: E402
 from qualify.synthetic import generate  # noqa: E402
+from qualify.tuning import tune_malloc  # noqa: E402
 
 AS_OF = dt.date(2026, 1, 1)
 TARGET = 25_000  # leads/s end to end with 2 workers (issue 4)

@@ -19,11 +19,12 @@ import click
 
 from qualify.batch.compare import render as render_comparison
 from qualify.batch.pipeline import BatchError, Job, Outcome, run_batch
-from qualify.batch.runner import WorkerError, tune_gc
+from qualify.batch.runner import WorkerError
 from qualify.batch.summary import plural
 from qualify.batch.summary import render as render_summary
 from qualify.cli import RULES_OPTION, parse_as_of
 from qualify.errors import QualifyError, RulebaseError
+from qualify.tuning import tune_gc
 
 PATH = click.Path(dir_okay=False, path_type=Path)
 

@@ -28,7 +28,7 @@ from service.state import build_snapshot
 
 log = logging.getLogger("qualify.cli")
 
-APP = "service.main:create_app"
+APP = "service.main:worker_app"
 
 
 def is_loopback(host: str) -> bool:

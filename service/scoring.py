@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from qualify import EngineClosedError, EngineError, LeadError, Verdict
+from qualify.verdict import verdict_json
 from service.errors import ApiError, lead_error
 from service.logs import DecisionLog
 from service.metrics import Metrics
@@ -77,7 +78,7 @@ class Scorer:
         except EngineError as e:
             log.error("engine error: %s", e, extra={"fields": {"lead_id": _lead_id(raw)}})
             raise ApiError(422, "unscorable_lead", UNSCORABLE) from None
-        text = to_json(verdict)
+        text = verdict_json(verdict)
         self.metrics.verdict(verdict.grade, verdict.status, source)
         fields.update(lead_id=verdict.lead_id, sha256=verdict.rulebook["sha256"],
                       grade=verdict.grade, score=verdict.score,
@@ -111,7 +112,7 @@ class Scorer:
                 parts.append(_dumps({"ok": False, "error": {"field": None,
                                                             "message": UNSCORABLE}}))
                 continue
-            text = to_json(verdict)
+            text = verdict_json(verdict)
             parts.append(b'{"ok":true,"verdict":' + text + b"}")
             ok += 1
             self.metrics.verdict(verdict.grade, verdict.status, "batch")
@@ -121,12 +122,6 @@ class Scorer:
                        "failed": len(leads) - ok})
         body = head[:-1] + b',"results":[' + b",".join(parts) + b"]}"
         return BatchOutcome(body, snapshot.sha256, ok, len(leads) - ok)
-
-
-def to_json(verdict: Verdict) -> bytes:
-    """The verdict as compact JSON (pydantic's serializer, without a str round trip)."""
-    data: bytes = verdict.__pydantic_serializer__.to_json(verdict)
-    return data
 
 
 def _dumps(value: Any) -> bytes:

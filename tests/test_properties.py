@@ -22,6 +22,9 @@ GOLDEN_FACTS: dict[str, dict[str, Any]] = {
 }
 
 
+LEAD_WITH_BUDGET = {"lead_id": "L1", "budget": 50000, "expected_deal_size": 100000}
+
+
 @st.composite
 def leads(draw: st.DrawFn) -> dict[str, Any]:
     seed = draw(st.integers(0, 10**9))
@@ -123,3 +126,28 @@ class TestVerdictProperties:
         for lead in synthetic.generate(50, seed=11):
             v = engine.score(lead, as_of=AS_OF)
             assert Verdict.model_validate(v.model_dump()) == v
+
+    @settings(max_examples=300, deadline=None)
+    @given(lead=leads(), locale=st.sampled_from(["en", "zh"]),
+           amounts=st.lists(st.integers(0, 10**15 - 1)
+                            | st.floats(0, 1e15, exclude_max=True), min_size=2, max_size=2))
+    def test_json_is_pydantics_to_the_byte(self, engine: Engine, lead: dict[str, Any],
+                                           locale: str, amounts: list[Any]) -> None:
+        """verdict_json (orjson) writes what pydantic writes: evidence shows lead values as
+        given, so numbers of every size the schema allows go in."""
+        from qualify.verdict import verdict_json
+
+        lead = {**lead, "budget": amounts[0], "expected_deal_size": amounts[1]}
+        v = engine.score(lead, as_of=AS_OF, locale=locale)
+        assert verdict_json(v) == v.model_dump_json().encode()
+
+    def test_json_of_an_integer_beyond_64_bits(self, engine: Engine) -> None:
+        """orjson refuses such integers; pydantic writes them (a verdict built by hand)."""
+        from qualify import Verdict
+        from qualify.verdict import verdict_json
+
+        data = engine.score(LEAD_WITH_BUDGET, as_of=AS_OF).model_dump()
+        data["traits"][0]["evidence"][0]["value"] = 2**70
+        v = Verdict.model_validate(data)
+        assert verdict_json(v) == v.model_dump_json().encode()
+        assert b"1180591620717411303424" in verdict_json(v)

@@ -15,8 +15,6 @@ flight so memory stays flat whatever the input size. One worker scores in-proces
 from __future__ import annotations
 
 import datetime as dt
-import gc
-import json
 import multiprocessing
 import os
 from collections import deque
@@ -36,6 +34,8 @@ from qualify.engine import Engine
 from qualify.errors import LeadError, QualifyError
 from qualify.mapping import Profile, load_profile_text
 from qualify.rulebook import load_rulebook_text
+from qualify.tuning import tune_gc, tune_malloc
+from qualify.verdict import verdict_json
 
 PARTITION = 1000  # records per unit of work
 IN_FLIGHT = 2  # partitions queued per worker beyond the one it is scoring
@@ -118,8 +118,7 @@ def score_partition(scorer: Scorer, items: Iterable[Item]) -> Partition:
         out.rows.append(layout.row(line, key_values, verdict))
         out.summary.add(verdict)
         if out.verdicts is not None:
-            out.verdicts.append(json.dumps(verdict.model_dump(mode="json"),
-                                           ensure_ascii=False))
+            out.verdicts.append(verdict_json(verdict).decode())
     return out
 
 
@@ -164,52 +163,6 @@ def _error(e: Exception) -> tuple[str | None, str]:
 # ----------------------------------------------------------------------------- processes
 
 _scorer: Scorer | None = None  # this worker process's engine, built once by _start
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
-_MALLOC_KEEP = 64 * 1024 * 1024
-
-
-def tune_malloc() -> bool:
-    """Keep freed memory in this process's heap instead of returning it to the system.
-
-    durable-rules allocates a session's memory (about 87 KB, per the field notes) and frees
-    it again for every lead. Depending on what else lives on the heap, glibc's defaults
-    then hand fresh pages to each lead: measured up to ~90 page faults and ~200 µs of
-    system time per lead (JSONL output, or a partition of 3,000 verdicts kept), none in
-    other runs. Higher mmap and trim thresholds make those blocks reuse the heap; peak
-    memory does not grow (the same blocks are reused). A no-op off glibc.
-    """
-    try:
-        import ctypes
-        import ctypes.util
-
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MALLOC_KEEP)
-                    and libc.mallopt(_M_TRIM_THRESHOLD, 4 * _MALLOC_KEEP))
-    except (AttributeError, OSError, TypeError):  # not glibc: nothing to tune
-        return False
-
-
-GC_THRESHOLD = 20_000  # allocations between young-generation collections (default 700)
-_gc_tuned = False
-
-
-def tune_gc() -> None:
-    """Collect cycles less often while scoring: a verdict allocates a few hundred dicts,
-    lists and tuples, nearly all freed by reference counting, so the default threshold runs
-    the cyclic collector every few leads. Callgrind over a 10,000-lead ``qualify batch``:
-    the collector cost 11,400 instructions a lead by default, 2,600 tuned (0 disabled).
-    Objects alive now (the rule base, the compiled engine) leave its sight (``gc.freeze``).
-    Process-wide: called in our worker processes and by the ``qualify batch`` command, not
-    by the library functions."""
-    global _gc_tuned  # noqa: PLW0603 - process-wide by nature
-    if _gc_tuned:
-        return
-    _gc_tuned = True
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_THRESHOLD, older, oldest)
-
-
 def _start(spec: Spec) -> None:
     global _scorer  # noqa: PLW0603 - one engine per worker process, by design
     tune_malloc()

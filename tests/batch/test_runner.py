@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import gc
 import json
 import os
 import signal
@@ -14,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qualify import Engine, LeadError, QualifyError
-from qualify.batch import runner
 from qualify.batch.readers import BadRecord, Item
 from qualify.batch.runner import (
     Pool,
@@ -136,18 +134,3 @@ class TestPool:
                 list(score_all(SPEC, partitions(items), pool=pool))
         finally:
             pool.close(cancel=True)
-
-
-def test_tune_gc_is_process_wide_and_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Workers collect cycles every GC_THRESHOLD allocations, and freeze what exists."""
-    frozen: list[None] = []
-    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(None))
-    monkeypatch.setattr(runner, "_gc_tuned", False)
-    before = gc.get_threshold()
-    try:
-        runner.tune_gc()
-        runner.tune_gc()
-        assert gc.get_threshold() == (runner.GC_THRESHOLD, *before[1:])
-        assert len(frozen) == 1
-    finally:
-        gc.set_threshold(*before)

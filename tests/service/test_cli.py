@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 import service.cli
+import service.main as service_main
 from qualify.cli import main
 from tests.service.helpers import position
 
@@ -65,7 +66,7 @@ def test_starts_the_factory_on_loopback(runs: list[dict[str, Any]]) -> None:
     assert result.exit_code == 0, result.output
     [call] = runs
     assert (call["app"], call["factory"], call["host"], call["port"], call["workers"]) == (
-        "service.main:create_app", True, "127.0.0.1", 8000, 1)
+        "service.main:worker_app", True, "127.0.0.1", 8000, 1)
     assert call["access_log"] is False
     assert "service.logs.JsonFormatter" in str(call["log_config"])
 
@@ -155,3 +156,16 @@ def test_bad_setting_is_named(runs: list[dict[str, Any]]) -> None:
     assert result.exit_code == 1
     assert "QUALIFY_MAX_BATCH" in result.output
     assert runs == []
+
+
+def test_worker_app_tunes_the_collector_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each worker freezes its imported modules out of the cycle collector's sight before
+    it builds the app (qualify/tuning.py)."""
+    calls: list[str] = []
+    monkeypatch.setattr(service_main, "tune_gc", lambda: calls.append("tune_gc"))
+    real = service_main.create_app
+    monkeypatch.setattr(service_main, "create_app",
+                        lambda: calls.append("create_app") or real())
+    app = service_main.worker_app()
+    assert calls == ["tune_gc", "create_app"]
+    assert app.state.service.registry.loaded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from qualify import Engine
-from service.logs import REQUEST_ID, DecisionLog, JsonFormatter, TextFormatter
+from service.logs import REQUEST_ID, DecisionLog, JsonFormatter, LogSetup, TextFormatter
 from service.main import create_app
 from service.openapi import EXAMPLE_AS_OF, EXAMPLE_LEAD
 from tests.service.helpers import AS_OF, LEAD, TestClient, bearer, secured, settings
@@ -124,6 +125,32 @@ class TestLogs:
         assert access["latency_ms"] > 0
         warning = next(x for x in lines if x["level"] == "warning")
         assert "loopback" in warning["message"]
+
+    def test_lines_keep_the_callers_request_id_and_survive_bad_fields(self) -> None:
+        """Records are formatted where they are logged: the request id and a traceback are
+        the caller's; a field that cannot be shown gives an error line, not a lost log."""
+        stream = io.StringIO()
+        setup = LogSetup(settings(), stream)
+
+        class Unshowable:
+            def __str__(self) -> str:
+                raise ValueError("no")
+
+        log = logging.getLogger("qualify.service.test")
+        token = REQUEST_ID.set("req-3")
+        try:
+            try:
+                raise KeyError("inner")
+            except KeyError:
+                log.error("failed", exc_info=True)
+            log.info("odd", extra={"fields": {"x": Unshowable()}})
+        finally:
+            REQUEST_ID.reset(token)
+            setup.close()
+        failed, odd = (json.loads(x) for x in stream.getvalue().splitlines())
+        assert (failed["message"], failed["request_id"]) == ("failed", "req-3")
+        assert "KeyError: 'inner'" in failed["exc"]
+        assert (odd["level"], odd["message"]) == ("error", "unloggable item: ValueError")
 
     def test_decision_log(self, tmp_path: Path) -> None:
         """Every decision is a JSON line: input and verdict, or input and error."""
