@@ -41,10 +41,12 @@ from qualify.verdict import (
 
 State = Literal["met", "unmet", "unknown"]
 # A rule explained for one state and set of values: state, evidence, missing, its line,
-# and its entry in the verdict (a TraitHit, an Unknown, or None). Verdicts share these
-# parts, as they share the rule base's labels: a verdict is a value, not to be changed.
-_Part = tuple[State, list[Evidence], list[str], str, Any]
+# its entry in the verdict's traits or unknown (a TraitHit, an Unknown, or None), and for a
+# qualifier its entry in the verdict's qualifiers. Verdicts share these parts, as they
+# share the rule base's labels: a verdict is a value, not to be changed.
+_Part = tuple[State, list[Evidence], list[str], str, Any, QualifierVerdict | None]
 EXPLAIN_MEMO = 512  # explained parts kept per rule and locale (about 1 KB each)
+WEAKEST_MEMO = 4096  # weakest factors kept, by the qualifiers' parts and the traits' points
 LOCALES = ("en", "zh")
 
 
@@ -105,8 +107,10 @@ class Engine:
         self._words = {loc: Words(rulebook, loc) for loc in LOCALES}
         explainers = [compile_explainer(r.expr) for r in c.rules_1]
         numbers = frozenset(n for n, f in rulebook.fields.items() if f.type == "number")
+        self._memo_size = EXPLAIN_MEMO if memo else 0
+        self._weakest_memo: dict[Hashable, Weakest | None] = {}
         self._views = {loc: tuple(_View.of(r, e, self._words[loc], numbers,
-                                           EXPLAIN_MEMO if memo else 0)
+                                           self._memo_size)
                                   for r, e in zip(c.rules_1, explainers, strict=True))
                        for loc in LOCALES}
         # per next step: explainer, qualifiers it reads, reads status?, lead fields it reads
@@ -199,21 +203,22 @@ class Engine:
         q_missing: dict[str, list[str]] = {}
         unknown: list[Unknown] = []
         q_state: dict[str, State] = {}
+        q_keys: list[Hashable] = [loc]
         views = self._views[loc]
         n = self._n_qualifiers
         for v, state in zip(views[:n], d.states, strict=False):
             key = v.key(lead, as_of, state)
+            q_keys.append(key)
             part = v.memo.get(key)
             if part is None:
                 part = v.remember(key, _qualifier_part(v, state, fact, lead, w))
-            st, evidence, missing, line, entry = part
+            st, evidence, missing, line, entry, qualifier = part
             if entry is not None:
                 unknown.append(entry)
             lines.append(line)
             q_state[v.id] = st
             q_evidence[v.id], q_missing[v.id] = evidence, missing
-            qualifiers[v.id] = {"state": st, "label": v.label, "evidence": evidence,
-                                "missing": missing}
+            qualifiers[v.id] = qualifier  # type: ignore[assignment]
         traits: list[TraitHit] = []
         factor_points: dict[str, int] = {}
         for v, state in zip(views[n:], d.states[n:], strict=True):
@@ -237,7 +242,16 @@ class Engine:
         else:
             head = (f"{lead['lead_id']}: {w.status[d.status]}, score {d.score}, "
                     f"grade {grade.id} ({grade.label[loc]})")
-        weakest = self._weakest(q_state, loc, q_evidence, q_missing, factor_points)
+        # the weakest factor depends on the qualifiers' parts and the traits' points only
+        weakest_key = (*q_keys, *factor_points.items())
+        try:
+            weakest = self._weakest_memo[weakest_key]
+        except KeyError:
+            weakest = self._weakest(q_state, loc, q_evidence, q_missing, factor_points)
+            if self._memo_size:
+                if len(self._weakest_memo) >= WEAKEST_MEMO:
+                    self._weakest_memo.clear()
+                self._weakest_memo[weakest_key] = weakest
         step = self._next_step(d, loc, q_state, q_evidence, q_missing)
         if weakest:
             lines.append(("短板:" if loc == "zh" else "weakest: ") + weakest["reason"])
@@ -378,10 +392,13 @@ def _qualifier_part(v: _View, state: bool | None, fact: Mapping[str, Any],
         missing = [s for s in v.sources if s not in lead]
         entry: Unknown = {"id": v.id, "section": "qualifier", "label": v.label,
                           "missing": missing, "points": 0, "could_change_status": True}
-        return "unknown", [], missing, f"{v.unknown_line}({w.missing(missing)})", entry
+        return ("unknown", [], missing, f"{v.unknown_line}({w.missing(missing)})", entry,
+                {"state": "unknown", "label": v.label, "evidence": [], "missing": missing})
     evidence = v.explainer(fact, lead, state)
     line = f"{v.met_line if state else v.unmet_line}({w.evidence(evidence)})"
-    return ("met" if state else "unmet"), evidence, [], line, None
+    st: State = "met" if state else "unmet"
+    return (st, evidence, [], line, None,
+            {"state": st, "label": v.label, "evidence": evidence, "missing": []})
 
 
 def _trait_part(v: _View, state: bool | None, fact: Mapping[str, Any],
@@ -390,11 +407,11 @@ def _trait_part(v: _View, state: bool | None, fact: Mapping[str, Any],
         evidence = v.explainer(fact, lead, state)
         hit: TraitHit = {"id": v.id, "kind": v.kind,  # type: ignore[typeddict-item]
                          "points": v.points, "label": v.label, "evidence": evidence}
-        return "met", evidence, [], v.met_line + w.evidence(evidence), hit
+        return "met", evidence, [], v.met_line + w.evidence(evidence), hit, None
     missing = [s for s in v.sources if s not in lead]
     entry: Unknown = {"id": v.id, "section": "trait", "label": v.label, "missing": missing,
                       "points": v.points, "could_change_status": False}
-    return "unknown", [], missing, v.unknown_line + w.fields(missing), entry
+    return "unknown", [], missing, v.unknown_line + w.fields(missing), entry, None
 
 
 def _state(state: bool | None) -> State:

@@ -28,15 +28,28 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TextIO
 
+import orjson
+
 from service.settings import Settings
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("qualify_request_id", default=None)
 LOGGER = "qualify"  # the service, and the engine's own logger (qualify.adapter)
+ACCESS_LOGGER = "qualify.service.access"
 FLUSH_EVERY = 0.05  # seconds between background writes
 
 log = logging.getLogger("qualify.service")
 
-_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode  # built once: cheaper
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str).encode
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def _ENCODE(value: Any) -> str:  # noqa: N802 - a constant function, as it was one before
+    """Compact JSON, unknown types as text. orjson (about 4x faster than json); json for
+    what orjson refuses (integers beyond 64 bits, nesting deeper than 254)."""
+    try:
+        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        return _JSON(value)
 
 
 def _timestamp(seconds: float) -> str:
@@ -149,6 +162,7 @@ class LogSetup:
     def __init__(self, settings: Settings, stream: TextIO | None = None) -> None:
         out = stream or sys.stderr
         fmt = formatter(settings.log_format)
+        self.json = isinstance(fmt, JsonFormatter)
 
         def write(text: str) -> None:
             out.write(text)
@@ -161,6 +175,19 @@ class LogSetup:
         self.logger.addHandler(self.handler)
         self.logger.setLevel(settings.log_level.upper())
         self.logger.propagate = False
+
+    def access(self, level: int, message: str, request_id: str,
+               fields: dict[str, Any]) -> bool:
+        """Write an access line straight to the writer, as the JSON formatter would write
+        the access logger's record, without the record: that machinery cost about a tenth of
+        a scored request (callgrind). False (nothing written) in the text format."""
+        if not self.json:
+            return False
+        self.writer.put(_ENCODE({"ts": _timestamp(time.time()),
+                                 "level": logging.getLevelName(level).lower(),
+                                 "logger": ACCESS_LOGGER, "message": message,
+                                 "request_id": request_id, **fields}))
+        return True
 
     def close(self) -> None:
         self.logger.removeHandler(self.handler)

@@ -129,12 +129,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                              "operation_spans": otel})
     app.state.service = service
     errors.install(app)
-    app.add_middleware(Observe, metrics=metrics, access_log=settings.access_log)
+    app.add_middleware(Observe, metrics=metrics, access_log=settings.access_log,
+                       logs=lambda: service.logs)
     for module in (score, webhooks, rulebook, health):
         app.include_router(module.router)
     if not otel:  # FastAPI's telemetry wraps its whole stack: every request goes through it
         app.serve_directly(score.router, lambda inner: Observe(
-            inner, metrics=metrics, access_log=settings.access_log))
+            inner, metrics=metrics, access_log=settings.access_log,
+            logs=lambda: service.logs))
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     return app
 

@@ -13,16 +13,17 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.logs import REQUEST_ID
+from service.logs import ACCESS_LOGGER, REQUEST_ID, LogSetup
 from service.metrics import Metrics
 
-log = logging.getLogger("qualify.service.access")
+log = logging.getLogger(ACCESS_LOGGER)
 
 _SAFE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 _QUIET = frozenset({"/healthz", "/readyz", "/metrics"})  # probes: debug level only
@@ -48,10 +49,12 @@ def _request_id(scope: Scope) -> str:
 
 
 class Observe:
-    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = True) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = True,
+                 logs: Callable[[], LogSetup | None] = lambda: None) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        self.logs = logs  # the service's log setup, once started: the access line's fast path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,11 +88,16 @@ class Observe:
                                  elapsed)
             if self.access_log:
                 level = logging.DEBUG if scope["path"] in _QUIET else logging.INFO
-                if log.isEnabledFor(level):  # makeRecord: no stack walk for the caller
-                    log.handle(log.makeRecord(
-                        log.name, level, __file__, 0, "%s %s %d",
-                        (method, scope["path"], status), None, extra={"fields": {
-                            "method": method, "path": scope["path"], "endpoint": endpoint,
+                if log.isEnabledFor(level):
+                    path = scope["path"]
+                    line = {"method": method, "path": path, "endpoint": endpoint,
                             "status": status, "latency_ms": round(elapsed * 1000, 3),
-                            **fields}}))
+                            **fields}
+                    logs = self.logs()
+                    if logs is None or not logs.access(level, f"{method} {path} {status}",
+                                                       request_id, line):
+                        # makeRecord: no stack walk for the caller
+                        log.handle(log.makeRecord(log.name, level, __file__, 0, "%s %s %d",
+                                                  (method, path, status), None,
+                                                  extra={"fields": line}))
             REQUEST_ID.reset(token)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -154,5 +155,6 @@ def test_serve_score_reload_under_load_stop(server: Server, rules_dir: Path) -> 
 
     assert server.stop() == 0
     log = server.log.read_text(encoding="utf-8", errors="replace")
-    assert log.count('"message": "stopped"') == 2
+    lines = [json.loads(x) for x in log.splitlines() if x.startswith("{")]
+    assert sum(x["message"] == "stopped" for x in lines) == 2
     assert "Traceback" not in log

@@ -152,6 +152,33 @@ class TestLogs:
         assert "KeyError: 'inner'" in failed["exc"]
         assert (odd["level"], odd["message"]) == ("error", "unloggable item: ValueError")
 
+    @pytest.mark.parametrize("log_format", ["json", "text"])
+    def test_access_fast_path_writes_what_the_logger_writes(self, log_format: str) -> None:
+        """LogSetup.access (the middleware's fast path) gives the line the access logger's
+        record gives; in the text format it declines, and the middleware logs the record."""
+        stream = io.StringIO()
+        setup = LogSetup(settings(log_format=log_format), stream)
+        fields = {"method": "POST", "path": "/v1/score", "status": 200, "grade": "A",
+                  "latency_ms": 1.5}
+        token = REQUEST_ID.set("req-8")
+        try:
+            fast = setup.access(logging.INFO, "POST /v1/score 200", "req-8", fields)
+            logger = logging.getLogger("qualify.service.access")
+            logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0,
+                                            "%s %s %d", ("POST", "/v1/score", 200), None,
+                                            extra={"fields": fields}))
+        finally:
+            REQUEST_ID.reset(token)
+            setup.close()
+        lines = stream.getvalue().splitlines()
+        assert fast is (log_format == "json")
+        if fast:
+            a, b = (json.loads(x) for x in lines)
+            assert a.pop("ts")[:16] == b.pop("ts")[:16]
+            assert list(a.items()) == list(b.items())
+        else:
+            assert len(lines) == 1
+
     def test_decision_log(self, tmp_path: Path) -> None:
         """Every decision is a JSON line: input and verdict, or input and error."""
         path = tmp_path / "audit" / "decisions.jsonl"
