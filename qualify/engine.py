@@ -16,9 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import string
 from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from qualify.adapter import Matcher
 from qualify.compiler import compile_rulebook
@@ -46,7 +47,9 @@ State = Literal["met", "unmet", "unknown"]
 # share the rule base's labels: a verdict is a value, not to be changed.
 _Part = tuple[State, list[Evidence], list[str], str, Any, QualifierVerdict | None]
 EXPLAIN_MEMO = 512  # explained parts kept per rule and locale (about 1 KB each)
-WEAKEST_MEMO = 4096  # weakest factors kept, by the qualifiers' parts and the traits' points
+WEAKEST_MEMO = 4096  # weakest factors (and stage-1 outcomes) kept, then they start over
+# Stage 1's outcome: rule states, status, score, grade, and the verdict facts of stage 2
+_Outcome = tuple[tuple[bool | None, ...], str, int, str, tuple[tuple[str, Any], ...]]
 LOCALES = ("en", "zh")
 
 
@@ -109,6 +112,7 @@ class Engine:
         numbers = frozenset(n for n, f in rulebook.fields.items() if f.type == "number")
         self._memo_size = EXPLAIN_MEMO if memo else 0
         self._weakest_memo: dict[Hashable, Weakest | None] = {}
+        self._outcomes: dict[Hashable, _Outcome] = {}  # by stage 1's fired set
         self._views = {loc: tuple(_View.of(r, e, self._words[loc], numbers,
                                            self._memo_size)
                                   for r, e in zip(c.rules_1, explainers, strict=True))
@@ -150,11 +154,29 @@ class Engine:
         """Match a raw lead. Raises LeadError for a bad lead, EngineError if the engine fails."""
         if self._closed:
             raise EngineClosedError("the engine was closed")
-        rb = self.rulebook
         c = self.compiled
         lead = self.reader.read(raw)
         fact = c.facts.build(lead, as_of or today())
         fired = self._match_1(fact)
+        # with the memo, fired sets are frozen, and the same object for facts alike
+        outcome = self._outcomes.get(cast(Hashable, fired)) if self._memo_size else None
+        if outcome is None:
+            outcome = self._outcome(fired)
+            if self._memo_size:
+                if len(self._outcomes) >= WEAKEST_MEMO:
+                    self._outcomes.clear()
+                self._outcomes[cast(Hashable, fired)] = outcome
+        states, status, score, grade, verdict_facts = outcome
+        fact2 = {k: fact[k] for k in c.stage2_keys if k in fact}
+        fact2.update(verdict_facts)
+        steps = self._match_2(fact2)
+        step = next(s for name, s in self._names_2 if name in steps)
+        return Decision(lead, fact, fact2, states, step, status, score, grade)
+
+    def _outcome(self, fired: AbstractSet[str]) -> _Outcome:
+        """What stage 1's fired conditions make of a lead: rule states, status, score,
+        grade, and the verdict facts stage 2 reads."""
+        rb = self.rulebook
         states = tuple(True if yes in fired else False if no in fired else None
                        for yes, no in self._names_1)
         q = states[: self._n_qualifiers]
@@ -165,21 +187,18 @@ class Engine:
                                             strict=True) if s)
         score = min(max(raw_score, rb.score_min), rb.score_max)
         grade = rb.grade_for(score).id
-
-        fact2 = {k: fact[k] for k in c.stage2_keys if k in fact}
+        facts: dict[str, Any] = {}
         for i, key in self._q_keys:
-            fact2[key] = _state(states[i])
+            facts[key] = _state(states[i])
         for i, key in self._t_keys:
-            fact2[key] = states[i] is True
+            facts[key] = states[i] is True
         if "__grade" in self._v_keys:
-            fact2["__grade"] = grade
+            facts["__grade"] = grade
         if "__status" in self._v_keys:
-            fact2["__status"] = status
+            facts["__status"] = status
         if "__score" in self._v_keys:
-            fact2["__score"] = score
-        steps = self._match_2(fact2)
-        step = next(s for name, s in self._names_2 if name in steps)
-        return Decision(lead, fact, fact2, states, step, status, score, grade)
+            facts["__score"] = score
+        return states, status, score, grade, tuple(facts.items())
 
     def score(self, raw: Any, *, as_of: dt.date | None = None,
               locale: str | None = None) -> Verdict:
