@@ -109,14 +109,13 @@ class Engine:
         self._v_keys = frozenset(verdict_keys)
         self._words = {loc: Words(rulebook, loc) for loc in LOCALES}
         explainers = [compile_explainer(r.expr) for r in c.rules_1]
-        numbers = frozenset(n for n, f in rulebook.fields.items() if f.type == "number")
         self._memo_size = EXPLAIN_MEMO if memo else 0
         self._weakest_memo: dict[Hashable, Weakest | None] = {}
         self._outcomes: dict[Hashable, _Outcome] = {}  # by stage 1's fired set
-        self._views = {loc: tuple(_View.of(r, e, self._words[loc], numbers,
-                                           self._memo_size)
+        self._views = {loc: tuple(_View.of(r, e, self._words[loc], self._memo_size)
                                   for r, e in zip(c.rules_1, explainers, strict=True))
                        for loc in LOCALES}
+        self._part_keys = part_keys(c.rules_1)
         # per next step: explainer, qualifiers it reads, reads status?, lead fields it reads
         self._steps: dict[str, tuple[Explainer, tuple[str, ...], bool, frozenset[str]]] = {}
         self._reason_names = {
@@ -225,8 +224,8 @@ class Engine:
         q_keys: list[Hashable] = [loc]
         views = self._views[loc]
         n = self._n_qualifiers
-        for v, state in zip(views[:n], d.states, strict=False):
-            key = v.key(lead, as_of, state)
+        keys = self._part_keys(lead, as_of, d.states)
+        for v, state, key in zip(views[:n], d.states, keys, strict=False):
             q_keys.append(key)
             part = v.memo.get(key)
             if part is None:
@@ -240,10 +239,9 @@ class Engine:
             qualifiers[v.id] = qualifier  # type: ignore[assignment]
         traits: list[TraitHit] = []
         factor_points: dict[str, int] = {}
-        for v, state in zip(views[n:], d.states[n:], strict=True):
+        for v, state, key in zip(views[n:], d.states[n:], keys[n:], strict=True):
             if state is False:
                 continue
-            key = v.key(lead, as_of, state)
             part = v.memo.get(key)
             if part is None:
                 part = v.remember(key, _trait_part(v, state, fact, lead, w))
@@ -359,8 +357,7 @@ class _View:
     met_line: str  # qualifier met, or trait fired
     unmet_line: str
     unknown_line: str
-    key: Callable[[Mapping[str, Any], dt.date, bool | None], Hashable]
-    memo: dict[Hashable, _Part]  # explained parts by what they depend on, see ``part_key``
+    memo: dict[Hashable, _Part]  # explained parts by what they depend on, see ``part_keys``
     memo_size: int  # parts kept (then it starts over); 0: none
 
     def remember(self, key: Hashable, part: _Part) -> _Part:
@@ -371,8 +368,7 @@ class _View:
         return part
 
     @classmethod
-    def of(cls, rule: Rule, explainer: Explainer, w: Words, numbers: frozenset[str],
-           memo_size: int) -> _View:
+    def of(cls, rule: Rule, explainer: Explainer, w: Words, memo_size: int) -> _View:
         label, c = rule.label[w.locale], w.colon
         if rule.section == "qualifier":
             met = f"✓ {label}{c}{w.state['met']} "
@@ -383,26 +379,36 @@ class _View:
             unmet = ""
             unknown = f"? {label} ({rule.points:+d}){c}{w.missing_word} "
         return cls(rule.id, rule.kind, rule.points, rule.factor, label, rule.sources,
-                   explainer, met, unmet, unknown,
-                   part_key(rule, numbers), {}, memo_size)
+                   explainer, met, unmet, unknown, {}, memo_size)
 
 
-def part_key(rule: Rule, numbers: frozenset[str]
-             ) -> Callable[[Mapping[str, Any], dt.date, bool | None], Hashable]:
-    """What a rule's explanation depends on: its state, the lead values it reads (a float
-    by its exact bits, so 2500.0 and 2500, -0.0 and 0.0 stay apart), and the day if it
-    reads days_since."""
-    sources = rule.sources
-    floats = bool(frozenset(sources) & numbers)
-    dated = any(r.func == "days_since" for r in rule.expr.refs())
-    absent = object()
+_NO_VALUE = object()  # a source the lead lacks, in a part key
 
-    def key(lead: Mapping[str, Any], as_of: dt.date, state: bool | None) -> Hashable:
-        values = [lead.get(s, absent) for s in sources]
-        if floats:
-            values = [v.hex() if type(v) is float else v for v in values]
-        return (state, as_of if dated else None, *values)
-    return key
+
+def part_keys(rules: tuple[Rule, ...]
+              ) -> Callable[[Mapping[str, Any], dt.date, tuple[bool | None, ...]],
+                            tuple[Hashable, ...]]:
+    """What each rule's explanation depends on: its state, the lead values it reads, and
+    the day if it reads days_since. Values equal in Python show alike: the lead reader
+    makes whole floats integers (25000.0 is 25000, -0.0 is 0). One generated function
+    gives every rule's key, each lead value read once: 13.1 µs a lead with a function per
+    rule, 2.3 µs so."""
+    sources = sorted({src for r in rules for src in r.sources})
+    names = {src: f"v{i}" for i, src in enumerate(sources)}
+    lines = ["def keys(lead, as_of, states):", "    get = lead.get"]
+    for src, var in names.items():
+        lines.append(f"    {var} = get({src!r}, _NO)")
+    lines.append("    return (")
+    for i, r in enumerate(rules):
+        dated = any(ref.func == "days_since" for ref in r.expr.refs())
+        values = "".join(f"{names[src]}, " for src in r.sources)
+        lines.append(f"        (states[{i}], {'as_of' if dated else 'None'}, {values}),")
+    lines.append("    )")
+    env: dict[str, Any] = {"_NO": _NO_VALUE}
+    exec("\n".join(lines), env)  # the source is built above from the rule base alone
+    keys: Callable[[Mapping[str, Any], dt.date, tuple[bool | None, ...]],
+                   tuple[Hashable, ...]] = env["keys"]
+    return keys
 
 
 def _qualifier_part(v: _View, state: bool | None, fact: Mapping[str, Any],
