@@ -19,7 +19,7 @@ from collections.abc import Callable, Hashable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 from qualify.adapter import Matcher
 from qualify.compiler import compile_rulebook
@@ -53,9 +53,9 @@ _Outcome = tuple[tuple[bool | None, ...], str, int, str, tuple[tuple[str, Any], 
 LOCALES = ("en", "zh")
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What the matching decided for one lead, before it is explained."""
+class Decision(NamedTuple):
+    """What the matching decided for one lead, before it is explained. (A named tuple: a
+    frozen dataclass took 2.2 µs to build, this 0.7.)"""
 
     lead: Lead
     fact: dict[str, Any]
@@ -112,6 +112,7 @@ class Engine:
         self._memo_size = EXPLAIN_MEMO if memo else 0
         self._weakest_memo: dict[Hashable, Weakest | None] = {}
         self._outcomes: dict[Hashable, _Outcome] = {}  # by stage 1's fired set
+        self._steps_by_fired: dict[Hashable, Rule] = {}  # the next step by stage 2's
         self._views = {loc: tuple(_View.of(r, e, self._words[loc], self._memo_size)
                                   for r, e in zip(c.rules_1, explainers, strict=True))
                        for loc in LOCALES}
@@ -169,7 +170,13 @@ class Engine:
         fact2 = {k: fact[k] for k in c.stage2_keys if k in fact}
         fact2.update(verdict_facts)
         steps = self._match_2(fact2)
-        step = next(s for name, s in self._names_2 if name in steps)
+        step = self._steps_by_fired.get(cast(Hashable, steps)) if self._memo_size else None
+        if step is None:
+            step = next(s for name, s in self._names_2 if name in steps)
+            if self._memo_size:  # few sets: one per combination of next-step conditions
+                if len(self._steps_by_fired) >= WEAKEST_MEMO:
+                    self._steps_by_fired.clear()
+                self._steps_by_fired[cast(Hashable, steps)] = step
         return Decision(lead, fact, fact2, states, step, status, score, grade)
 
     def _outcome(self, fired: AbstractSet[str]) -> _Outcome:
