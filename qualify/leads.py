@@ -44,9 +44,15 @@ def _finite_float(text: str) -> float:
     return value
 
 
+_STRICT = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
+
+
 def parse_json(text: str | bytes) -> Any:
     """Strict JSON, as leads arrive: NaN, Infinity and numbers like 1e999 are refused
-    (ValueError), as JSON itself does."""
+    (ValueError), as JSON itself does. (One decoder for every call: ``json.loads`` with
+    hooks builds a new one each time.)"""
+    if isinstance(text, str) and not text.startswith("\ufeff"):  # json.loads names a BOM
+        return _STRICT.decode(text)
     return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
 
 
