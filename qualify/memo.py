@@ -36,6 +36,7 @@ Match = Callable[[Mapping[str, Any]], AbstractSet[str]]
 _ABSENT: Hashable = ()  # the class of a missing key (no value class is an empty tuple)
 _EQUALITY = frozenset({"==", "$neq"})
 _EXACT_LIMIT = 2**53  # beyond this, numbers may not compare in the engine as in Python
+WHOLES = 8192  # whole class-key tuples kept (then they start over): about 2 KB each
 
 
 def _atoms(cond: Condition, out: dict[str, list[tuple[str, Any]]]) -> None:
@@ -113,7 +114,7 @@ class Memo:
     call per key cost 1 µs). A fact whose class keys were all met together before is
     answered by one lookup of the whole tuple. Safe to share between threads: dict reads
     and writes are atomic. ``size`` bounds the entries per component (a full one stops
-    learning) and the whole tuples kept (then they start over).
+    learning); ``WHOLES`` the whole tuples kept.
     """
 
     def __init__(self, rules: Mapping[str, Condition], match: Match,
@@ -162,7 +163,7 @@ class Memo:
                 fired |= hit
         if not missed:
             self.hits += 1
-            if len(self._wholes) >= self.size:
+            if len(self._wholes) >= WHOLES:
                 self._wholes.clear()
                 self._whole_answers.clear()
             fired = self._wholes[keys] = self._whole_answers.setdefault(fired, fired)
