@@ -10,7 +10,9 @@ CPU the servers share with it) sends a bounded number of requests at concurrency
 
 1. throughput: realistic leads (qualify.synthetic) to POST /v1/score, the same bodies to
    the trivial app's POST /score (parses the JSON, returns {"ok": true}), and GET /ping;
-   req/s, p50 and p99 for each.
+   req/s, p50 and p99 for each. ``--leads`` distinct bodies are cycled (default 2,000):
+   the engine's memos learn repeated leads, so ``--leads 62000`` (more than the warm-up
+   and three rounds send) measures all-new leads.
 2. reload: POST /v1/score for ``--reload-seconds`` while the rule base file is switched
    between two versions and reloaded ``--reloads`` times; failed requests are counted.
 
@@ -277,7 +279,8 @@ async def main(args: argparse.Namespace) -> int:
             ("qualify POST /v1/score", qport, [post("/v1/score", qport, b) for b in leads]),
         ]
         print(f"qualify service bench: {args.workers} workers each, concurrency "
-              f"{args.concurrency}, {args.requests} requests per endpoint and round, "
+              f"{args.concurrency}, {args.requests} requests per endpoint and round "
+              f"(cycling {len(leads):,} distinct leads), "
               f"{args.rounds} round(s) interleaved, {HOST}, {os.cpu_count()} CPUs "
               f"(shared with this client), load average before "
               f"{os.getloadavg()[0]:.2f}")
@@ -352,7 +355,9 @@ def cli() -> int:
     parser.add_argument("--warmup", type=int, default=2_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--leads", type=int, default=2_000, help="distinct lead bodies")
+    parser.add_argument("--leads", type=int, default=2_000,
+                        help="distinct lead bodies, cycled (the memos learn repeated "
+                        "leads: give more than the requests sent for all-new leads)")
     parser.add_argument("--reload-seconds", type=float, default=30.0,
                         help="length of the reload run (0: skip it)")
     parser.add_argument("--reloads", type=int, default=20)
