@@ -137,3 +137,21 @@ def test_same_access_log_both_ways(capfd: pytest.CaptureFixture[str]) -> None:
 def test_off_under_opentelemetry() -> None:
     """FastAPI's telemetry wraps its whole stack, so every request must go through it."""
     assert create_app(settings(opentelemetry=True)).direct == {}
+
+
+def test_root_path_deployments_go_through_fastapi() -> None:
+    """Under a root path (a proxy prefix), FastAPI's routing owns the request."""
+    app = create_app(settings())
+    route, _ = app.direct["POST", "/v1/score"]
+
+    async def never(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the direct path served a root_path request")
+
+    app.direct["POST", "/v1/score"] = (route, never)
+    with TestClient(app, root_path="/api", raise_server_exceptions=False) as client:
+        r = client.post(f"/api/v1/score?as_of={AS_OF}", content=dumps(LEAD))
+        assert (r.status_code, r.json()["lead_id"]) == (200, "L-1001")
+    app.root_path = "/api"  # FastAPI(root_path=...): the scope's path may lack the prefix
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.post(f"/v1/score?as_of={AS_OF}", content=dumps(LEAD))
+        assert (r.status_code, r.json()["lead_id"]) == (200, "L-1001")
