@@ -19,7 +19,7 @@ from collections.abc import Callable, Hashable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, Literal, NamedTuple, TypeVar, cast
 
 from qualify.adapter import Matcher
 from qualify.compiler import compile_rulebook
@@ -109,11 +109,12 @@ class Engine:
         self._v_keys = frozenset(verdict_keys)
         self._words = {loc: Words(rulebook, loc) for loc in LOCALES}
         explainers = [compile_explainer(r.expr) for r in c.rules_1]
-        self._memo_size = EXPLAIN_MEMO if memo else 0
+        self._keep = WEAKEST_MEMO if memo else 0  # entries per table below; 0: none
         self._weakest_memo: dict[Hashable, Weakest | None] = {}
         self._outcomes: dict[Hashable, _Outcome] = {}  # by stage 1's fired set
         self._steps_by_fired: dict[Hashable, Rule] = {}  # the next step by stage 2's
-        self._views = {loc: tuple(_View.of(r, e, self._words[loc], self._memo_size)
+        self._views = {loc: tuple(_View.of(r, e, self._words[loc],
+                                           EXPLAIN_MEMO if memo else 0)
                                   for r, e in zip(c.rules_1, explainers, strict=True))
                        for loc in LOCALES}
         self._part_keys = part_keys(c.rules_1)
@@ -159,24 +160,18 @@ class Engine:
         fact = c.facts.build(lead, as_of or today())
         fired = self._match_1(fact)
         # with the memo, fired sets are frozen, and the same object for facts alike
-        outcome = self._outcomes.get(cast(Hashable, fired)) if self._memo_size else None
+        outcome = self._outcomes.get(cast(Hashable, fired)) if self._keep else None
         if outcome is None:
-            outcome = self._outcome(fired)
-            if self._memo_size:
-                if len(self._outcomes) >= WEAKEST_MEMO:
-                    self._outcomes.clear()
-                self._outcomes[cast(Hashable, fired)] = outcome
+            outcome = _keep(self._outcomes, cast(Hashable, fired), self._outcome(fired),
+                            self._keep)
         states, status, score, grade, verdict_facts = outcome
         fact2 = {k: fact[k] for k in c.stage2_keys if k in fact}
         fact2.update(verdict_facts)
         steps = self._match_2(fact2)
-        step = self._steps_by_fired.get(cast(Hashable, steps)) if self._memo_size else None
+        step = self._steps_by_fired.get(cast(Hashable, steps)) if self._keep else None
         if step is None:
-            step = next(s for name, s in self._names_2 if name in steps)
-            if self._memo_size:  # few sets: one per combination of next-step conditions
-                if len(self._steps_by_fired) >= WEAKEST_MEMO:
-                    self._steps_by_fired.clear()
-                self._steps_by_fired[cast(Hashable, steps)] = step
+            step = _keep(self._steps_by_fired, cast(Hashable, steps),
+                         next(s for name, s in self._names_2 if name in steps), self._keep)
         return Decision(lead, fact, fact2, states, step, status, score, grade)
 
     def _outcome(self, fired: AbstractSet[str]) -> _Outcome:
@@ -271,11 +266,9 @@ class Engine:
         try:
             weakest = self._weakest_memo[weakest_key]
         except KeyError:
-            weakest = self._weakest(q_state, loc, q_evidence, q_missing, factor_points)
-            if self._memo_size:
-                if len(self._weakest_memo) >= WEAKEST_MEMO:
-                    self._weakest_memo.clear()
-                self._weakest_memo[weakest_key] = weakest
+            weakest = _keep(self._weakest_memo, weakest_key,
+                            self._weakest(q_state, loc, q_evidence, q_missing, factor_points),
+                            self._keep)
         step = self._next_step(d, loc, q_state, q_evidence, q_missing)
         if weakest:
             lines.append(("短板:" if loc == "zh" else "weakest: ") + weakest["reason"])
@@ -368,11 +361,7 @@ class _View:
     memo_size: int  # parts kept (then it starts over); 0: none
 
     def remember(self, key: Hashable, part: _Part) -> _Part:
-        if self.memo_size:
-            if len(self.memo) >= self.memo_size:
-                self.memo.clear()
-            self.memo[key] = part
-        return part
+        return _keep(self.memo, key, part, self.memo_size)
 
     @classmethod
     def of(cls, rule: Rule, explainer: Explainer, w: Words, memo_size: int) -> _View:
@@ -444,6 +433,19 @@ def _trait_part(v: _View, state: bool | None, fact: Mapping[str, Any],
     entry: Unknown = {"id": v.id, "section": "trait", "label": v.label, "missing": missing,
                       "points": v.points, "could_change_status": False}
     return "unknown", [], missing, v.unknown_line + w.fields(missing), entry, None
+
+
+_T = TypeVar("_T")
+
+
+def _keep(table: dict[Hashable, _T], key: Hashable, value: _T, limit: int) -> _T:
+    """``value``, kept under ``key`` in ``table`` of at most ``limit`` entries (a full table
+    starts over; a limit of 0 keeps nothing)."""
+    if limit:
+        if len(table) >= limit:
+            table.clear()
+        table[key] = value
+    return value
 
 
 def _state(state: bool | None) -> State:
