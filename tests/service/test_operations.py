@@ -195,6 +195,15 @@ class TestLogs:
                                                                    "got 'lots'"}
         assert oct(path.stat().st_mode & 0o777) == "0o600"
 
+    def test_decision_log_keeps_what_orjson_refuses(self, tmp_path: Path) -> None:
+        """An integer beyond 64 bits (valid JSON a client may send) is logged exactly."""
+        path = tmp_path / "decisions.jsonl"
+        log = DecisionLog(path)
+        log.write(source="api", lead={"lead_id": "1", "budget": 2**70},
+                  error={"field": "budget", "message": "out of range"})
+        log.close()
+        assert json.loads(path.read_text(encoding="utf-8"))["input"]["budget"] == 2**70
+
     def test_decision_log_follows_logrotate(self, tmp_path: Path) -> None:
         """A moved log file is reopened: new lines go to a new file at the same path."""
         path = tmp_path / "decisions.jsonl"
