@@ -215,22 +215,24 @@ class Pool:
             raise WorkerError("a worker process could not start its engine") from None
 
     def map(self, chunks: Iterable[Raw]) -> Iterator[Block]:
+        """Blocks in input order. Futures left pending when the caller stops are not
+        cancelled here: the executor's own thread may be failing them at that moment (a
+        worker died, or Ctrl-C reached the workers), and in Python 3.11 that thread then
+        dies on the cancelled one (InvalidStateError) before it unblocks the queue feeding
+        the workers, and the interpreter's exit hangs on the feeder (seen in CI).
+        ``close(cancel=True)`` cancels them from the executor's side."""
         pending: deque[tuple[Future[Block], int]] = deque()
         limit = self.workers * (1 + IN_FLIGHT)
-        try:
-            for raw in chunks:
-                try:
-                    future = self._ex.submit(_work, raw)
-                except BrokenProcessPool:
-                    raise _died(pending[0][1] if pending else raw.first) from None
-                pending.append((future, raw.first))
-                while len(pending) >= limit:
-                    yield self._take(pending)
-            while pending:
+        for raw in chunks:
+            try:
+                future = self._ex.submit(_work, raw)
+            except BrokenProcessPool:
+                raise _died(pending[0][1] if pending else raw.first) from None
+            pending.append((future, raw.first))
+            while len(pending) >= limit:
                 yield self._take(pending)
-        finally:
-            for f, _ in pending:
-                f.cancel()
+        while pending:
+            yield self._take(pending)
 
     @staticmethod
     def _take(pending: deque[tuple[Future[Block], int]]) -> Block:
@@ -241,7 +243,14 @@ class Pool:
             raise _died(first) from None
 
     def close(self, cancel: bool = False) -> None:
-        self._ex.shutdown(wait=not cancel, cancel_futures=cancel)
+        """Stop the workers: after their work (``cancel=False``), or at once. Cancelling
+        ends the processes first and then waits for the executor's own thread: Python
+        3.11's ``shutdown(wait=False)`` leaves that thread running against a pool it has
+        half torn down (CPython gh-132969)."""
+        if cancel:
+            for process in list((getattr(self._ex, "_processes", None) or {}).values()):
+                process.terminate()
+        self._ex.shutdown(wait=True, cancel_futures=cancel)
 
 
 def _died(line: int) -> WorkerError:

@@ -198,6 +198,35 @@ class TestInterrupted:
         assert names(tmp_path) == {"leads.csv"}
 
 
+    def test_interrupted_at_any_moment_exits(self, tmp_path: Path) -> None:
+        """Ctrl-C while workers start, score or wait: the command always exits (a race in
+        Python 3.11's process pool once hung the interpreter's exit, see Pool.map)."""
+        src = write_leads(tmp_path / "leads.csv", synthetic(30_000, seed=1))
+        for i, delay in enumerate((0.0, 0.05, 0.1, 0.2, 0.4, 0.8)):
+            out = tmp_path / f"run{i}"
+            out.mkdir()
+            proc = subprocess.Popen(
+                [sys.executable, "-c", "from qualify.cli import main; main()", "batch",
+                 str(src), "--out", str(out / "o.parquet"), "--workers", "2",
+                 "--as-of", "2026-01-01"],
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                start_new_session=True)
+            deadline = time.monotonic() + 30
+            while not any(n.endswith(".partial") for n in names(out)):
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.02)
+            time.sleep(delay)
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                _, stderr = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+                raise AssertionError(f"hung after Ctrl-C {delay} s into the run") from None
+            assert proc.returncode == 130, stderr
+            assert names(out) == set()
+
+
 def test_help_names_every_option() -> None:
     """`qualify batch --help` documents the command line of the issue."""
     code, out, _ = run("--help")
