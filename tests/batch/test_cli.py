@@ -170,6 +170,21 @@ class TestCannotRun:
         assert names(tmp_path) == before
 
 
+def _writing(src: Path, output: Path) -> subprocess.Popen[str]:
+    """`qualify batch SRC --out OUTPUT --workers 2` in its own process group, once it has
+    started writing (its .partial file exists)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from qualify.cli import main; main()", "batch", str(src),
+         "--out", str(output), "--workers", "2", "--as-of", "2026-01-01"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not any(n.endswith(".partial") for n in names(output.parent)):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    return proc
+
+
 @pytest.mark.slow
 class TestInterrupted:
     @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -177,16 +192,7 @@ class TestInterrupted:
         """Ctrl-C (or a kill) mid-run exits 130 and leaves no output, not even a .partial."""
         # enough leads that the run outlasts the wait below, however fast the engine
         src = write_leads(tmp_path / "leads.csv", synthetic(30_000, seed=1))
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from qualify.cli import main; main()", "batch", str(src),
-             "--out",
-             str(tmp_path / "o.parquet"), "--workers", "2", "--as-of", "2026-01-01"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            start_new_session=True)
-        deadline = time.monotonic() + 30
-        while not any(n.endswith(".partial") for n in names(tmp_path)):
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.05)
+        proc = _writing(src, tmp_path / "o.parquet")
         time.sleep(0.3)
         if sig == signal.SIGINT:
             os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole process group
@@ -197,7 +203,6 @@ class TestInterrupted:
         assert stderr.strip().endswith("interrupted: no output written")
         assert names(tmp_path) == {"leads.csv"}
 
-
     def test_interrupted_at_any_moment_exits(self, tmp_path: Path) -> None:
         """Ctrl-C while workers start, score or wait: the command always exits (a race in
         Python 3.11's process pool once hung the interpreter's exit, see Pool.map)."""
@@ -205,16 +210,7 @@ class TestInterrupted:
         for i, delay in enumerate((0.0, 0.05, 0.1, 0.2, 0.4, 0.8)):
             out = tmp_path / f"run{i}"
             out.mkdir()
-            proc = subprocess.Popen(
-                [sys.executable, "-c", "from qualify.cli import main; main()", "batch",
-                 str(src), "--out", str(out / "o.parquet"), "--workers", "2",
-                 "--as-of", "2026-01-01"],
-                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                start_new_session=True)
-            deadline = time.monotonic() + 30
-            while not any(n.endswith(".partial") for n in names(out)):
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.02)
+            proc = _writing(src, out / "o.parquet")
             time.sleep(delay)
             os.killpg(proc.pid, signal.SIGINT)
             try:
