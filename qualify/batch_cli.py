@@ -8,17 +8,13 @@ died; 130 interrupted. Only a complete run leaves files under their final names.
 from __future__ import annotations
 
 import datetime as dt
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 
 import click
 
 from qualify.batch.compare import render as render_comparison
-from qualify.batch.pipeline import BatchError, Job, Outcome, run_batch
+from qualify.batch.interrupts import sigterm_as_interrupt
+from qualify.batch.pipeline import BatchError, InterruptedWhenWritten, Job, Outcome, run_batch
 from qualify.batch.runner import WorkerError
 from qualify.batch.summary import plural
 from qualify.batch.summary import render as render_summary
@@ -27,26 +23,6 @@ from qualify.errors import QualifyError, RulebaseError
 from qualify.tuning import tune_gc
 
 PATH = click.Path(dir_okay=False, path_type=Path)
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, handled as Ctrl-C is: clean up, leave no output."""
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise _Terminated
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 @click.command()
@@ -88,7 +64,7 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
               keys=keys)
     tune_gc()  # this process is ours: it scores in-process with one worker
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             outcome = run_batch(job)
     except RulebaseError as e:
         for p in e.problems:
@@ -100,6 +76,10 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
     except WorkerError as e:
         click.echo(f"error: {e}; no output written", err=True)
         raise SystemExit(3) from None
+    except InterruptedWhenWritten:
+        click.echo(f"interrupted: {job.output} and its files were complete and are written",
+                   err=True)
+        raise SystemExit(130) from None
     except KeyboardInterrupt:
         click.echo("interrupted: no output written", err=True)
         raise SystemExit(130) from None

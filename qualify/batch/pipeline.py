@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qualify.batch.compare import CHANGE_COLUMNS, Comparer, Comparison, Previous
+from qualify.batch.interrupts import held
 from qualify.batch.progress import Progress
 from qualify.batch.readers import InputError, Raw, Reader, format_of, open_reader
 from qualify.batch.runner import PARTITION, Pool, Scorer, Spec, default_workers, score_all
@@ -33,6 +34,11 @@ ERROR_COLUMNS = ("line", "lead_id", "field", "error")
 
 class BatchError(Exception):
     """A batch cannot run: a file cannot be read or written. One line, naming the file."""
+
+
+class InterruptedWhenWritten(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) came while the finished files were renamed into place: they
+    are all there and complete."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +210,12 @@ def run_batch(job: Job) -> Outcome:
                 from qualify.batch.report import write_report
 
                 write_report(job.report, outcome)
-            for w in reversed(writers):  # the output last: it appears only when all is done
-                w.commit()
+            try:
+                with held():  # all renamed, or (interrupted before this) none
+                    for w in reversed(writers):  # the output last: it appears when all is done
+                        w.commit()
+            except KeyboardInterrupt:
+                raise InterruptedWhenWritten from None
         except InputError as e:  # the input broke mid-file (a truncated Parquet file)
             _abort(writers)
             raise BatchError(str(e)) from None
@@ -229,15 +239,19 @@ def _closer(pool: Pool) -> Callable[..., None]:
 
 
 def _open(path: Path, columns: tuple[str, ...], writers: list[Writer]) -> Writer:
-    try:
-        w = open_writer(path, columns)
-    except InputError as e:
-        raise BatchError(str(e)) from None
-    writers.append(w)
+    """A writer, recorded in ``writers`` before an interrupt can land: its .partial file
+    is always one that ``_abort`` removes (an orphan was once left in CI)."""
+    with held():
+        try:
+            w = open_writer(path, columns)
+        except InputError as e:
+            raise BatchError(str(e)) from None
+        writers.append(w)
     return w
 
 
 def _abort(writers: list[Writer]) -> None:
-    for w in writers:
-        with contextlib.suppress(Exception):
-            w.abort()
+    with held():  # a second Ctrl-C does not cut the clean-up short
+        for w in writers:
+            with contextlib.suppress(Exception):
+                w.abort()

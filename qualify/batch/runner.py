@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -165,6 +166,10 @@ def _error(e: Exception) -> tuple[str | None, str]:
 _scorer: Scorer | None = None  # this worker process's engine, built once by _start
 def _start(spec: Spec) -> None:
     global _scorer  # noqa: PLW0603 - one engine per worker process, by design
+    # Ctrl-C reaches the whole process group; the parent decides what happens. A worker
+    # it killed could die halfway through sending a result, and the executor's thread
+    # would then wait forever for the rest (seen: a hang in 1 of 25 interrupts).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_malloc()
     _scorer = Scorer(spec)
     tune_gc()
@@ -213,6 +218,9 @@ class Pool:
         except BrokenProcessPool:
             self.close(cancel=True)
             raise WorkerError("a worker process could not start its engine") from None
+        except BaseException:  # Ctrl-C while the workers start
+            self.close(cancel=True)
+            raise
 
     def map(self, chunks: Iterable[Raw]) -> Iterator[Block]:
         """Blocks in input order. Futures left pending when the caller stops are not
@@ -243,13 +251,12 @@ class Pool:
             raise _died(first) from None
 
     def close(self, cancel: bool = False) -> None:
-        """Stop the workers: after their work (``cancel=False``), or at once. Cancelling
-        ends the processes first and then waits for the executor's own thread: Python
-        3.11's ``shutdown(wait=False)`` leaves that thread running against a pool it has
-        half torn down (CPython gh-132969)."""
-        if cancel:
-            for process in list((getattr(self._ex, "_processes", None) or {}).values()):
-                process.terminate()
+        """Stop the workers once they are done: with every partition sent (``cancel=False``),
+        or (``cancel=True``) with those already handed to a worker, at most one each beyond
+        the one it scores: well under a second. Workers are never killed here: a worker
+        killed while sending its result leaves the executor's thread waiting for the rest
+        of the message, and the interpreter's exit waiting for that thread. A worker that
+        dies by itself breaks the pool, and the executor then ends the others safely."""
         self._ex.shutdown(wait=True, cancel_futures=cancel)
 
 

@@ -14,7 +14,7 @@ import io
 import json
 import os
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -112,7 +112,21 @@ class AtomicFile:
             fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except OSError as e:
             raise InputError(f"{path}: cannot write here ({e.strerror or e})") from None
-        self.file = os.fdopen(fd, "wb")
+        try:
+            self.file = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            self.temp.unlink()
+            raise
+
+    @contextlib.contextmanager
+    def removed_on_error(self) -> Iterator[None]:
+        """The rest of a writer's set-up: if it fails, the temporary file goes."""
+        try:
+            yield
+        except BaseException:
+            self.abort()
+            raise
 
     def commit(self) -> None:
         if not self.file.closed:
@@ -137,10 +151,11 @@ class CsvWriter:
     def __init__(self, path: Path, columns: Sequence[str]) -> None:
         self.path = path
         self._temp = AtomicFile(path)
-        self._text = io.TextIOWrapper(self._temp.file, encoding="utf-8", newline="",
-                                      write_through=False)
-        self._csv = csv.writer(self._text)
-        self._csv.writerow(columns)
+        with self._temp.removed_on_error():
+            self._text = io.TextIOWrapper(self._temp.file, encoding="utf-8", newline="",
+                                          write_through=False)
+            self._csv = csv.writer(self._text)
+            self._csv.writerow(columns)
 
     def write(self, rows: Sequence[Row], verdicts: Sequence[str | None] | None = None) -> None:
         self._csv.writerows(rows)
@@ -192,8 +207,9 @@ class ParquetWriter:
         self._pa = pa
         self._schema = arrow_schema(columns)
         self._temp = AtomicFile(path)
-        self._temp.file.close()  # pyarrow writes the file by name
-        self._writer = pq.ParquetWriter(str(self._temp.temp), self._schema)
+        with self._temp.removed_on_error():
+            self._temp.file.close()  # pyarrow writes the file by name
+            self._writer = pq.ParquetWriter(str(self._temp.temp), self._schema)
         self._buffer: list[Any] = []
         self._buffered = 0
 
