@@ -95,7 +95,12 @@ class Engine:
             self.memos = (Memo(c.stage1, self._match_1), Memo(c.stage2, self._match_2))
             self._match_1, self._match_2 = (m.match for m in self.memos)
         self._n_qualifiers = len(rulebook.qualifiers)
-        self._names_1 = tuple((f"{i}+", f"{i}-") for i in range(len(c.rules_1)))
+        n_rules = len(c.rules_1)
+        self._n_rules_1 = n_rules
+        # each stage-1 condition: (rule index, state it shows, points it adds to the score)
+        self._fired_info = {f"{i}{sign}": (i, sign == "+", rule.points
+                                           if sign == "+" and i >= self._n_qualifiers else 0)
+                            for i, rule in enumerate(c.rules_1) for sign in "+-"}
         self._names_2 = tuple((f"{j}+", s) for j, s in enumerate(rulebook.next_steps))
         self._ref: RulebookRef = {"name": rulebook.name, "version": rulebook.version,
                                   "sha256": rulebook.sha256}
@@ -178,14 +183,18 @@ class Engine:
         """What stage 1's fired conditions make of a lead: rule states, status, score,
         grade, and the verdict facts stage 2 reads."""
         rb = self.rulebook
-        states = tuple(True if yes in fired else False if no in fired else None
-                       for yes, no in self._names_1)
-        q = states[: self._n_qualifiers]
+        found: list[bool | None] = [None] * self._n_rules_1
+        raw_score = rb.score_base
+        info = self._fired_info
+        for name in fired:
+            i, yes, points = info[name]
+            if yes or found[i] is None:  # never both, but were they, "+" would win
+                found[i] = yes
+            raw_score += points
+        states = tuple(found)
+        q = found[: self._n_qualifiers]
         status = ("disqualified" if False in q else
                   "needs_discovery" if None in q else "qualified")
-        raw_score = rb.score_base + sum(t.points for t, s in
-                                        zip(rb.traits, states[self._n_qualifiers:],
-                                            strict=True) if s)
         score = min(max(raw_score, rb.score_min), rb.score_max)
         grade = rb.grade_for(score).id
         facts: dict[str, Any] = {}

@@ -153,21 +153,18 @@ class Memo:
         if whole is not None:
             self.hits += 1
             return whole
-        fired: frozenset[str] = frozenset()
-        missed: list[tuple[_Component, Hashable]] = []
-        for comp, key in zip(self.components, keys, strict=True):
-            hit = comp.table.get(key)
-            if hit is None:
-                missed.append((comp, key))
-            else:
-                fired |= hit
-        if not missed:
+        hits = [comp.table.get(key) for comp, key in zip(self.components, keys, strict=True)]
+        if None not in hits:
             self.hits += 1
             if len(self._wholes) >= WHOLES:
                 self._wholes.clear()
                 self._whole_answers.clear()
+            fired = frozenset().union(*hits)  # type: ignore[arg-type]
             fired = self._wholes[keys] = self._whole_answers.setdefault(fired, fired)
             return fired
+        missed = [(comp, key) for comp, key, hit in zip(self.components, keys, hits,
+                                                         strict=True) if hit is None]
+        fired = frozenset().union(*(h for h in hits if h is not None))
         self.misses += 1
         answer = self._match(fact)
         for comp, key in missed:
