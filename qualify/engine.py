@@ -95,8 +95,7 @@ class Engine:
             self.memos = (Memo(c.stage1, self._match_1), Memo(c.stage2, self._match_2))
             self._match_1, self._match_2 = (m.match for m in self.memos)
         self._n_qualifiers = len(rulebook.qualifiers)
-        n_rules = len(c.rules_1)
-        self._n_rules_1 = n_rules
+        self._n_rules_1 = len(c.rules_1)
         # each stage-1 condition: (rule index, state it shows, points it adds to the score)
         self._fired_info = {f"{i}{sign}": (i, sign == "+", rule.points
                                            if sign == "+" and i >= self._n_qualifiers else 0)
