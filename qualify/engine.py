@@ -42,10 +42,14 @@ from qualify.verdict import (
 
 State = Literal["met", "unmet", "unknown"]
 # A rule explained for one state and set of values: state, evidence, missing, its line,
-# its entry in the verdict's traits or unknown (a TraitHit, an Unknown, or None), and for a
-# qualifier its entry in the verdict's qualifiers. Verdicts share these parts, as they
+# its entry in the verdict's traits or unknown (a TraitHit, an Unknown, or None), for a
+# qualifier its entry in the verdict's qualifiers, and the words its line shows in
+# brackets (the evidence, or the missing fields). Verdicts share these parts, as they
 # share the rule base's labels: a verdict is a value, not to be changed.
-_Part = tuple[State, list[Evidence], list[str], str, Any, QualifierVerdict | None]
+_Part = tuple[State, list[Evidence], list[str], str, Any, QualifierVerdict | None, str]
+# The weakest factor as the states and points choose it: factor, label, points, reason,
+# and the index of the qualifier whose words end the reason (None: the reason is whole)
+_Choice = tuple[str, str, int, str, int | None]
 EXPLAIN_MEMO = 512  # explained parts kept per rule and locale (about 1 KB each)
 WEAKEST_MEMO = 4096  # weakest factors (and stage-1 outcomes) kept, then they start over
 # Stage 1's outcome: rule states, status, score, grade, and the verdict facts of stage 2
@@ -95,6 +99,7 @@ class Engine:
             self.memos = (Memo(c.stage1, self._match_1), Memo(c.stage2, self._match_2))
             self._match_1, self._match_2 = (m.match for m in self.memos)
         self._n_qualifiers = len(rulebook.qualifiers)
+        self._q_index = {q.id: i for i, q in enumerate(rulebook.qualifiers)}
         self._n_rules_1 = len(c.rules_1)
         # each stage-1 condition: (rule index, state it shows, points it adds to the score)
         self._fired_info = {f"{i}{sign}": (i, sign == "+", rule.points
@@ -114,7 +119,7 @@ class Engine:
         self._words = {loc: Words(rulebook, loc) for loc in LOCALES}
         explainers = [compile_explainer(r.expr) for r in c.rules_1]
         self._keep = WEAKEST_MEMO if memo else 0  # entries per table below; 0: none
-        self._weakest_memo: dict[Hashable, Weakest | None] = {}
+        self._weakest_memo: dict[Hashable, _Choice | None] = {}
         self._outcomes: dict[Hashable, _Outcome] = {}  # by stage 1's fired set
         self._steps_by_fired: dict[Hashable, Rule] = {}  # the next step by stage 2's
         self._views = {loc: tuple(_View.of(r, e, self._words[loc],
@@ -124,10 +129,13 @@ class Engine:
         self._part_keys = part_keys(c.rules_1)
         # per next step: explainer, qualifiers it reads, reads status?, lead fields it reads
         self._steps: dict[str, tuple[Explainer, tuple[str, ...], bool, frozenset[str]]] = {}
-        self._reason_names = {
-            (s.id, loc): frozenset(n for _, n, _, _ in string.Formatter().parse(s.reason[loc])
-                                   if n)
-            for s in rulebook.next_steps for loc in LOCALES}
+        # each reason as (literal, placeholder or None) pieces; the rule base allows no
+        # format spec or conversion in them
+        self._reasons = {(s.id, loc): tuple((text, name) for text, name, _, _
+                                            in string.Formatter().parse(s.reason[loc]))
+                         for s in rulebook.next_steps for loc in LOCALES}
+        self._reason_names = {key: frozenset(n for _, n in pieces if n)
+                              for key, pieces in self._reasons.items()}
         for s in rulebook.next_steps:
             names = [r.name for r in s.expr.refs() if r.kind == "verdict"]
             self._steps[s.id] = (
@@ -227,26 +235,20 @@ class Engine:
         fact, lead = d.fact, d.lead
         lines: list[str] = []
         qualifiers: dict[str, QualifierVerdict] = {}
-        q_evidence: dict[str, list[Evidence]] = {}
-        q_missing: dict[str, list[str]] = {}
+        q_parts: list[_Part] = []
         unknown: list[Unknown] = []
-        q_state: dict[str, State] = {}
-        q_keys: list[Hashable] = [loc]
         views = self._views[loc]
         n = self._n_qualifiers
         keys = self._part_keys(lead, as_of, d.states)
         for v, state, key in zip(views[:n], d.states, keys, strict=False):
-            q_keys.append(key)
             part = v.memo.get(key)
             if part is None:
                 part = v.remember(key, _qualifier_part(v, state, fact, lead, w))
-            st, evidence, missing, line, entry, qualifier = part
-            if entry is not None:
-                unknown.append(entry)
-            lines.append(line)
-            q_state[v.id] = st
-            q_evidence[v.id], q_missing[v.id] = evidence, missing
-            qualifiers[v.id] = qualifier  # type: ignore[assignment]
+            q_parts.append(part)
+            if part[4] is not None:
+                unknown.append(part[4])
+            lines.append(part[3])
+            qualifiers[v.id] = part[5]  # type: ignore[assignment]
         traits: list[TraitHit] = []
         factor_points: dict[str, int] = {}
         for v, state, key in zip(views[n:], d.states[n:], keys[n:], strict=True):
@@ -269,15 +271,8 @@ class Engine:
         else:
             head = (f"{lead['lead_id']}: {w.status[d.status]}, score {d.score}, "
                     f"grade {grade.id} ({grade.label[loc]})")
-        # the weakest factor depends on the qualifiers' parts and the traits' points only
-        weakest_key = (*q_keys, *factor_points.items())
-        try:
-            weakest = self._weakest_memo[weakest_key]
-        except KeyError:
-            weakest = _keep(self._weakest_memo, weakest_key,
-                            self._weakest(q_state, loc, q_evidence, q_missing, factor_points),
-                            self._keep)
-        step = self._next_step(d, loc, q_state, q_evidence, q_missing)
+        weakest = self._weakest(d.states[:n], factor_points, loc, q_parts)
+        step = self._next_step(d, loc, q_parts)
         if weakest:
             lines.append(("短板:" if loc == "zh" else "weakest: ") + weakest["reason"])
         lines.append(("下一步:" if loc == "zh" else "next: ")
@@ -288,13 +283,30 @@ class Engine:
             "traits": traits, "unknown": unknown, "weakest": weakest, "next_step": step,
             "explanation": [head, *lines]})
 
-    def _weakest(self, q_state: Mapping[str, State], loc: str,
-                 q_evidence: Mapping[str, list[Evidence]], q_missing: Mapping[str, list[str]],
-                 factor_points: Mapping[str, int]) -> Weakest | None:
-        """The shortest stave: an unmet qualifier, else the factor whose traits cost most
-        points, else an unknown qualifier, else the factor contributing least."""
+    def _weakest(self, q_states: tuple[bool | None, ...], factor_points: dict[str, int],
+                 loc: str, q_parts: list[_Part]) -> Weakest | None:
+        """The shortest stave. The states and points choose it (kept per choice); an unmet
+        or unknown qualifier's reason ends with the words of its part."""
+        key = (loc, q_states, *factor_points.items())
+        try:
+            choice = self._weakest_memo[key]
+        except KeyError:
+            choice = _keep(self._weakest_memo, key,
+                           self._choose_weakest(q_states, factor_points, loc), self._keep)
+        if choice is None:
+            return None
+        factor, label, points, reason, q = choice
+        if q is not None:
+            reason = f"{reason}{q_parts[q][6]})"
+        return {"factor": factor, "label": label, "reason": reason, "points": points}
+
+    def _choose_weakest(self, q_states: tuple[bool | None, ...],
+                        factor_points: Mapping[str, int], loc: str) -> _Choice | None:
+        """An unmet qualifier, else the factor whose traits cost most points, else an
+        unknown qualifier, else the factor contributing least."""
         rb = self.rulebook
         w = self._words[loc]
+        q_state = {q.id: _state(st) for q, st in zip(rb.qualifiers, q_states, strict=True)}
         best: tuple[int, int, int, str] | None = None
         for order, factor in enumerate(rb.factors):
             pts = factor_points.get(factor, 0)
@@ -307,48 +319,65 @@ class Engine:
             return None
         rank, pts, _, factor = best
         label = rb.factors[factor][loc]
+        head = f"{label}{w.colon}"
         if rank == 0:
-            why = f"{w.state['unmet']} ({w.evidence(q_evidence[factor])})"
-        elif rank == 1:
+            return factor, label, pts, f"{head}{w.state['unmet']} (", self._q_index[factor]
+        if rank == 2:
+            return (factor, label, pts, f"{head}{w.state['unknown']} ({w.missing_word} ",
+                    self._q_index[factor])
+        if rank == 1:
             why = f"{pts:+d} 分" if loc == "zh" else f"{pts:+d} points"
-        elif rank == 2:
-            why = f"{w.state['unknown']} ({w.missing(q_missing[factor])})"
         else:
             why = f"得分最少({pts:+d})" if loc == "zh" else f"the fewest points ({pts:+d})"
-        return {"factor": factor, "label": label, "reason": f"{label}{w.colon}{why}",
-                "points": pts}
+        return factor, label, pts, head + why, None
 
-    def _next_step(self, d: Decision, loc: str, q_state: Mapping[str, State],
-                   q_evidence: Mapping[str, list[Evidence]],
-                   q_missing: Mapping[str, list[str]]) -> NextStep:
+    def _next_step(self, d: Decision, loc: str, q_parts: list[_Part]) -> NextStep:
         """The step's label and its reason, filled from the lead's facts (only the names
-        its reason uses are worked out)."""
+        its reason uses are worked out; a qualifier's evidence and missing fields are the
+        words of its part)."""
         rb = self.rulebook
         w = self._words[loc]
         step = d.step
         explainer, read_q, reads_status, fields = self._steps[step.id]
         used = self._reason_names[step.id, loc]
+        index = self._q_index
         if reads_status:
-            read_q = read_q + tuple(q for q, s in q_state.items() if s != "met")
+            read_q = tuple(dict.fromkeys(
+                (*read_q, *(q.id for q, p in zip(rb.qualifiers, q_parts, strict=True)
+                            if p[0] != "met"))))
         values: dict[str, str] = {}
         if "evidence" in used:
             own = explainer(d.stage2_fact, d.lead, True)
-            evidence = [e for e in own if e["field"] in fields]
-            for q in read_q:
-                evidence += q_evidence.get(q, [])
-            values["evidence"] = w.evidence(evidence) or "-"
+            texts = [w.evidence([e for e in own if e["field"] in fields])]
+            texts += [p[6] for p in (q_parts[index[q]] for q in read_q) if p[0] != "unknown"]
+            values["evidence"] = "; ".join(t for t in texts if t) or "-"
         if "missing" in used:
-            focus = read_q or tuple(q for q, s in q_state.items() if s == "unknown")
-            missing = list(dict.fromkeys(m for q in focus for m in q_missing.get(q, [])))
-            values["missing"] = w.fields(missing) or "-"
+            focus = read_q or tuple(q.id for q, p in zip(rb.qualifiers, q_parts, strict=True)
+                                    if p[0] == "unknown")
+            if len(focus) == 1:
+                p = q_parts[index[focus[0]]]
+                text = p[6] if p[0] == "unknown" else ""
+            else:
+                text = w.fields(list(dict.fromkeys(m for q in focus
+                                                   for m in q_parts[index[q]][2])))
+            values["missing"] = text or "-"
         for name in ("unmet", "unknown"):
             if name in used:
-                labels = [r.label[loc] for r in rb.qualifiers if q_state[r.id] == name]
+                labels = [r.label[loc] for r, p in zip(rb.qualifiers, q_parts, strict=True)
+                          if p[0] == name]
                 values[name] = w.sep.join(labels) or "-"
-        values |= {"grade": d.grade, "score": str(d.score), "status": w.status[d.status],
-                   "lead_id": d.lead["lead_id"]}
-        reason = step.reason[loc].format_map(_Template(values, d.lead))
-        return {"id": step.id, "label": step.label[loc], "reason": reason}
+        if "grade" in used:
+            values["grade"] = d.grade
+        if "score" in used:
+            values["score"] = str(d.score)
+        if "status" in used:
+            values["status"] = w.status[d.status]
+        out: list[str] = []
+        for literal, field in self._reasons[step.id, loc]:
+            out.append(literal)
+            if field is not None:
+                out.append(values[field] if field in values else _field_text(d.lead, field))
+        return {"id": step.id, "label": step.label[loc], "reason": "".join(out)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,13 +450,15 @@ def _qualifier_part(v: _View, state: bool | None, fact: Mapping[str, Any],
         missing = [s for s in v.sources if s not in lead]
         entry: Unknown = {"id": v.id, "section": "qualifier", "label": v.label,
                           "missing": missing, "points": 0, "could_change_status": True}
-        return ("unknown", [], missing, f"{v.unknown_line}({w.missing(missing)})", entry,
-                {"state": "unknown", "label": v.label, "evidence": [], "missing": missing})
+        text = w.fields(missing)
+        return ("unknown", [], missing, f"{v.unknown_line}({w.missing_word} {text})", entry,
+                {"state": "unknown", "label": v.label, "evidence": [], "missing": missing},
+                text)
     evidence = v.explainer(fact, lead, state)
-    line = f"{v.met_line if state else v.unmet_line}({w.evidence(evidence)})"
+    text = w.evidence(evidence)
     st: State = "met" if state else "unmet"
-    return (st, evidence, [], line, None,
-            {"state": st, "label": v.label, "evidence": evidence, "missing": []})
+    return (st, evidence, [], f"{v.met_line if state else v.unmet_line}({text})", None,
+            {"state": st, "label": v.label, "evidence": evidence, "missing": []}, text)
 
 
 def _trait_part(v: _View, state: bool | None, fact: Mapping[str, Any],
@@ -436,11 +467,11 @@ def _trait_part(v: _View, state: bool | None, fact: Mapping[str, Any],
         evidence = v.explainer(fact, lead, state)
         hit: TraitHit = {"id": v.id, "kind": v.kind,  # type: ignore[typeddict-item]
                          "points": v.points, "label": v.label, "evidence": evidence}
-        return "met", evidence, [], v.met_line + w.evidence(evidence), hit, None
+        return "met", evidence, [], v.met_line + w.evidence(evidence), hit, None, ""
     missing = [s for s in v.sources if s not in lead]
     entry: Unknown = {"id": v.id, "section": "trait", "label": v.label, "missing": missing,
                       "points": v.points, "could_change_status": False}
-    return "unknown", [], missing, v.unknown_line + w.fields(missing), entry, None
+    return "unknown", [], missing, v.unknown_line + w.fields(missing), entry, None, ""
 
 
 _T = TypeVar("_T")
@@ -460,19 +491,13 @@ def _state(state: bool | None) -> State:
     return "met" if state else "unknown" if state is None else "unmet"
 
 
-class _Template(dict[str, str]):
-    """Fills a reason: {field} is the lead's value (or "?"), other names from ``values``."""
-
-    def __init__(self, values: Mapping[str, str], lead: Mapping[str, Any]) -> None:
-        super().__init__(values)
-        self.lead = lead
-
-    def __missing__(self, key: str) -> str:
-        if key in self.lead:
-            v = self.lead[key]
-            if isinstance(v, dt.date):
-                return v.isoformat()
-            if isinstance(v, tuple):
-                return ", ".join(v) or "-"
-            return v if isinstance(v, str) else show_value(v)
-        return "?"
+def _field_text(lead: Mapping[str, Any], key: str) -> str:
+    """A lead field as a reason shows it (or "?" where the lead lacks it)."""
+    if key in lead:
+        v = lead[key]
+        if isinstance(v, dt.date):
+            return v.isoformat()
+        if isinstance(v, tuple):
+            return ", ".join(v) or "-"
+        return v if isinstance(v, str) else show_value(v)
+    return "?"

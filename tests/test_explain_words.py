@@ -1,0 +1,107 @@
+"""The weakest factor and the next step's reason, checked against a plain rendering.
+
+The engine builds both from explained parts it keeps and reuses (their words, a weakest
+factor chosen per states and points, a reason template parsed once). Here they are worked
+out the plain way, from the verdict's own qualifiers and traits and the rule base's texts,
+for thousands of generated leads in both locales and on several days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import string
+from typing import Any
+
+import pytest
+
+from qualify import Engine, synthetic
+from qualify.explain import Words, compile_explainer, show_value
+from qualify.rulebook import Rulebook
+from qualify.verdict import Verdict
+
+AS_OF = dt.date(2026, 1, 1)
+
+
+def plain_weakest(rb: Rulebook, v: Verdict) -> tuple[dict[str, Any] | None, int | None]:
+    """An unmet qualifier, else the factor whose traits cost most points, else an unknown
+    qualifier, else the factor contributing least (ties: rule-base order)."""
+    w = Words(rb, v.locale)
+    factor_of = {t.id: t.factor for t in rb.traits}
+    points: dict[str, int] = {}
+    for t in v.traits:
+        factor = factor_of[t["id"]]
+        if factor:
+            points[factor] = points.get(factor, 0) + t["points"]
+    ranked = []
+    for order, factor in enumerate(rb.factors):
+        pts = points.get(factor, 0)
+        st = v.qualifiers[factor]["state"] if factor in v.qualifiers else None
+        rank = 0 if st == "unmet" else 1 if pts < 0 else 2 if st == "unknown" else 3
+        ranked.append((rank, pts, order, factor))
+    if not ranked:
+        return None, None
+    rank, pts, _, factor = min(ranked)
+    zh = v.locale == "zh"
+    q = v.qualifiers.get(factor)
+    why = [f"{w.state['unmet']} ({w.evidence(q['evidence'] if q else [])})",
+           f"{pts:+d} 分" if zh else f"{pts:+d} points",
+           f"{w.state['unknown']} ({w.missing(q['missing'] if q else [])})",
+           f"得分最少({pts:+d})" if zh else f"the fewest points ({pts:+d})"][rank]
+    label = rb.factors[factor][v.locale]
+    return {"factor": factor, "label": label, "reason": f"{label}{w.colon}{why}",
+            "points": pts}, rank
+
+
+def plain_reason(rb: Rulebook, engine: Engine, lead: dict[str, Any], v: Verdict) -> str:
+    """The step's reason template filled with str.format, every value worked out."""
+    w = Words(rb, v.locale)
+    loc = v.locale
+    step = next(s for s in rb.next_steps if s.id == v.next_step["id"])
+    d = engine.decide(lead, v.as_of)
+    refs = list(step.expr.refs())
+    names = [r.name for r in refs if r.kind == "verdict"]
+    fields = {r.name for r in refs if r.kind != "verdict"}
+    read_q = [n.split(".", 1)[1] for n in names if n.startswith("qualifier.")]
+    if "status" in names:
+        read_q += [q for q, qv in v.qualifiers.items() if qv["state"] != "met"]
+    read_q = list(dict.fromkeys(read_q))
+    own = [e for e in compile_explainer(step.expr)(d.stage2_fact, d.lead, True)
+           if e["field"] in fields]
+    evidence = own + [e for q in read_q for e in v.qualifiers[q]["evidence"]]
+    focus = read_q or [q for q, qv in v.qualifiers.items() if qv["state"] == "unknown"]
+    missing = list(dict.fromkeys(m for q in focus for m in v.qualifiers[q]["missing"]))
+    values = {
+        "evidence": w.evidence(evidence) or "-",
+        "missing": w.fields(missing) or "-",
+        "unmet": w.sep.join(qv["label"] for qv in v.qualifiers.values()
+                            if qv["state"] == "unmet") or "-",
+        "unknown": w.sep.join(qv["label"] for qv in v.qualifiers.values()
+                              if qv["state"] == "unknown") or "-",
+        "grade": v.grade, "score": str(v.score), "status": w.status[v.status],
+    }
+    for _, name, _, _ in string.Formatter().parse(step.reason[loc]):
+        if name and name not in values:
+            value = d.lead.get(name)
+            values[name] = ("?" if value is None else value.isoformat()
+                            if isinstance(value, dt.date) else ", ".join(value) or "-"
+                            if isinstance(value, tuple) else value
+                            if isinstance(value, str) else show_value(value))
+    return step.reason[loc].format_map(values)
+
+
+@pytest.mark.parametrize("memo", [True, False], ids=["memo", "no-memo"])
+def test_weakest_and_reason_render_as_plain(memo: bool) -> None:
+    leads = list(synthetic.generate(2500, seed=21, bad_rate=0))
+    with Engine.from_path(memo=memo) as engine:
+        rb = engine.rulebook
+        steps, ranks = set(), set()
+        for i, lead in enumerate(leads):
+            as_of = AS_OF + dt.timedelta(days=37 * (i % 5))
+            v = engine.score(lead, as_of=as_of, locale=("en", "zh")[i % 2])
+            weakest, rank = plain_weakest(rb, v)
+            assert v.weakest == weakest, lead
+            assert v.next_step["reason"] == plain_reason(rb, engine, lead, v), lead
+            steps.add(v.next_step["id"])
+            ranks.add(rank)
+    assert steps == {s.id for s in rb.next_steps}  # every reason template was filled
+    assert ranks == {0, 1, 2, 3}  # unmet, costly traits, unknown, fewest points
