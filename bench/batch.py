@@ -43,7 +43,7 @@ from qualify.batch.runner import PARTITION, Scorer, Spec, score_partition  # noq
 from qualify.batch.summary import Summary  # noqa: E402
 from qualify.batch.writers import open_writer  # noqa: E402
 from qualify.synthetic import generate  # noqa: E402
-from qualify.tuning import tune_gc, tune_malloc  # noqa: E402
+from qualify.tuning import BATCH_GC_THRESHOLD, tune_gc, tune_malloc  # noqa: E402
 
 AS_OF = dt.date(2026, 1, 1)
 TARGET = 25_000  # leads/s end to end with 2 workers (issue 4)
@@ -159,7 +159,7 @@ def per_lead(csv_path: Path, n: int = 4000) -> None:
     """Where one lead's CPU time goes, in one process, each stage timed on its own (tuned
     as a worker process is)."""
     tune_malloc()
-    tune_gc()
+    tune_gc(BATCH_GC_THRESHOLD)
     spec = Spec(rules_text=default_rules_path().read_text(encoding="utf-8"),
                 rules_file="default.yaml", as_of=AS_OF, output_format="parquet")
     scorer = Scorer(spec)

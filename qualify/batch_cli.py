@@ -20,7 +20,7 @@ from qualify.batch.summary import plural
 from qualify.batch.summary import render as render_summary
 from qualify.cli import RULES_OPTION, parse_as_of
 from qualify.errors import QualifyError, RulebaseError
-from qualify.tuning import tune_gc
+from qualify.tuning import BATCH_GC_THRESHOLD, tune_gc
 
 PATH = click.Path(dir_okay=False, path_type=Path)
 
@@ -62,7 +62,7 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
     job = Job(input=input_path, output=output, rules=rules_path, mapping=mapping,
               workers=workers, compare=compare, report=report, as_of=as_of, locale=locale,
               keys=keys)
-    tune_gc()  # this process is ours: it scores in-process with one worker
+    tune_gc(BATCH_GC_THRESHOLD)  # this process is ours: it scores in-process with one worker
     try:
         with sigterm_as_interrupt():
             outcome = run_batch(job)

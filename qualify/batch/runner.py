@@ -35,7 +35,7 @@ from qualify.engine import Engine
 from qualify.errors import LeadError, QualifyError
 from qualify.mapping import Profile, load_profile_text
 from qualify.rulebook import load_rulebook_text
-from qualify.tuning import tune_gc, tune_malloc
+from qualify.tuning import BATCH_GC_THRESHOLD, tune_gc, tune_malloc
 from qualify.verdict import verdict_json
 
 PARTITION = 1000  # records per unit of work
@@ -172,7 +172,7 @@ def _start(spec: Spec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_malloc()
     _scorer = Scorer(spec)
-    tune_gc()
+    tune_gc(BATCH_GC_THRESHOLD)
 
 
 def _work(raw: Raw) -> Block:
