@@ -21,7 +21,15 @@ from qualify.batch.compare import CHANGE_COLUMNS, Comparer, Comparison, Previous
 from qualify.batch.interrupts import held
 from qualify.batch.progress import Progress
 from qualify.batch.readers import InputError, Raw, Reader, format_of, open_reader
-from qualify.batch.runner import PARTITION, Pool, Scorer, Spec, default_workers, score_all
+from qualify.batch.runner import (
+    PARTITION,
+    Pool,
+    Scorer,
+    Spec,
+    default_workers,
+    layout_of,
+    score_all,
+)
 from qualify.batch.summary import Summary
 from qualify.batch.writers import Writer, open_writer
 from qualify.engine import today
@@ -172,23 +180,25 @@ def run_batch(job: Job) -> Outcome:
         if previous is not None:
             stack.callback(previous.close)
         spec = dataclasses.replace(spec, keys=keys, compare=previous is not None)
-        scorer = Scorer(spec)  # the layout, and the engine when scoring in-process
-        stack.callback(scorer.close)
-        pool = None
-        if workers > 1:
+        pool = scorer = None
+        if workers > 1:  # first: no engine and no other thread here yet, see Pool
             pool = Pool(spec, workers)
             stack.push(_closer(pool))
+        else:
+            scorer = Scorer(spec)
+            stack.callback(scorer.close)
+        layout = layout_of(spec, rulebook)
         outcome = Outcome(job, rulebook, spec.as_of, workers)
         writers: list[Writer] = []
         try:
-            out = _open(job.output, scorer.layout.names, writers)
+            out = _open(job.output, layout.names, writers)
             outcome.errors_path = sibling(job.output, "errors")
             errors = _open(outcome.errors_path, ERROR_COLUMNS, writers)
             comparer = None
             if previous is not None:
                 outcome.changes_path = sibling(job.output, "changes")
                 changes = _open(outcome.changes_path, CHANGE_COLUMNS, writers)
-                comparer = Comparer(previous, scorer.layout, changes)
+                comparer = Comparer(previous, layout, changes)
             started = time.perf_counter()
             label = f"scoring {job.input.name}"
             marks: deque[int] = deque()  # input position after each partition read

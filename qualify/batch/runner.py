@@ -15,9 +15,11 @@ flight so memory stays flat whatever the input size. One worker scores in-proces
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import multiprocessing
 import os
 import signal
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -34,7 +36,7 @@ from qualify.batch.writers import encoder
 from qualify.engine import Engine
 from qualify.errors import LeadError, QualifyError
 from qualify.mapping import Profile, load_profile_text
-from qualify.rulebook import load_rulebook_text
+from qualify.rulebook import Rulebook, load_rulebook_text
 from qualify.tuning import BATCH_GC_THRESHOLD, tune_gc, tune_malloc
 from qualify.verdict import verdict_json
 
@@ -75,12 +77,16 @@ class Scorer:
             self.profile = load_profile_text(spec.mapping_text, self.rulebook,
                                              spec.mapping_file or "<mapping>")
         self.engine = Engine(self.rulebook)
-        self.layout = Layout(spec.keys, tuple(q.id for q in self.rulebook.qualifiers),
-                             self.rulebook.sha256)
+        self.layout = layout_of(spec, self.rulebook)
         self.encode = encoder(spec.output_format, self.layout.names)
 
     def close(self) -> None:
         self.engine.close()
+
+
+def layout_of(spec: Spec, rulebook: Rulebook) -> Layout:
+    """The output rows' columns for this spec and rule base."""
+    return Layout(spec.keys, tuple(q.id for q in rulebook.qualifiers), rulebook.sha256)
 
 
 @dataclass(slots=True)
@@ -168,11 +174,14 @@ def _start(spec: Spec) -> None:
     global _scorer  # noqa: PLW0603 - one engine per worker process, by design
     # Ctrl-C reaches the whole process group; the parent decides what happens. A worker
     # it killed could die halfway through sending a result, and the executor's thread
-    # would then wait forever for the rest (seen: a hang in 1 of 25 interrupts).
+    # would then wait forever for the rest (seen: a hang in 1 of 25 interrupts). SIGTERM
+    # ends a worker, whatever handler a forked one inherited from the command.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     tune_malloc()
-    _scorer = Scorer(spec)
     tune_gc(BATCH_GC_THRESHOLD)
+    _scorer = Scorer(spec)
+    gc.freeze()  # the engine lives as long as the process: out of the collector's sight
 
 
 def _work(raw: Raw) -> Block:
@@ -182,6 +191,18 @@ def _work(raw: Raw) -> Block:
 
 def _ready() -> int:
     return os.getpid()
+
+
+def start_method() -> str:
+    """How to start workers: ``fork`` when this process runs a single thread, so they begin
+    with its imports (ready in about 0.03 s); else ``forkserver`` (a fresh process imports
+    qualify again, about 0.2 s), as forking a process with other threads running (pyarrow's
+    pools after reading Parquet, a progress bar) can deadlock the child."""
+    try:
+        threads = len(os.listdir("/proc/self/task"))
+    except OSError:  # not Linux: no way to count native threads
+        return "forkserver"
+    return "fork" if threads == 1 and threading.active_count() == 1 else "forkserver"
 
 
 def default_workers() -> int:
@@ -203,13 +224,15 @@ class Pool:
     """``workers`` processes, each with its own engine built from the picklable ``Spec``;
     results in input order. The processes start at once, in ``__init__``."""
 
-    def __init__(self, spec: Spec, workers: int) -> None:
+    def __init__(self, spec: Spec, workers: int, method: str | None = None) -> None:
+        """``method``: how to start the workers (default: ``start_method()``). Every
+        worker is forked here, at once: make the pool before this process starts threads
+        or builds an engine of its own."""
         self.workers = workers
-        # forkserver: workers fork from a clean single-threaded server process, never from
-        # this one, which may run threads (pyarrow's pools, the progress bar): forking a
-        # threaded process can deadlock the child, and Python 3.12 warns about it.
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["qualify.batch.runner"])
+        self.method = method or start_method()
+        ctx = multiprocessing.get_context(self.method)
+        if self.method == "forkserver":
+            ctx.set_forkserver_preload(["qualify.batch.runner"])
         self._ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start,
                                        initargs=(spec,))
         try:  # fork every worker now, and surface an engine that fails to build

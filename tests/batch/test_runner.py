@@ -6,6 +6,8 @@ import copy
 import json
 import os
 import signal
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -109,11 +111,14 @@ class TestPure:
 
 
 class TestPool:
-    def test_two_workers_give_the_in_process_output_in_order(self, scorer: Scorer) -> None:
-        """Output order is input order whatever the worker count; the bytes are identical."""
+    @pytest.mark.parametrize("method", ["fork", "forkserver"])
+    def test_two_workers_give_the_in_process_output_in_order(self, scorer: Scorer,
+                                                             method: str) -> None:
+        """Output order is input order whatever the worker count and however the workers
+        start; the bytes are identical."""
         items = list(enumerate(synthetic(2100, seed=5, bad_rate=0.02), 1))
         alone = b"".join(b.data for b in score_all(SPEC, partitions(items), scorer=scorer))
-        pool = Pool(SPEC, 2)
+        pool = Pool(SPEC, 2, method)
         try:
             pooled = b"".join(b.data for b in score_all(SPEC, partitions(items), pool=pool))
         finally:
@@ -134,3 +139,17 @@ class TestPool:
                 list(score_all(SPEC, partitions(items), pool=pool))
         finally:
             pool.close(cancel=True)
+
+
+class TestStartMethod:
+    @pytest.mark.parametrize(("threads", "method"), [(0, "fork"), (1, "forkserver")])
+    def test_fork_only_while_single_threaded(self, threads: int, method: str) -> None:
+        """A fresh process forks its workers; one running another thread does not."""
+        code = ("import threading, time\n"
+                "from qualify.batch.runner import start_method\n"
+                f"for _ in range({threads}):\n"
+                "    threading.Thread(target=time.sleep, args=(2,), daemon=True).start()\n"
+                "print(start_method())\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, timeout=60)
+        assert out.stdout.strip() == method
