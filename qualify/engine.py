@@ -100,6 +100,9 @@ class Engine:
             self._match_1, self._match_2 = (m.match for m in self.memos)
         self._n_qualifiers = len(rulebook.qualifiers)
         self._q_index = {q.id: i for i, q in enumerate(rulebook.qualifiers)}
+        # each factor in order: (order, factor, its qualifier's index, or -1 for none)
+        self._factor_plan = tuple((order, f, self._q_index.get(f, -1))
+                                  for order, f in enumerate(rulebook.factors))
         self._n_rules_1 = len(c.rules_1)
         # each stage-1 condition: (rule index, state it shows, points it adds to the score)
         self._fired_info = {f"{i}{sign}": (i, sign == "+", rule.points
@@ -119,7 +122,7 @@ class Engine:
         self._words = {loc: Words(rulebook, loc) for loc in LOCALES}
         explainers = [compile_explainer(r.expr) for r in c.rules_1]
         self._keep = WEAKEST_MEMO if memo else 0  # entries per table below; 0: none
-        self._weakest_memo: dict[Hashable, _Choice | None] = {}
+        self._weakest_memo: dict[Hashable, _Choice] = {}  # words by (locale, choice)
         self._outcomes: dict[Hashable, _Outcome] = {}  # by stage 1's fired set
         self._steps_by_fired: dict[Hashable, Rule] = {}  # the next step by stage 2's
         self._views = {loc: tuple(_View.of(r, e, self._words[loc],
@@ -285,39 +288,37 @@ class Engine:
 
     def _weakest(self, q_states: tuple[bool | None, ...], factor_points: dict[str, int],
                  loc: str, q_parts: list[_Part]) -> Weakest | None:
-        """The shortest stave. The states and points choose it (kept per choice); an unmet
-        or unknown qualifier's reason ends with the words of its part."""
-        key = (loc, q_states, *factor_points.items())
+        """The shortest stave: an unmet qualifier, else the factor whose traits cost most
+        points, else an unknown qualifier, else the factor contributing least (ties: fewer
+        points, then rule-base order). Its words are kept per choice; an unmet or unknown
+        qualifier's reason ends with the words of its part."""
+        best: tuple[int, int, int] | None = None
+        get = factor_points.get
+        for order, factor, q in self._factor_plan:
+            pts = get(factor, 0)
+            st = True if q < 0 else q_states[q]
+            rank = 0 if st is False else 1 if pts < 0 else 2 if st is None else 3
+            if best is None or (rank, pts, order) < best:
+                best = (rank, pts, order)
+        if best is None:
+            return None
+        key = (loc, *best)
         try:
             choice = self._weakest_memo[key]
         except KeyError:
-            choice = _keep(self._weakest_memo, key,
-                           self._choose_weakest(q_states, factor_points, loc), self._keep)
-        if choice is None:
-            return None
-        factor, label, points, reason, q = choice
-        if q is not None:
-            reason = f"{reason}{q_parts[q][6]})"
+            choice = _keep(self._weakest_memo, key, self._words_of_weakest(*best, loc),
+                           self._keep)
+        factor, label, points, reason, q_index = choice
+        if q_index is not None:
+            reason = f"{reason}{q_parts[q_index][6]})"
         return {"factor": factor, "label": label, "reason": reason, "points": points}
 
-    def _choose_weakest(self, q_states: tuple[bool | None, ...],
-                        factor_points: Mapping[str, int], loc: str) -> _Choice | None:
-        """An unmet qualifier, else the factor whose traits cost most points, else an
-        unknown qualifier, else the factor contributing least."""
+    def _words_of_weakest(self, rank: int, pts: int, order: int, loc: str) -> _Choice:
+        """The weakest factor's label and reason (for an unmet or unknown qualifier, the
+        reason's start: its part's words end it)."""
         rb = self.rulebook
         w = self._words[loc]
-        q_state = {q.id: _state(st) for q, st in zip(rb.qualifiers, q_states, strict=True)}
-        best: tuple[int, int, int, str] | None = None
-        for order, factor in enumerate(rb.factors):
-            pts = factor_points.get(factor, 0)
-            st = q_state.get(factor)
-            rank = 0 if st == "unmet" else 1 if pts < 0 else 2 if st == "unknown" else 3
-            key = (rank, pts, order, factor)
-            if best is None or key < best:
-                best = key
-        if best is None:
-            return None
-        rank, pts, _, factor = best
+        factor = self._factor_plan[order][1]
         label = rb.factors[factor][loc]
         head = f"{label}{w.colon}"
         if rank == 0:
