@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qualify.batch import readers
 from qualify.batch.readers import BadRecord, InputError, _csv_records, decode, open_reader
 
 
@@ -146,12 +147,14 @@ class TestPartitions:
     @settings(max_examples=150, deadline=None)
     @given(rows=st.lists(st.lists(cell_text, min_size=1, max_size=4), max_size=12),
            quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONE]),
-           size=st.integers(1, 5))
+           size=st.integers(1, 5), block=st.sampled_from([1, 7, 30, readers._BLOCK]))
     def test_csv_partitions_decode_to_the_whole_file(self, tmp_path_factory: Any,
                                                      rows: list[list[str]], quoting: int,
-                                                     size: int) -> None:
+                                                     size: int, block: int) -> None:
         """Cut into partitions of any size and decoded apart, a CSV file gives the records
-        and lines a single pass gives, whatever quotes, newlines and stray quotes it has."""
+        and lines a single pass gives, whatever quotes, newlines and stray quotes it has,
+        and wherever the blocks it is read in end (a quoted value may span them; a block
+        with no quote is cut by lines, one with a quote by the csv module)."""
         f = tmp_path_factory.mktemp("p") / "a.csv"
         with f.open("w", encoding="utf-8", newline="") as out:
             if quoting == csv.QUOTE_NONE:  # raw text: stray quotes and broken rows
@@ -165,8 +168,12 @@ class TestPartitions:
         reference = csv.reader(io.StringIO(body, newline=""))
         want = list(_csv_records(reference, 1, 3, [("x", 0), ("y", 1), ("z", 2)]))
         reader = open_reader(f)
-        got = [item for raw in reader.partitions(size) for item in decode(raw)]
-        reader.close()
+        default, readers._BLOCK = readers._BLOCK, block
+        try:
+            got = [item for raw in reader.partitions(size) for item in decode(raw)]
+        finally:
+            readers._BLOCK = default
+            reader.close()
         assert want == got
 
     def test_jsonl_partitions_keep_line_numbers(self, tmp_path: Path) -> None:
