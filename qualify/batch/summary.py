@@ -23,16 +23,8 @@ FIRST_ERRORS = 10  # failed rows kept for the printout; the errors file has all 
 TOP = 5  # items shown per ranking
 ROW = "(whole row)"  # error_fields key for a row that failed as a whole, not one field
 
-
-class _Buckets(dict[int, int]):
-    """Scores by tens: 0, 10, ... 90 (90 holds 90-100)."""
-
-    def __missing__(self, score: int) -> int:
-        self[score] = bucket = min(score // 10 * 10, 90)
-        return bucket
-
-
-_BUCKET = _Buckets()
+# scores by tens: 0, 10, ... 90 (90 holds 90-100); a rule base keeps scores within 0-100
+_BUCKET = [min(score // 10 * 10, 90) for score in range(101)]
 _SPLIT = methodcaller("split", LIST_SEP)  # the traits column: ids joined by ";"
 
 
