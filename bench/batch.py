@@ -186,9 +186,10 @@ def per_lead(csv_path: Path, n: int = 4000) -> None:
     explain = _cpu() - t
     t = _cpu()
     rows, summary = [], Summary()
-    for (line, _), v in zip(items, verdicts, strict=False):
+    for (line, _), v in zip(items, verdicts, strict=False):  # as score_partition does
         rows.append(scorer.layout.row(line, (), v))
-        summary.add(v)
+        summary.add_missing(v)
+    summary.add_rows(scorer.layout.names, rows)
     row = _cpu() - t
     # a worker: the rows as Arrow batches, a partition at a time; the first partition is
     # not timed (it grows the heap: 40 µs a row where later ones take 2-3)
