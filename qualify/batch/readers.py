@@ -168,9 +168,10 @@ def _bad_bytes(text: str) -> str | None:
 class CsvReader(_FileReader):
     """CSV with a header row. Columns with an empty name (a trailing comma) are ignored.
 
-    ``partitions`` finds where records end with the csv module itself (so a quoted value
-    may span lines, and a stray quote in a value is read as the csv module reads it) and
-    hands on the text of whole records; ``decode`` parses that text again in the worker.
+    ``partitions`` finds where records end as the csv module does (a quoted value may
+    span lines, and a stray quote in a value is read as the csv module reads it: where the
+    text has a quote character, the csv module itself finds them) and hands on the text of
+    whole records; ``decode`` parses that text again in the worker.
     """
 
     def __init__(self, path: Path) -> None:
