@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qualify import Engine, synthetic
+from qualify import memo as memo_module
 from qualify.adapter import Condition, Matcher
 from qualify.compiler import guarded
 from qualify.memo import Memo, components
@@ -187,6 +188,34 @@ class TestMemo:
             assert memo.match({"x": 11}) == {"big"}
             assert memo.match({"x": 12}) == {"big"}
             assert engine.calls == 3  # the second class was never stored
+        finally:
+            m.close()
+
+    def test_whole_tuples_rest_while_they_do_not_pay(self,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+        """Facts that never repeat as a whole: once the whole-tuple table fills without
+        enough hits it rests, then tries again; facts that repeat keep it on. Answers are
+        the engine's throughout."""
+        monkeypatch.setattr(memo_module, "WHOLES", 4)
+        monkeypatch.setattr(memo_module, "REST", 2)
+        rules = {f"{k}{i}": {"$gt": {k: 10 * i}} for k in "xy" for i in range(4)}
+        m = Matcher(rules, "rest")
+        memo = Memo(rules, m.match)
+        try:
+            values = [-5, 5, 15, 25, 35]  # five classes of x, five of y: 25 whole tuples
+            new = [{"x": x, "y": y} for x in values for y in values]
+            rested = []
+            for fact in new * 2:
+                assert memo.match(fact) == m.match(fact), fact
+                rested.append(memo._rest > 0)
+            assert any(rested) and not all(rested)  # it rested, and tried again
+            again = Memo(rules, m.match)
+            for fact in [f for f in new for _ in range(3)] * 2:  # each whole tuple 3 times
+                assert again.match(fact) == m.match(fact), fact
+                assert again._rest == 0  # twice as many hits as new tuples: it pays
+            same = {"x": 15, "y": -5}
+            first = again.match(same)
+            assert again.match(dict(same)) is first == {"x0", "x1"}
         finally:
             m.close()
 
