@@ -25,6 +25,7 @@ from qualify.adapter import Matcher
 from qualify.compiler import compile_rulebook
 from qualify.errors import EngineClosedError, QualifyError
 from qualify.explain import Explainer, Words, compile_explainer, show_value
+from qualify.kept import Kept
 from qualify.leads import Lead, LeadReader
 from qualify.memo import Match, Memo
 from qualify.rulebook import Rule, Rulebook, default_rules_path, load_rulebook
@@ -51,7 +52,7 @@ _Part = tuple[State, list[Evidence], list[str], str, Any, QualifierVerdict | Non
 # and the index of the qualifier whose words end the reason (None: the reason is whole)
 _Choice = tuple[str, str, int, str, int | None]
 EXPLAIN_MEMO = 512  # explained parts kept per rule and locale (about 1 KB each)
-WEAKEST_MEMO = 4096  # weakest factors (and stage-1 outcomes) kept, then they start over
+WEAKEST_MEMO = 4096  # weakest factors, next steps, stage-1 outcomes kept, then they start over
 # Stage 1's outcome: rule states, status, score, grade, and the verdict facts of stage 2
 _Outcome = tuple[tuple[bool | None, ...], str, int, str, tuple[tuple[str, Any], ...]]
 LOCALES = ("en", "zh")
@@ -123,7 +124,7 @@ class Engine:
         explainers = [compile_explainer(r.expr) for r in c.rules_1]
         self._keep = WEAKEST_MEMO if memo else 0  # entries per table below; 0: none
         self._weakest_memo: dict[Hashable, _Choice] = {}  # words by (locale, choice)
-        self._outcomes: dict[Hashable, _Outcome] = {}  # by stage 1's fired set
+        self._outcomes: Kept[_Outcome] = Kept(self._keep)  # by stage 1's fired set
         self._steps_by_fired: dict[Hashable, Rule] = {}  # the next step by stage 2's
         self._views = {loc: tuple(_View.of(r, e, self._words[loc],
                                            EXPLAIN_MEMO if memo else 0)
@@ -175,10 +176,9 @@ class Engine:
         fact = c.facts.build(lead, as_of or today())
         fired = self._match_1(fact)
         # with the memo, fired sets are frozen, and the same object for facts alike
-        outcome = self._outcomes.get(cast(Hashable, fired)) if self._keep else None
+        outcome = self._outcomes.get(cast(Hashable, fired))
         if outcome is None:
-            outcome = _keep(self._outcomes, cast(Hashable, fired), self._outcome(fired),
-                            self._keep)
+            outcome = self._outcomes.keep(cast(Hashable, fired), self._outcome(fired))
         states, status, score, grade, verdict_facts = outcome
         fact2 = {k: fact[k] for k in c.stage2_keys if k in fact}
         fact2.update(verdict_facts)

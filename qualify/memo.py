@@ -30,6 +30,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 from qualify.adapter import MARK, Condition, keys_of
+from qualify.kept import Kept
 
 Match = Callable[[Mapping[str, Any]], AbstractSet[str]]
 
@@ -37,11 +38,6 @@ _ABSENT: Hashable = ()  # the class of a missing key (no value class is an empty
 _EQUALITY = frozenset({"==", "$neq"})
 _EXACT_LIMIT = 2**53  # beyond this, numbers may not compare in the engine as in Python
 WHOLES = 8192  # whole class-key tuples kept (then they start over): about 2 KB each
-# A whole-key table that met fewer hits than new keys before it filled rests for this many
-# table-sizes of lookups, then tries again: on leads that rarely repeat as a whole (stage 1
-# of generated leads: 3 % of lookups hit) keeping their keys cost 4.4 µs a lead in a batch
-# worker, where a hit saves about 1.5 (the component lookups and their join).
-REST = 8
 
 
 def _atoms(cond: Condition, out: dict[str, list[tuple[str, Any]]]) -> None:
@@ -117,10 +113,11 @@ class Memo:
 
     The class keys are computed by one generated function (about 0.3 µs a key, where a
     call per key cost 1 µs). A fact whose class keys were all met together before is
-    answered by one lookup of the whole tuple, while such repeats pay (see ``REST``). Safe
-    to share between threads: dict reads and writes are atomic (the counts that decide
-    when the whole tuples rest may race; no answer depends on them). ``size`` bounds the
-    entries per component (a full one stops learning); ``WHOLES`` the whole tuples kept.
+    answered by one lookup of the whole tuple, while such repeats pay (``Kept``: on
+    generated leads, 3 % of stage 1's whole tuples came again, and keeping them cost 4.4 µs
+    a lead in a batch worker). Safe to share between threads: dict reads and writes are
+    atomic. ``size`` bounds the entries per component (a full one stops learning);
+    ``WHOLES`` the whole tuples kept.
     """
 
     def __init__(self, rules: Mapping[str, Condition], match: Match,
@@ -128,10 +125,8 @@ class Memo:
         self._match = match
         self.size = size
         self._answers: dict[frozenset[str], frozenset[str]] = {}  # one object per answer
-        self._wholes: dict[tuple[Hashable, ...], frozenset[str]] = {}  # by all class keys
+        self._wholes: Kept[frozenset[str]] = Kept(WHOLES)  # answers by all class keys
         self._whole_answers: dict[frozenset[str], frozenset[str]] = {}  # one object each
-        self._whole_hits = 0  # since the whole tuples started over
-        self._rest = 0  # lookups left before whole tuples are kept again
         self.hits = self.misses = 0
         tests: dict[str, list[tuple[str, Any]]] = {}
         for cond in rules.values():
@@ -158,20 +153,18 @@ class Memo:
         alike in every component get the same set object (callers may key their own memos
         by it; equal sets are equal keys anyway)."""
         keys = self._classes(fact)
-        if self._rest:
-            self._rest -= 1
-        else:
-            whole = self._wholes.get(keys)
-            if whole is not None:
-                self.hits += 1
-                self._whole_hits += 1
-                return whole
+        whole = self._wholes.get(keys)
+        if whole is not None:
+            self.hits += 1
+            return whole
         hits = [comp.table.get(key) for comp, key in zip(self.components, keys, strict=True)]
         if None not in hits:
             self.hits += 1
             fired = frozenset().union(*hits)  # type: ignore[arg-type]
-            if not self._rest:
-                fired = self._keep_whole(keys, fired)
+            if self._wholes.keeping:
+                if len(self._whole_answers) >= WHOLES:
+                    self._whole_answers.clear()
+                fired = self._wholes.keep(keys, self._whole_answers.setdefault(fired, fired))
             return fired
         missed = [(comp, key) for comp, key, hit in zip(self.components, keys, hits,
                                                          strict=True) if hit is None]
@@ -183,19 +176,4 @@ class Memo:
             if len(comp.table) < self.size:  # a component has few answers: share them
                 comp.table[key] = self._answers.setdefault(mine, mine)
             fired |= mine
-        return fired
-
-    def _keep_whole(self, keys: tuple[Hashable, ...], fired: frozenset[str]
-                    ) -> frozenset[str]:
-        """Keep ``fired`` under the whole tuple ``keys``; a full table starts over, and
-        rests first if it was hit less often than it learnt a new tuple."""
-        if len(self._wholes) >= WHOLES:
-            if self._whole_hits < len(self._wholes):
-                self._rest = REST * WHOLES
-            self._wholes.clear()
-            self._whole_answers.clear()
-            self._whole_hits = 0
-            if self._rest:
-                return fired
-        fired = self._wholes[keys] = self._whole_answers.setdefault(fired, fired)
         return fired

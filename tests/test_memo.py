@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qualify import Engine, synthetic
+from qualify import Engine, kept, synthetic
 from qualify import memo as memo_module
 from qualify.adapter import Condition, Matcher
 from qualify.compiler import guarded
@@ -197,7 +197,7 @@ class TestMemo:
         enough hits it rests, then tries again; facts that repeat keep it on. Answers are
         the engine's throughout."""
         monkeypatch.setattr(memo_module, "WHOLES", 4)
-        monkeypatch.setattr(memo_module, "REST", 2)
+        monkeypatch.setattr(kept, "REST", 2)
         rules = {f"{k}{i}": {"$gt": {k: 10 * i}} for k in "xy" for i in range(4)}
         m = Matcher(rules, "rest")
         memo = Memo(rules, m.match)
@@ -207,12 +207,12 @@ class TestMemo:
             rested = []
             for fact in new * 2:
                 assert memo.match(fact) == m.match(fact), fact
-                rested.append(memo._rest > 0)
+                rested.append(memo._wholes.rest > 0)
             assert any(rested) and not all(rested)  # it rested, and tried again
             again = Memo(rules, m.match)
             for fact in [f for f in new for _ in range(3)] * 2:  # each whole tuple 3 times
                 assert again.match(fact) == m.match(fact), fact
-                assert again._rest == 0  # twice as many hits as new tuples: it pays
+                assert again._wholes.rest == 0  # twice as many hits as new tuples: it pays
             same = {"x": 15, "y": -5}
             first = again.match(same)
             assert again.match(dict(same)) is first == {"x0", "x1"}

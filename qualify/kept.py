@@ -1,0 +1,63 @@
+"""A bounded table of results kept for reuse, that stops keeping them while they go unused.
+
+Whole-lead results (stage 1's outcome by its fired conditions, a whole tuple of class keys)
+pay only where leads repeat as a whole. On leads that rarely do, keeping them costs more
+than it saves: in a batch worker on generated leads, stage 1's outcomes were reused for 1 %
+of leads and keeping them cost 3.2 µs a lead (the keys, their memory, and freeing them). So
+a ``Kept`` table that fills with fewer hits than entries rests: for ``REST`` fills' worth of
+lookups it answers and keeps nothing. Then it tries again. Safe to share between threads:
+dict reads and writes are atomic; the counts that decide when it rests may race, and no
+answer depends on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+REST = 8  # table-sizes of lookups a table that did not pay rests for
+
+
+class Kept(Generic[V]):
+    """Up to ``size`` values by key (a full table starts over; ``size`` 0 keeps none)."""
+
+    __slots__ = ("hits", "rest", "size", "table")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.table: dict[Hashable, V] = {}
+        self.hits = 0  # since the table started over
+        self.rest = 0  # lookups left before it keeps values again
+
+    @property
+    def keeping(self) -> bool:
+        return self.size > 0 and not self.rest
+
+    def get(self, key: Hashable) -> V | None:
+        """The value kept under ``key``, or None (a table of size 0 does not look: its keys
+        need not be hashable)."""
+        if self.rest:
+            self.rest -= 1
+            return None
+        if not self.size:
+            return None
+        value = self.table.get(key)
+        if value is not None:
+            self.hits += 1
+        return value
+
+    def keep(self, key: Hashable, value: V) -> V:
+        """``value``, kept under ``key`` unless the table rests."""
+        if not self.keeping:
+            return value
+        table = self.table
+        if len(table) >= self.size:
+            if self.hits < len(table):
+                self.rest = REST * self.size
+            table.clear()
+            self.hits = 0
+            if self.rest:
+                return value
+        table[key] = value
+        return value
