@@ -182,8 +182,12 @@ def run_batch(job: Job) -> Outcome:
         spec = dataclasses.replace(spec, keys=keys, compare=previous is not None)
         pool = scorer = None
         if workers > 1:  # first: no engine and no other thread here yet, see Pool
-            pool = Pool(spec, workers)
-            stack.push(_closer(pool))
+            # Ctrl-C waits until every worker started and the pool is on the exit stack: a
+            # pool interrupted halfway through starting left a forked worker behind, waiting
+            # for work forever (seen in 1 of 40 interrupts)
+            with held():
+                pool = Pool(spec, workers)
+                stack.push(_closer(pool))
         else:
             scorer = Scorer(spec)
             stack.callback(scorer.close)

@@ -111,3 +111,27 @@ def test_ctrl_c_while_renaming_finishes_the_renames(
     with pytest.raises(InterruptedWhenWritten):
         run_batch(job)
     assert names(tmp_path) == {"leads.csv", "o.parquet", "o.errors.csv"}
+
+
+def test_ctrl_c_while_workers_start_leaves_no_worker_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signal lands after the first worker is forked, before the pool is complete: the
+    pool still starts whole and then stops. (A pool interrupted halfway left a worker
+    waiting for work forever, and the command's output pipes open: a hang.)"""
+    import dataclasses
+    import multiprocessing
+    import time
+    from multiprocessing.process import BaseProcess
+
+    from qualify.batch import runner
+
+    monkeypatch.setattr(runner, "start_method", lambda: "fork")
+    monkeypatch.setattr(BaseProcess, "start", _signal_after(BaseProcess.start, 1))
+    job = dataclasses.replace(_job(tmp_path), workers=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(job)
+    deadline = time.monotonic() + 10
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert multiprocessing.active_children() == []
+    assert names(tmp_path) == {"leads.csv"}
