@@ -144,7 +144,8 @@ class Engine:
             names = [r.name for r in s.expr.refs() if r.kind == "verdict"]
             self._steps[s.id] = (
                 compile_explainer(s.expr),
-                tuple(n.split(".", 1)[1] for n in names if n.startswith("qualifier.")),
+                tuple(dict.fromkeys(n.split(".", 1)[1] for n in names
+                                    if n.startswith("qualifier."))),
                 "status" in names,
                 frozenset(r.name for r in s.expr.refs() if r.kind != "verdict"))
 

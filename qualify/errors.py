@@ -54,6 +54,9 @@ class RulebaseError(QualifyError):
         more = len(self.problems) - 1
         super().__init__(first + (f" (and {more} more)" if more > 0 else ""))
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole: a worker's error reaches us
+        return type(self), (self.problems,)
+
 
 class LeadError(QualifyError):
     """A lead cannot be scored. ``field`` names the offending field (None: the lead itself)."""
@@ -62,6 +65,9 @@ class LeadError(QualifyError):
         self.field = field
         self.reason = message
         super().__init__(f"{field}: {message}" if field else message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.field, self.reason)
 
     def to_dict(self) -> dict[str, Any]:
         return {"field": self.field, "message": self.reason}

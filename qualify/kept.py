@@ -32,12 +32,12 @@ class Kept(Generic[V]):
 
     @property
     def keeping(self) -> bool:
-        return self.size > 0 and not self.rest
+        return self.size > 0 and self.rest <= 0
 
     def get(self, key: Hashable) -> V | None:
         """The value kept under ``key``, or None (a table of size 0 does not look: its keys
         need not be hashable)."""
-        if self.rest:
+        if self.rest > 0:  # not ``if self.rest``: two threads may take it below zero
             self.rest -= 1
             return None
         if not self.size:
@@ -57,7 +57,7 @@ class Kept(Generic[V]):
                 self.rest = REST * self.size
             table.clear()
             self.hits = 0
-            if self.rest:
+            if self.rest > 0:
                 return value
         table[key] = value
         return value

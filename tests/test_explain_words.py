@@ -16,7 +16,7 @@ import pytest
 
 from qualify import Engine, synthetic
 from qualify.explain import Words, compile_explainer, show_value
-from qualify.rulebook import Rulebook
+from qualify.rulebook import Rulebook, default_rules_path, load_rulebook_text
 from qualify.verdict import Verdict
 
 AS_OF = dt.date(2026, 1, 1)
@@ -89,10 +89,19 @@ def plain_reason(rb: Rulebook, engine: Engine, lead: dict[str, Any], v: Verdict)
     return step.reason[loc].format_map(values)
 
 
-@pytest.mark.parametrize("memo", [True, False], ids=["memo", "no-memo"])
-def test_weakest_and_reason_render_as_plain(memo: bool) -> None:
+DEFAULT = default_rules_path().read_text(encoding="utf-8")
+# a step that reads the status and a qualifier twice: its reason names each qualifier once
+TWICE = DEFAULT.replace('when: status == "disqualified"',
+                        'when: status == "disqualified" and (qualifier.need == "unmet" or '
+                        'qualifier.need == "met" or qualifier.need == "unknown")')
+
+
+@pytest.mark.parametrize(("memo", "text"), [(True, DEFAULT), (False, DEFAULT), (True, TWICE)],
+                         ids=["memo", "no-memo", "step-reads-a-qualifier-twice"])
+def test_weakest_and_reason_render_as_plain(memo: bool, text: str) -> None:
+    assert text is DEFAULT or text != DEFAULT
     leads = list(synthetic.generate(2500, seed=21, bad_rate=0))
-    with Engine.from_path(memo=memo) as engine:
+    with Engine(load_rulebook_text(text, "rules.yaml"), memo=memo) as engine:
         rb = engine.rulebook
         steps, ranks = set(), set()
         for i, lead in enumerate(leads):

@@ -32,6 +32,7 @@ from qualify.batch.runner import (
 )
 from qualify.batch.summary import Summary
 from qualify.batch.writers import Writer, open_writer
+from qualify.compiler import compile_rulebook
 from qualify.engine import today
 from qualify.errors import Problem, RulebaseError, did_you_mean
 from qualify.mapping import Profile, load_profile_text
@@ -126,6 +127,7 @@ def prepare(job: Job) -> tuple[Spec, Rulebook, Profile | None]:
     rules_path = job.rules or default_rules_path()
     rules_text = _read_text(rules_path, "rule base")
     rulebook = load_rulebook_text(rules_text, str(rules_path))
+    compile_rulebook(rulebook)  # what the engine refuses (too complex), said before workers
     profile = None
     mapping_text = None
     if job.mapping is not None:

@@ -171,8 +171,11 @@ def _error(e: Exception) -> tuple[str | None, str]:
 # ----------------------------------------------------------------------------- processes
 
 _scorer: Scorer | None = None  # this worker process's engine, built once by _start
+_failed: QualifyError | None = None  # why it could not be built (_ready raises it)
+
+
 def _start(spec: Spec) -> None:
-    global _scorer  # noqa: PLW0603 - one engine per worker process, by design
+    global _scorer, _failed  # noqa: PLW0603 - one engine per worker process, by design
     # Ctrl-C reaches the whole process group; the parent decides what happens. A worker
     # it killed could die halfway through sending a result, and the executor's thread
     # would then wait forever for the rest (seen: a hang in 1 of 25 interrupts). SIGTERM
@@ -181,7 +184,11 @@ def _start(spec: Spec) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     tune_malloc()
     tune_gc(BATCH_GC_THRESHOLD)
-    _scorer = Scorer(spec)
+    try:
+        _scorer = Scorer(spec)
+    except QualifyError as e:  # the engine refused the rule base: said as it is, not as
+        _failed = e  # a dead worker (an error here would break the pool)
+        return
     gc.freeze()  # the engine lives as long as the process: out of the collector's sight
 
 
@@ -191,6 +198,8 @@ def _work(raw: Raw) -> Block:
 
 
 def _ready() -> int:
+    if _failed is not None:
+        raise _failed
     return os.getpid()
 
 
@@ -242,7 +251,7 @@ class Pool:
         except BrokenProcessPool:
             self.close(cancel=True)
             raise WorkerError("a worker process could not start its engine") from None
-        except BaseException:  # Ctrl-C while the workers start
+        except BaseException:  # the engine refused the rule base; Ctrl-C while they start
             self.close(cancel=True)
             raise
 

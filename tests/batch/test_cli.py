@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from qualify import Engine
+from qualify import Engine, default_rules_path
 from tests.batch.conftest import ROOT, read_rows, run, synthetic, write_leads
 from tests.conftest import AS_OF
 
@@ -125,6 +125,7 @@ class TestCannotRun:
         ("unknown_field", "m.yaml:3:3: unknown-field: 'budgte' is not a field of rule base "
                           "'default' (did you mean 'budget'?)"),
         ("bad_rules", "r.yaml:1:1:"),
+        ("too_complex", "too-complex: 'positive_attitude' expands to"),
         ("out_is_input", "--out is the same file as the input"),
         ("out_is_compare", "--out is the same file as --compare"),
     ])
@@ -162,12 +163,27 @@ class TestCannotRun:
         elif setup == "bad_rules":
             (tmp_path / "r.yaml").write_text("- not a rule base\n", encoding="utf-8")
             args += ["--rules", tmp_path / "r.yaml"]
+        elif setup == "too_complex":  # valid, but more than the engine can hold
+            (tmp_path / "r.yaml").write_text(TOO_COMPLEX, encoding="utf-8")
+            args += ["--rules", tmp_path / "r.yaml", "--workers", "2"]
         before = names(tmp_path)
         code, stdout, stderr = run(*args)
         assert code == 2
         assert message in stderr
         assert "Traceback" not in stderr + stdout
         assert names(tmp_path) == before
+
+
+def _too_complex() -> str:
+    text = default_rules_path().read_text(encoding="utf-8")
+    old = 'when: sentiment == "positive"'
+    assert old in text
+    return text.replace(old, 'when: stage in ["new", "contacted", "meeting", "proposal", '
+                        '"negotiation", "won", "lost"] and influence in ["high", "medium", '
+                        '"low", "none"] and sentiment in ["positive", "neutral", "negative"]')
+
+
+TOO_COMPLEX = _too_complex()
 
 
 def _writing(src: Path, output: Path) -> subprocess.Popen[str]:
@@ -204,8 +220,10 @@ class TestInterrupted:
         assert names(tmp_path) == {"leads.csv"}
 
     def test_interrupted_at_any_moment_exits(self, tmp_path: Path) -> None:
-        """Ctrl-C while workers start, score or wait: the command always exits (a race in
-        Python 3.11's process pool once hung the interpreter's exit, see Pool.map)."""
+        """Ctrl-C at moments from when the output is first written on, while workers score
+        or wait: the command always exits (a race in Python 3.11's process pool once hung
+        the interpreter's exit, see Pool.map). Ctrl-C while the pool starts: see
+        test_interrupts.py."""
         src = write_leads(tmp_path / "leads.csv", synthetic(30_000, seed=1))
         for i, delay in enumerate((0.0, 0.05, 0.1, 0.2, 0.4, 0.8)):
             out = tmp_path / f"run{i}"

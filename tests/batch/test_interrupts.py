@@ -18,7 +18,7 @@ from qualify.batch import pipeline
 from qualify.batch.interrupts import held, sigterm_as_interrupt
 from qualify.batch.pipeline import InterruptedWhenWritten, Job, run_batch
 from qualify.batch.writers import open_writer
-from tests.batch.conftest import synthetic, write_leads
+from tests.batch.conftest import FORK_IN_THREADS, synthetic, write_leads
 from tests.conftest import AS_OF
 
 
@@ -113,6 +113,7 @@ def test_ctrl_c_while_renaming_finishes_the_renames(
     assert names(tmp_path) == {"leads.csv", "o.parquet", "o.errors.csv"}
 
 
+@pytest.mark.filterwarnings(FORK_IN_THREADS)
 def test_ctrl_c_while_workers_start_leaves_no_worker_behind(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The signal lands after the first worker is forked, before the pool is complete: the

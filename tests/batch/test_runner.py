@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qualify import Engine, LeadError, QualifyError
+from qualify import Engine, LeadError, QualifyError, RulebaseError
 from qualify.batch.readers import BadRecord, Item
 from qualify.batch.runner import (
     Pool,
@@ -26,7 +27,7 @@ from qualify.batch.runner import (
     score_partition,
 )
 from qualify.rulebook import default_rules_path
-from tests.batch.conftest import DEFAULT_FIELDS, synthetic
+from tests.batch.conftest import DEFAULT_FIELDS, FORK_IN_THREADS, synthetic
 from tests.conftest import AS_OF
 
 SPEC = Spec(rules_text=default_rules_path().read_text(encoding="utf-8"),
@@ -112,6 +113,7 @@ class TestPure:
 
 class TestPool:
     @pytest.mark.parametrize("method", ["fork", "forkserver"])
+    @pytest.mark.filterwarnings(FORK_IN_THREADS)
     def test_two_workers_give_the_in_process_output_in_order(self, scorer: Scorer,
                                                              method: str) -> None:
         """Output order is input order whatever the worker count and however the workers
@@ -127,6 +129,17 @@ class TestPool:
                  if row[:1].isdigit()]
         assert lines == list(range(1, 2101))
         assert alone == pooled
+
+    def test_rules_the_engine_refuses_are_said_as_they_are(self) -> None:
+        """A rule base too complex for the engine fails the pool with its located problem
+        (exit 2 in the command), not as a dead worker."""
+        from tests.batch.test_cli import TOO_COMPLEX
+
+        spec = dataclasses.replace(SPEC, rules_text=TOO_COMPLEX, rules_file="r.yaml")
+        with pytest.raises(RulebaseError) as e:
+            Pool(spec, 2)
+        assert e.value.problems[0].code == "too-complex"
+        assert str(e.value).startswith("r.yaml:")
 
     def test_a_dead_worker_is_reported_not_hung(self) -> None:
         """A worker killed mid-run gives a WorkerError naming the lines, never a hang."""
