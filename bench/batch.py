@@ -9,12 +9,12 @@ CSV file, then runs, in this order and in the same session:
              what reading and writing alone cost;
   workers=N  `qualify batch LEADS.csv --out OUT.parquet --workers N` for each N.
 Each run is a child process; the bench samples the memory and CPU time of its whole process
-tree (the command, the forkserver and the workers) every 50 ms. It prints wall time,
-leads/s, CPU µs per lead and the tree's peak memory: RSS summed over the processes (pages
-shared between forked processes counted in each) and PSS (shared pages split). Then the
-load average (other work on the machine slows every figure), and where one lead's time
-goes (in one process, by stage, and the functions that cost most). Peak memory is checked
-against the 500 MB budget the issue sets for 1,000,000 leads.
+tree (the command and its workers, and a forkserver where one starts them) every 50 ms. It
+prints wall time, leads/s, CPU µs per lead and the tree's peak memory: RSS summed over the
+processes (pages shared between forked processes counted in each) and PSS (shared pages
+split). Then the load average (other work on the machine slows every figure), and where one
+lead's time goes (in one process, by stage, and the functions that cost most). Peak memory
+is checked against the 500 MB budget the issue sets for 1,000,000 leads.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ RSS_BUDGET_MB = 500
 SAMPLE = 0.05  # seconds between RSS samples
 
 # The child: run one job, print its own CPU seconds as JSON on stderr (the workers' CPU is
-# sampled from /proc: they are children of the forkserver, not of this process).
+# sampled from /proc: a process's own rusage leaves them out until it waits for them).
 CHILD = """\
 import json, resource, sys, time
 t = time.perf_counter()
