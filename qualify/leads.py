@@ -238,6 +238,20 @@ def _converter(spec: FieldSpec) -> Converter:
     return _string
 
 
+def readable(spec: FieldSpec) -> Callable[[Any], bool]:
+    """Whether a value converts to the field's type (a profile's ``unmapped: unknown``)."""
+    convert = _converter(spec)
+
+    def check(value: Any) -> bool:
+        try:
+            convert(value)
+        except _Bad:
+            return False
+        return True
+
+    return check
+
+
 class LeadReader:
     """Converts raw leads to typed leads for one rule base. Thread-safe.
 

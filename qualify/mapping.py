@@ -15,17 +15,37 @@ comes after, so a profile never needs to say "this is a number".
       needs_product: {from: "Do Not Email", values: {"Yes": false, "No": true}}
       stage: {from: "Lead Stage", values: {Closed Won: won}, missing: [Unknown]}
       expected_deal_size: {value: 1000}          # a constant
+      payment_history: {from: Terms, unmapped: unknown}   # a value it cannot read: missing
+      contact_role:                              # first matching pattern wins (no case)
+        from: jobtitle
+        patterns: {"\\b(ceo|chief)\\b": executive, "founder|owner": owner}
+    write_back:                             # CRM write-back: verdict item -> CRM property
+      score: qualify_score
+      grade: qualify_grade
+
+``unmapped: error`` (the default) rejects a lead whose value the rule base cannot read;
+``unmapped: unknown`` reads such a value as missing and scores the lead: CRMs grow new
+picklist options that nobody told the rule base about. ``apply`` reports those values.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from qualify.errors import Problem, RulebaseError, did_you_mean
+from qualify.leads import readable
 from qualify.rulebook import Rulebook
 from qualify.yamlsource import Positions, load_yaml_file, load_yaml_text
 
@@ -41,6 +61,19 @@ class FieldMap(BaseModel):
     values: dict[str, Scalar | list[str]] = {}
     missing: list[str] = []
     split: str | None = None  # split text into a list on this separator
+    patterns: dict[str, Scalar] = {}  # regex (any case) -> value, first match wins
+    unmapped: Literal["error", "unknown"] = "error"  # a value the rule base cannot read
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"pattern {pattern!r} is not a regular expression: "
+                                 f"{e}") from None
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> FieldMap:
@@ -61,6 +94,25 @@ class ProfileModel(BaseModel):
     keys: list[str] = Field(default=[], description="input columns copied to every output "
                             "row of a batch run (ids, or an outcome to compare with)")
     fields: dict[str, FieldMap]
+    objects: list[str] = Field(default=[], description="the CRM objects scored (HubSpot: "
+                               "contacts, companies, deals; Pipedrive: person, deal, lead); "
+                               "events of others are acknowledged and skipped")
+    write_back: dict[str, str] = Field(default={}, description="verdict item -> CRM "
+                                       "property written back")
+
+    @field_validator("write_back")
+    @classmethod
+    def _known_items(cls, value: dict[str, str]) -> dict[str, str]:
+        for item in value:
+            if item not in WRITE_BACK:
+                hint = did_you_mean(item, WRITE_BACK) or f"one of {', '.join(WRITE_BACK)}"
+                raise ValueError(f"'{item}' is not a verdict item ({hint})")
+        return value
+
+
+# What a profile may write back to a CRM record, from a verdict.
+WRITE_BACK = ("score", "grade", "status", "next_step", "next_step_id", "reason",
+              "weakest_factor", "rulebook", "scored_at")
 
 
 class Profile:
@@ -71,18 +123,31 @@ class Profile:
         self.name = model.name
         self.fields = model.fields
         self.keys = tuple(model.keys)
+        self.objects = frozenset(model.objects)
+        self.write_back = dict(model.write_back)
         shared = {m.casefold() for m in model.missing}
-        self._plan = []
+        self._plan: list[tuple[Any, ...]] = []
         for target, fm in model.fields.items():
             sources = [fm.source] if isinstance(fm.source, str) else list(fm.source or [])
             missing = shared | {m.casefold() for m in fm.missing}
             values = {str(k).strip().casefold(): v for k, v in fm.values.items()}
-            self._plan.append((target, sources, fm.value, values, frozenset(missing), fm.split))
+            patterns = tuple((re.compile(p, re.IGNORECASE), v) for p, v in fm.patterns.items())
+            self._plan.append((target, sources, fm.value, values, frozenset(missing), fm.split,
+                               patterns, None))
 
-    def apply(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """The raw lead for ``record`` (a CSV row or a JSON payload)."""
+    def bind(self, rulebook: Rulebook) -> None:
+        """Learn, from the rule base, which values the ``unmapped: unknown`` fields read."""
+        for i, (target, *rest) in enumerate(self._plan):
+            if self.fields[target].unmapped == "unknown" and target in rulebook.fields:
+                self._plan[i] = (target, *rest[:-1], readable(rulebook.fields[target]))
+
+    def apply(self, record: Mapping[str, Any],
+              unread: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
+        """The raw lead for ``record`` (a CSV row or a JSON payload). Values an
+        ``unmapped: unknown`` field cannot read are left out, and listed in ``unread``
+        as (field, value) when it is given."""
         lead: dict[str, Any] = dict(record) if self.model.passthrough else {}
-        for target, sources, const, values, missing, split in self._plan:
+        for target, sources, const, values, missing, split, patterns, check in self._plan:
             folded: str | None = None  # the value stripped and case-folded, once
             if sources:
                 for src in sources:  # the first present, non-placeholder value wins
@@ -106,12 +171,29 @@ class Profile:
                     continue
             if values and isinstance(value, str | int | float | bool):
                 key = folded if folded is not None else str(value).strip().casefold()
-                value = values.get(key, value)
+                hit = values.get(key, _MISSING)
+                if hit is not _MISSING:
+                    value = hit
+                elif patterns and isinstance(value, str):
+                    value = _match(patterns, value)
+            elif patterns and isinstance(value, str):
+                value = _match(patterns, value)
             if split and isinstance(value, str):
                 value = [p.strip() for p in value.split(split) if p.strip()
                          and p.strip().casefold() not in missing]
+            if check is not None and not check(value):
+                if unread is not None:
+                    unread.append((target, value))
+                lead.pop(target, None)
+                continue
             lead[target] = value
         return lead
+
+    def absent(self, record: Mapping[str, Any]) -> list[str]:
+        """The fields none of whose ``from`` paths exist in ``record`` (a webhook that
+        does not carry them: fetch the record)."""
+        return [target for target, sources, *_ in self._plan
+                if sources and all(lookup(record, s) is _MISSING for s in sources)]
 
     def sources(self) -> frozenset[str]:
         """Every input key this profile reads: each ``from`` path, and its first segment."""
@@ -137,6 +219,14 @@ class Profile:
                     out.append(Problem("unknown-field", f"'{target}' is not a field", file,
                                        hint=hint))
         return out
+
+
+def _match(patterns: tuple[tuple[re.Pattern[str], Any], ...], value: str) -> Any:
+    text = value[:1000]  # a title, not a document: bounds the work a pattern may do
+    for pattern, result in patterns:
+        if pattern.search(text):
+            return result
+    return value
 
 
 def lookup(record: Mapping[str, Any], path: str) -> Any:
@@ -170,6 +260,7 @@ def _load(data: Any, pos: Positions, rulebook: Rulebook | None) -> Profile:
         problems = profile.check(rulebook, pos.file, pos)
         if problems:
             raise RulebaseError(problems)
+        profile.bind(rulebook)
     return profile
 
 

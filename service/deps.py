@@ -5,19 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from qualify import Profile
+from service.crm import Client
 from service.errors import ApiError
 from service.logs import LogSetup
 from service.metrics import Metrics
+from service.outbox import Outbox
 from service.scoring import Scorer
 from service.security import Keys, require_client
 from service.settings import Settings
 from service.state import Registry
+from service.store import Store
 from service.webhooks import Webhooks
+
+TOKENS = {"hubspot": "QUALIFY_HUBSPOT_TOKEN",
+          "pipedrive": "QUALIFY_PIPEDRIVE_API_TOKEN and QUALIFY_PIPEDRIVE_API_URL"}
 
 
 @dataclass
@@ -30,10 +38,24 @@ class Service:
     scorer: Scorer
     webhooks: Webhooks
     keys: Keys
+    store: Store
+    outbox: Outbox
+    clients: Mapping[str, Client]
     ready: bool = False
     runs: int = 0  # lifespans running (test clients may nest them)
     logs: LogSetup | None = None
     follower: asyncio.Task[None] | None = None  # follows sibling workers' reloads
+
+    def writes_back(self, source: str, profile: Profile) -> bool:
+        """Whether verdicts of ``source`` are written back: a CRM client and a profile
+        that says what to write."""
+        return source in self.clients and bool(profile.write_back)
+
+    def token_setting(self, source: str) -> str:
+        return TOKENS.get(source, "a CRM token")
+
+    def wake_outbox(self) -> None:
+        self.outbox.wake()
 
 
 # Dependencies are ``async def``: FastAPI runs plain ``def`` ones in a thread pool, which

@@ -16,20 +16,27 @@ import logging
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
 
+import anyio
 from fastapi import FastAPI
 
 from qualify.tuning import tune_gc
 from service import errors, openapi
+from service.crm import Client
+from service.crm.hubspot import HubSpot
+from service.crm.pipedrive import Pipedrive
 from service.deps import Service
 from service.direct import DirectApp
 from service.logs import DecisionLog, LogSetup
 from service.metrics import Metrics
 from service.middleware import Observe
-from service.routes import health, rulebook, score, webhooks
+from service.outbox import Outbox
+from service.routes import health, outbox, rulebook, score, webhooks
 from service.scoring import Scorer
 from service.security import Keys
 from service.settings import Settings
 from service.state import Registry
+from service.store import Store, default_url, describe
+from service.webhooks import Pipedrive as PipedriveHooks
 from service.webhooks import Webhooks
 
 log = logging.getLogger("qualify.service")
@@ -47,6 +54,7 @@ TAGS = [
     {"name": "score", "description": "Score leads sent as JSON."},
     {"name": "webhooks", "description": "Score records that CRMs post in their own shapes."},
     {"name": "rule base", "description": "What is loaded; hot reload."},
+    {"name": "outbox", "description": "Write-back jobs to the CRMs (admin)."},
     {"name": "operations", "description": "Health, readiness and metrics."},
 ]
 
@@ -87,7 +95,9 @@ async def _start(service: Service) -> None:
     snapshot = registry.current
     log.info("serving rule base", extra={"fields": {
         **snapshot.ref(), "sources": sorted(snapshot.profiles),
-        "decision_log": str(settings.decision_log) if settings.decision_log else None}})
+        "decision_log": str(settings.decision_log) if settings.decision_log else None,
+        "database": describe(service.store.url), "write_back": sorted(service.clients)}})
+    service.outbox.start()
     if registry.channel:
         service.follower = asyncio.create_task(registry.follow())
     service.ready = True
@@ -100,6 +110,8 @@ async def _stop(service: Service) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await service.follower
         service.follower = None
+    await anyio.to_thread.run_sync(service.outbox.stop)
+    service.store.close()
     await service.registry.close()
     if service.scorer.decisions is not None:
         service.scorer.decisions.close()
@@ -117,11 +129,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     registry = Registry(settings, metrics)
     registry.load()
+    store = Store(settings.database_url or default_url())
+    store.migrate()  # `qualify serve` has done it already: then this finds nothing to do
+    metrics.outbox_stats = store.stats
+    clients = crm_clients(settings)
+    webhooks_ = Webhooks(settings)
     service = Service(
         settings=settings, metrics=metrics, registry=registry,
-        scorer=Scorer(registry, metrics), webhooks=Webhooks(settings),
+        scorer=Scorer(registry, metrics), webhooks=webhooks_,
         keys=Keys((k.get_secret_value() for k in settings.api_keys),
-                  settings.admin_key.get_secret_value() if settings.admin_key else None))
+                  settings.admin_key.get_secret_value() if settings.admin_key else None),
+        store=store, clients=clients,
+        outbox=Outbox(store, registry, settings, metrics, clients))
+    pipedrive = clients.get("pipedrive")
+    if isinstance(pipedrive, Pipedrive):
+        scheme = webhooks_.scheme("pipedrive")
+        assert isinstance(scheme, PipedriveHooks)
+        service.outbox.warm_ups.append(lambda: _learn_own_writes(pipedrive, scheme, service))
     otel = settings.opentelemetry
     app = DirectApp(title="qualify", version=_version(), description=DESCRIPTION,
                   openapi_tags=TAGS, lifespan=lifespan, redirect_slashes=False,
@@ -131,7 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(Observe, metrics=metrics, access_log=settings.access_log,
                        logs=lambda: service.logs)
-    for module in (score, webhooks, rulebook, health):
+    for module in (score, webhooks, outbox, rulebook, health):
         app.include_router(module.router)
     if not otel:  # FastAPI's telemetry wraps its whole stack: every request goes through it
         app.serve_directly(score.router, lambda inner: Observe(
@@ -139,6 +163,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logs=lambda: service.logs))
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     return app
+
+
+def crm_clients(settings: Settings) -> dict[str, Client]:
+    """A write-back client per CRM whose token is set."""
+    clients: dict[str, Client] = {}
+    if settings.hubspot_token:
+        clients["hubspot"] = HubSpot(settings.hubspot_token.get_secret_value(),
+                                     settings.hubspot_api_url, timeout=settings.crm_timeout)
+    if settings.pipedrive_api_token and settings.pipedrive_api_url:
+        clients["pipedrive"] = Pipedrive(settings.pipedrive_api_token.get_secret_value(),
+                                         settings.pipedrive_api_url,
+                                         timeout=settings.crm_timeout)
+    elif settings.pipedrive_api_token:
+        log.warning("QUALIFY_PIPEDRIVE_API_TOKEN is set without QUALIFY_PIPEDRIVE_API_URL "
+                    "(https://<company>.pipedrive.com): nothing is written back to Pipedrive")
+    return clients
+
+
+def _learn_own_writes(client: Pipedrive, scheme: PipedriveHooks, service: Service) -> None:
+    """The Pipedrive loop guard's facts: our token's user, the fields we write."""
+    user = client.user_id()
+    scheme.own_user = str(user) if user is not None else None
+    profile = service.registry.current.profiles.get("pipedrive")
+    if profile is not None and profile.write_back:
+        names = list(profile.write_back.values())
+        scheme.own_keys = frozenset(
+            key for entity in sorted(profile.objects or {"person", "deal"})
+            for key in client.keys(entity, names))
 
 
 def worker_app() -> FastAPI:

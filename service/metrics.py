@@ -8,6 +8,7 @@ every worker's files (prometheus-client's multi-process mode).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -19,6 +20,11 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+# (crm, state) -> (jobs, age of the oldest in seconds), read from the store at each scrape
+OutboxStats = Callable[[], dict[tuple[str, str], tuple[int, float]]]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -44,6 +50,13 @@ class Metrics:
                                ["outcome"], registry=r)
         self.webhooks = Counter("qualify_webhook_deliveries", "Webhook deliveries, by outcome",
                                 ["source", "outcome"], registry=r)
+        self.unread = Counter("qualify_webhook_unread_values", "Values a profile's "
+                              "'unmapped: unknown' field could not read (scored as missing)",
+                              ["source", "field"], registry=r)
+        self.outbox = Counter("qualify_outbox_jobs_finished", "Write-back job attempts, by "
+                              "CRM and how they ended (delivered, skipped, invalid, retried, "
+                              "dead, superseded)", ["crm", "outcome"], registry=r)
+        self.outbox_stats: OutboxStats | None = None
         self.rulebook = Gauge("qualify_rulebook_info", "The rule base in use (value 1)",
                               ["name", "version", "sha256"], registry=r,
                               multiprocess_mode="liveall")
@@ -69,6 +82,9 @@ class Metrics:
             child = self._per_verdict[key] = self.verdicts.labels(grade, status, source)
         child.inc()
 
+    def outbox_done(self, crm: str, outcome: str) -> None:
+        self.outbox.labels(crm, outcome).inc()
+
     def show_rulebook(self, name: str, version: str, sha256: str) -> None:
         if self._shown:
             self.rulebook.labels(*self._shown).set(0)
@@ -81,10 +97,40 @@ class Metrics:
         if self.multiprocess:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+            body = generate_latest(registry)
+        else:
+            body = generate_latest(self.registry)
+        if self.outbox_stats is not None:  # shared by every worker: read once per scrape
+            extra = CollectorRegistry()
+            extra.register(_OutboxCollector(self.outbox_stats))
+            body += generate_latest(extra)
+        return body
 
     def process_exit(self) -> None:
         """Drop this worker's live gauges (multi-process mode)."""
         if self.multiprocess:
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+STATES = ("queued", "running", "delivered", "skipped", "invalid", "dead", "superseded")
+
+
+class _OutboxCollector(Collector):
+    """The outbox as the database holds it, whichever worker or instance queued it."""
+
+    def __init__(self, stats: OutboxStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        jobs = GaugeMetricFamily("qualify_outbox_jobs", "Write-back jobs in the store, by "
+                                 "CRM and state", labels=["crm", "state"])
+        oldest = GaugeMetricFamily("qualify_outbox_oldest_age_seconds", "Age of the oldest "
+                                   "job waiting (queued or running), by CRM", labels=["crm"])
+        stats = self.stats()
+        for crm in sorted({crm for crm, _ in stats}):
+            for state in STATES:
+                jobs.add_metric([crm, state], stats.get((crm, state), (0, 0.0))[0])
+            ages = [stats[(crm, s)][1] for s in ("queued", "running") if (crm, s) in stats]
+            oldest.add_metric([crm], max(ages, default=0.0))
+        yield jobs
+        yield oldest

@@ -61,8 +61,22 @@ class WebhookResult(_Model):
     replayed: bool = Field(description="true: a retry of a delivery already answered; "
                            "this is the same answer")
     scored: bool
+    queued: bool = Field(default=False, description="true: the verdict's write-back to "
+                         "the CRM record is queued")
     reason: str | None = Field(default=None, description="why nothing was scored")
     verdict: Verdict | None = None
+
+
+class WebhookEvents(_Model):
+    """The answer to a list of thin events (HubSpot app webhooks)."""
+
+    source: str
+    events: int = Field(description="events in the delivery")
+    queued: int = Field(description="records queued to be fetched, scored and written back")
+    replayed: int = Field(description="events seen before (a retry): nothing queued again")
+    skipped: int = Field(description="events that need no scoring (deletes, our own "
+                         "writes, objects the profile does not score)")
+    reason: str | None = None
 
 
 # ----------------------------------------------------------------------------- rule base

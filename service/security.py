@@ -95,7 +95,7 @@ async def require_admin(request: Request) -> None:
     if not keys.admin:
         if keys.open_access:
             return
-        raise ApiError(403, "forbidden", "reload is disabled: set QUALIFY_ADMIN_KEY")
+        raise ApiError(403, "forbidden", "admin endpoints are disabled: set QUALIFY_ADMIN_KEY")
     token = bearer_token(request)
     if token is None:
         raise _unauthorized("missing admin key: send 'Authorization: Bearer <admin key>'")

@@ -46,6 +46,33 @@ class Settings(BaseSettings):
                               "kept for retries of the same delivery")
     replay_size: int = Field(default=2048, ge=0, description="answers kept for retries")
 
+    database_url: str | None = Field(default=None, description="where delivery ids and the "
+                                     "write-back outbox live: sqlite:///PATH or "
+                                     "postgresql://user:password@host/db (default: a SQLite "
+                                     "file in $XDG_STATE_HOME/qualify)")
+    hubspot_token: SecretStr | None = Field(default=None, description="a HubSpot private "
+                                            "app's access token: write verdicts back")
+    hubspot_api_url: str = "https://api.hubapi.com"
+    hubspot_app_id: str | None = Field(default=None, description="the app id HubSpot names "
+                                       "as an event's sourceId for our own writes")
+    pipedrive_api_token: SecretStr | None = Field(default=None, description="a Pipedrive "
+                                                  "API token: write verdicts back")
+    pipedrive_api_url: str | None = Field(default=None, description="the company domain, "
+                                          "e.g. https://acme.pipedrive.com")
+    outbox_max_attempts: int = Field(default=10, ge=1, le=100, description="attempts "
+                                     "before a write-back job is dead-lettered")
+    outbox_backoff: float = Field(default=2.0, gt=0, description="seconds before the "
+                                  "first retry; doubles each attempt, with jitter")
+    outbox_backoff_max: float = Field(default=3600.0, gt=0)
+    outbox_poll: float = Field(default=0.5, gt=0, le=60, description="seconds between "
+                               "looks for due jobs queued by other workers")
+    outbox_lease: float = Field(default=120.0, gt=0, description="seconds a claimed job "
+                                "is held before another worker may take it over")
+    crm_timeout: float = Field(default=10.0, gt=0, description="seconds per CRM API call")
+    delivery_retention: float = Field(default=172_800.0, gt=0, description="seconds a "
+                                      "webhook delivery id is remembered (CRMs retry for "
+                                      "up to 24 hours)")
+
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, ge=1)
     max_batch: int = Field(default=MAX_BATCH, ge=1, le=100_000)
     inline_batch: int = Field(default=8, ge=0, description="batches up to this size are "
@@ -77,7 +104,8 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    @field_validator("admin_key", mode="before")
+    @field_validator("admin_key", "hubspot_token", "pipedrive_api_token", "hubspot_app_id",
+                     "pipedrive_api_url", "database_url", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

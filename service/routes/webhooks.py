@@ -1,21 +1,34 @@
-"""``POST /v1/webhooks/{source}``: a CRM's own payload, authenticated, mapped, scored."""
+"""``POST /v1/webhooks/{source}``: a CRM's own payload, authenticated, recorded, scored.
+
+The answer never waits for the CRM. A delivery is recorded in the store (its id, so any
+worker or instance recognises a retry; its write-back job, so the verdict reaches the CRM
+record) before it is answered. A record the rule base cannot read is a data error, not a
+transport error: it is answered 200 with the reason (a 4xx would make the CRM retry it for
+a day, or ban the webhook) and kept as an ``invalid`` job that ``GET /v1/outbox`` lists.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Path, Request, Response
 
+from qualify import Profile
 from service.bodies import parse_json, read_body
-from service.deps import OptionsDep, ServiceDep, json_operation
+from service.deps import Options, OptionsDep, Service, ServiceDep, json_operation
 from service.errors import COMMON, ApiError, ErrorBody
 from service.middleware import log_fields
 from service.schemas import WebhookResult
 from service.signatures import SignatureError
+from service.store import NewJob
+from service.webhooks import Event, Inbound
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+log = logging.getLogger("qualify.service")
 
 JSON = "application/json"
 
@@ -23,18 +36,29 @@ Source = Annotated[str, Path(description="a mapping profile's name: hubspot, pip
                              "generic, or one you add beside the rule base",
                              examples=["hubspot"], max_length=64)]
 
-def _answer(source: str, delivery_id: str | None, replayed: bool,
-            verdict_json: bytes | None = None, reason: str | None = None) -> bytes:
-    head = json.dumps({"source": source, "delivery_id": delivery_id, "replayed": replayed,
-                       "scored": verdict_json is not None, "reason": reason},
-                      ensure_ascii=False, separators=(",", ":")).encode()
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _answer(source: str, delivery_id: str | None, *, verdict_json: bytes | None = None,
+            reason: str | None = None, queued: bool = False) -> bytes:
+    head = _dumps({"source": source, "delivery_id": delivery_id, "replayed": False,
+                   "scored": verdict_json is not None, "queued": queued, "reason": reason})
     return head[:-1] + b',"verdict":' + (verdict_json or b"null") + b"}"
+
+
+def _replayed(answer: bytes | None, source: str, delivery_id: str) -> bytes:
+    if answer is None:
+        return _answer(source, delivery_id, reason="a retry of a delivery already taken")
+    return answer.replace(b'"replayed":false', b'"replayed":true', 1)
 
 
 @router.post(
     "/{source}", summary="Score a CRM's webhook payload", operation_id="webhook",
     response_class=Response,
-    responses={200: {"model": WebhookResult, "description": "the verdict for the record "
+    responses={200: {"model": WebhookResult, "description": "the verdict for the record, or "
+                     "why it was not scored; for a list of HubSpot events, what was queued "
                      "(a retry of the same delivery gets the same answer)"},
                401: {"model": ErrorBody, "description": "bad signature, stale timestamp "
                      "or wrong credentials: nothing is scored"},
@@ -44,27 +68,30 @@ def _answer(source: str, delivery_id: str | None, replayed: bool,
     openapi_extra=json_operation("WebhookPayload"))
 async def webhook(source: Source, request: Request, service: ServiceDep,
                   options: OptionsDep) -> Response:
-    """Authenticate the request, map the payload with the source's profile, score it.
+    """Authenticate the request, map the payload with the source's profile, score it, and
+    queue the verdict's write-back to the CRM record.
 
-    - `hubspot`: a workflow "Send a webhook" body, signed with `X-HubSpot-Signature-v3`
-      and `X-HubSpot-Request-Timestamp` (at most 5 minutes off).
-    - `pipedrive`: webhooks v2 `{data, previous, meta}` with HTTP basic auth. A retry
-      (same `meta.id`) gets the same answer; `as_of` defaults to the event's date.
+    - `hubspot`: a workflow "Send a webhook" body, or an app webhook delivery (a list of
+      up to 100 events: answered at once, the records fetched, scored and written back by
+      the outbox); signed with `X-HubSpot-Signature-v3` and `X-HubSpot-Request-Timestamp`
+      (at most 5 minutes off).
+    - `pipedrive`: webhooks v2 `{data, previous, meta}` (or v1) with HTTP basic auth. A
+      retry (same `meta.id`) gets the same answer; `as_of` defaults to the event's date.
     - any other source: a JSON object signed with
       `X-Qualify-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>`.
+
+    A record the rule base cannot read is answered 200 with `scored: false` and the reason.
     """
-    registry, scorer = service.registry, service.scorer
-    snapshot = registry.current
+    snapshot = service.registry.current
     fields = log_fields(request)
     fields["source"] = source
     profile = snapshot.profiles.get(source)
-    webhooks = service.webhooks
     metrics = service.metrics
     if profile is None:
         known = ", ".join(sorted(snapshot.profiles)) or "none"
         raise ApiError(404, "unknown_source", f"no webhook source '{source[:64]}' "
                        f"(sources: {known})", field="source")
-    scheme = webhooks.scheme(source)
+    scheme = service.webhooks.scheme(source)
     if not scheme.enabled():
         raise ApiError(404, "source_disabled", f"webhook source '{source}' is not enabled: "
                        f"set {scheme.setting}", field="source")
@@ -74,28 +101,103 @@ async def webhook(source: Source, request: Request, service: ServiceDep,
     except SignatureError as e:
         metrics.webhooks.labels(source, "rejected").inc()
         raise ApiError(401, "unauthorized", str(e)) from None
-    delivery = scheme.unwrap(parse_json(body))
-    if delivery.delivery_id:
-        fields["delivery_id"] = delivery.delivery_id
-        answer = webhooks.replays.get(source, delivery.delivery_id)
-        if answer is not None:
-            metrics.webhooks.labels(source, "replayed").inc()
-            return Response(answer, media_type=JSON, headers={"X-Qualify-Replayed": "true"})
-    if delivery.skip:
-        metrics.webhooks.labels(source, "skipped").inc()
-        return Response(_answer(source, delivery.delivery_id, False, reason=delivery.skip),
-                        media_type=JSON)
-    lead: dict[str, Any] = profile.apply(delivery.record)
-    try:
-        scored = scorer.score(lead, as_of=options.as_of or delivery.as_of,
-                              locale=options.locale, source=source, fields=fields)
-    except ApiError:
-        metrics.webhooks.labels(source, "invalid").inc()
-        raise
-    metrics.webhooks.labels(source, "scored").inc()
-    if delivery.delivery_id:
-        webhooks.replays.put(source, delivery.delivery_id,
-                             _answer(source, delivery.delivery_id, True, scored.json))
-    return Response(_answer(source, delivery.delivery_id, False, scored.json),
-                    media_type=JSON,
-                    headers={"X-Qualify-Rulebook": scored.verdict.rulebook["sha256"]})
+    inbound = scheme.unwrap(parse_json(body), profile)
+    if inbound.thin:
+        return await _thin(service, source, profile, inbound)
+    return await _record(service, source, profile, inbound.events[0], options=options,
+                         fields=fields)
+
+
+async def _record(service: Service, source: str, profile: Profile, event: Event, *,
+                  options: Options, fields: dict[str, Any]) -> Response:
+    """One record: scored now (the answer carries the verdict), written back by the outbox."""
+    metrics = service.metrics
+    delivery_id = event.delivery_id
+    if delivery_id:
+        fields["delivery_id"] = delivery_id
+    writes = service.writes_back(source, profile) and event.object_id is not None
+    as_of = options.as_of or event.as_of
+    job = None
+    outcome = "skipped"
+    headers: dict[str, str] = {}
+    if event.skip:
+        answer = _answer(source, delivery_id, reason=event.skip)
+        log.info("webhook event skipped", extra={"fields": {**fields, "reason": event.skip}})
+    elif writes and service.clients[source].names_from_api:  # Pipedrive: names from its API
+        answer = _answer(source, delivery_id, queued=True,
+                         reason="queued: scored and written back by the outbox")
+        job = _job(source, event, as_of)
+        outcome = "queued"
+    else:
+        record = dict(event.record or {})
+        unread: list[tuple[str, Any]] = []
+        lead: dict[str, Any] = profile.apply(record, unread)
+        for field, value in unread:
+            metrics.unread.labels(source, field).inc()
+            log.info("value read as unknown", extra={"fields": {
+                **fields, "field": field, "value": str(value)[:100]}})
+        try:
+            scored = service.scorer.score(lead, as_of=as_of, locale=options.locale,
+                                          source=source, fields=fields)
+        except ApiError as e:
+            if e.status != 422:
+                raise
+            metrics.webhooks.labels(source, "invalid").inc()
+            reason = f"{e.field}: {e.message}" if e.field else e.message
+            answer = _answer(source, delivery_id, reason=f"not scored: {reason}")
+            job = NewJob(source, event.object_type or source, event.object_id or "",
+                         record, as_of.isoformat() if as_of else None, source, delivery_id,
+                         state="invalid", error=reason)
+            outcome = "invalid"
+        else:
+            job = _job(source, event, as_of) if writes else None
+            answer = _answer(source, delivery_id, verdict_json=scored.json, queued=writes)
+            headers["X-Qualify-Rulebook"] = scored.verdict.rulebook["sha256"]
+            outcome = "scored"
+    fresh = await anyio.to_thread.run_sync(
+        lambda: service.store.accept(source, [(delivery_id, job)], answer))
+    if not fresh[0]:
+        assert delivery_id is not None
+        metrics.webhooks.labels(source, "replayed").inc()
+        stored = await anyio.to_thread.run_sync(service.store.seen, source, delivery_id)
+        return Response(_replayed(stored[1], source, delivery_id), media_type=JSON,
+                        headers={"X-Qualify-Replayed": "true"})
+    if outcome != "invalid":
+        metrics.webhooks.labels(source, outcome).inc()
+    if job is not None and job.state == "queued":
+        service.wake_outbox()
+    return Response(answer, media_type=JSON, headers=headers)
+
+
+def _job(source: str, event: Event, as_of: Any) -> NewJob:
+    assert event.object_id is not None
+    return NewJob(source, event.object_type or source, event.object_id, event.record,
+                  as_of.isoformat() if as_of else None, source, event.delivery_id)
+
+
+async def _thin(service: Service, source: str, profile: Profile, inbound: Inbound) -> Response:
+    """HubSpot app webhooks: ids only. Answered at once; the outbox fetches the records."""
+    metrics = service.metrics
+    events = inbound.events
+    writes = service.writes_back(source, profile)
+    items = [(e.delivery_id, None if e.skip or not writes else _job(source, e, e.as_of))
+             for e in events]
+    fresh = await anyio.to_thread.run_sync(lambda: service.store.accept(source, items))
+    taken = [job for new, (_, job) in zip(fresh, items, strict=True) if new]
+    queued = sum(1 for job in taken if job is not None)
+    skipped = len(taken) - queued
+    repeated = len(events) - len(taken)
+    reason = None
+    if not writes and events:
+        reason = f"not queued: write-back to {source} is not configured (set " \
+                 f"{service.token_setting(source)} and the profile's write_back)"
+        log.warning("webhook events not queued", extra={"fields": {
+            "source": source, "events": len(events), "reason": reason}})
+    for outcome, n in (("queued", queued), ("replayed", repeated), ("skipped", skipped)):
+        if n:
+            metrics.webhooks.labels(source, outcome).inc(n)
+    if queued:
+        service.wake_outbox()
+    return Response(_dumps({"source": source, "events": len(events), "queued": queued,
+                            "replayed": repeated, "skipped": skipped, "reason": reason}),
+                    media_type=JSON)

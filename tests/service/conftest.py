@@ -15,11 +15,13 @@ from tests.service.helpers import TestClient, secured, settings
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test inherits QUALIFY_* or Prometheus settings from the shell."""
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test inherits QUALIFY_* or Prometheus settings from the shell; each has a store
+    of its own (a SQLite file in its temporary directory)."""
     for name in list(os.environ):
         if name.startswith("QUALIFY_") or name == "PROMETHEUS_MULTIPROC_DIR":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("QUALIFY_DATABASE_URL", f"sqlite:///{tmp_path / 'qualify.db'}")
 
 
 @pytest.fixture
