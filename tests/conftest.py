@@ -11,6 +11,8 @@ import pytest
 from qualify import Engine, Rulebook, load_rulebook
 from qualify.rulebook import default_rules_path
 
+pytest_plugins = ["tests.postgres"]  # postgres_server, postgres_url: a real server
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"  # material beside the checkout; tests using it skip without it
 AS_OF = dt.date(2026, 1, 1)  # a fixed date, so verdicts are reproducible

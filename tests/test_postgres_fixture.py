@@ -1,16 +1,12 @@
 """The throwaway PostgreSQL server of tests/postgres.py: it answers, isolates, stays local."""
 
-# The fixtures are imported below until conftest.py registers them; their names then come
-# back as test parameters, which ruff would report as redefinitions.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import socket
 
 import pytest
 
-from tests.postgres import PostgresServer, postgres_server, postgres_url  # noqa: F401
+from tests.postgres import PostgresServer
 
 
 def _dbname(url: str) -> str:

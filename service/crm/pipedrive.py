@@ -198,8 +198,11 @@ def _stored(field: Mapping[str, Any], value: Any) -> Any:
         for option in field.get("options") or []:
             if str(option.get("label", "")).casefold() == str(value).casefold():
                 return option.get("id") if field["field_type"] == "enum" else [option["id"]]
-    if field.get("field_type") in ("double", "monetary", "int") and \
-            isinstance(value, int | float):
-        return value
+    if field.get("field_type") in ("double", "int"):  # API v2 takes no numbers as text
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return text(value)
+        return int(number) if number.is_integer() else number
     return text(value)
 
