@@ -189,12 +189,6 @@ class Profile:
             lead[target] = value
         return lead
 
-    def absent(self, record: Mapping[str, Any]) -> list[str]:
-        """The fields none of whose ``from`` paths exist in ``record`` (a webhook that
-        does not carry them: fetch the record)."""
-        return [target for target, sources, *_ in self._plan
-                if sources and all(lookup(record, s) is _MISSING for s in sources)]
-
     def sources(self) -> frozenset[str]:
         """Every input key this profile reads: each ``from`` path, and its first segment."""
         out: set[str] = set(self.keys)

@@ -169,8 +169,13 @@ class Outbox:
         to_fetch: list[Job] = []
         for job in group:
             if job.record is not None and client is not None:
-                prepared = client.prepare(object_type, job.record)
-                if client.names_from_api and profile.absent(prepared):
+                try:  # Pipedrive: field names and option labels from its API
+                    prepared = client.prepare(object_type, job.record)
+                    lacking = client.lacks(object_type, prepared, profile.sources())
+                except CrmError as e:
+                    self._failed(job, e)
+                    continue
+                if lacking:
                     to_fetch.append(job)
                 else:
                     records[job.id] = prepared

@@ -47,6 +47,10 @@ class Client(Protocol):
         """A record as a webhook carried it, in the shape the profile reads."""
         ...
 
+    def lacks(self, object_type: str, record: Mapping[str, Any], paths: frozenset[str]) -> bool:
+        """Whether a prepared webhook record lacks fields the CRM has and ``paths`` read."""
+        ...
+
     def current(self, record: Mapping[str, Any], names: list[str]) -> dict[str, str]:
         """The values of properties ``names`` in a fetched record, as text."""
         ...

@@ -108,6 +108,9 @@ class HubSpot:
     def prepare(self, object_type: str, record: Mapping[str, Any]) -> Mapping[str, Any]:
         return record  # a workflow webhook's body is read by the profile as it is
 
+    def lacks(self, object_type: str, record: Mapping[str, Any], paths: frozenset[str]) -> bool:
+        return False  # a workflow sends the properties it was told to: what there is
+
     def current(self, record: Mapping[str, Any], names: list[str]) -> dict[str, str]:
         props = record.get("properties") or {}
         return {n: text(props.get(n)) for n in names}

@@ -151,6 +151,23 @@ class Pipedrive:
             named[slug(str(field.get("name", key)))] = _readable(field, value)
         return {**record, "data": {**data, "custom_fields": named}}
 
+    def lacks(self, object_type: str, record: Mapping[str, Any], paths: frozenset[str]) -> bool:
+        """A webhook without custom fields, or without one that exists and is read."""
+        data = record.get("data")
+        if not isinstance(data, Mapping) or object_type not in FIELDS:
+            return False
+        custom = data.get("custom_fields")
+        if not isinstance(custom, Mapping):
+            return True
+        defined = {slug(str(f.get("name", ""))) for f in self.fields(object_type)
+                   if f.get("edit_flag")} | {f.get("key") for f in self.fields(object_type)}
+        for path in paths:
+            parts = path.split(".")
+            if parts[:2] == ["data", "custom_fields"] and len(parts) > 2 and \
+                    parts[2] in defined and parts[2] not in custom:
+                return True
+        return False
+
     def current(self, record: Mapping[str, Any], names: list[str]) -> dict[str, str]:
         custom = (record.get("data") or {}).get("custom_fields") or {}
         return {n: text(custom.get(slug(n), custom.get(n))) for n in names}
