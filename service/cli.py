@@ -20,11 +20,13 @@ from pathlib import Path
 import click
 import uvicorn
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from qualify import RulebaseError
 from service.logs import uvicorn_log_config
 from service.settings import Settings
 from service.state import build_snapshot
+from service.store import Store, default_url, describe
 
 log = logging.getLogger("qualify.cli")
 
@@ -58,6 +60,19 @@ def _worker_scratch(workers: int) -> Iterator[None]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _migrate(settings: Settings) -> None:
+    """Bring the store's schema up to date once, before workers start."""
+    url = settings.database_url or default_url()
+    store = Store(url)
+    try:
+        store.migrate()
+    except SQLAlchemyError as e:
+        raise click.ClickException(f"the database {describe(url)} cannot be used: "
+                                   f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
+    finally:
+        store.close()
+
+
 @click.command()
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="The rule base (default: QUALIFY_RULES, else the bundled "
@@ -83,7 +98,9 @@ def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: in
     """Serve the HTTP API: scoring, CRM webhooks, rule base reload, health and metrics.
 
     Keys and secrets come from the environment: QUALIFY_API_KEYS, QUALIFY_ADMIN_KEY,
-    QUALIFY_HUBSPOT_SECRETS, QUALIFY_PIPEDRIVE_CREDENTIALS, QUALIFY_GENERIC_SECRETS.
+    QUALIFY_HUBSPOT_SECRETS, QUALIFY_PIPEDRIVE_CREDENTIALS, QUALIFY_GENERIC_SECRETS; the
+    CRM write-back tokens QUALIFY_HUBSPOT_TOKEN, QUALIFY_PIPEDRIVE_API_TOKEN (with
+    QUALIFY_PIPEDRIVE_API_URL); the store QUALIFY_DATABASE_URL (default: a SQLite file).
     """
     for name, value in (("RULES", rules_path and rules_path.resolve()),
                         ("MAPPINGS", mappings and mappings.resolve()),
@@ -105,6 +122,7 @@ def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: in
         for problem in e.problems:
             click.echo(str(problem), err=True)
         raise SystemExit(2) from None
+    _migrate(settings)
 
     if settings.open_access and not is_loopback(host):
         log.warning("no API keys configured (QUALIFY_API_KEYS): binding 127.0.0.1 instead "

@@ -50,7 +50,7 @@ jobs = sa.Table(
     sa.Column("object_type", sa.String(64), nullable=False),
     sa.Column("object_id", sa.String(255), nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("record", sa.JSON, nullable=True),
+    sa.Column("record", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("as_of", sa.String(10), nullable=True),
     sa.Column("source", sa.String(64), nullable=True),
     sa.Column("delivery_id", sa.String(255), nullable=True),
@@ -60,7 +60,7 @@ jobs = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("last_error", sa.Text, nullable=True),
-    sa.Column("outcome", sa.JSON, nullable=True),
+    sa.Column("outcome", sa.JSON(none_as_null=True), nullable=True),
     sa.Index("outbox_due", "state", "not_before"),
     # At most one queued job per record: a newer event replaces the queued one's data.
     sa.Index("outbox_one_queued", "crm", "object_type", "object_id", unique=True,
@@ -238,7 +238,7 @@ class Store:
         # A job already queued for the record takes the newer event's data.
         conn.execute(stmt.on_conflict_do_update(
             index_elements=["crm", "object_type", "object_id"],
-            index_where=jobs.c.state == QUEUED,
+            index_where=sa.text("state = 'queued'"),  # the partial index's own predicate
             set_={"record": stmt.excluded.record, "as_of": stmt.excluded.as_of,
                   "source": stmt.excluded.source, "delivery_id": stmt.excluded.delivery_id,
                   "updated_at": now}))
