@@ -46,10 +46,17 @@ def reference_apply(profile: Profile, record: Mapping[str, Any]) -> dict[str, An
     def is_missing(value: Any, missing: frozenset[str]) -> bool:
         return value is None or (isinstance(value, str) and value.strip().casefold() in missing)
 
+    import re
+
     lead: dict[str, Any] = {}
     if profile.model.passthrough:
         lead.update(record)
-    for target, sources, const, values, missing, split in profile._plan:
+    shared = {m.casefold() for m in profile.model.missing}
+    for target, fm in profile.model.fields.items():
+        sources = [fm.source] if isinstance(fm.source, str) else list(fm.source or [])
+        const, split = fm.value, fm.split
+        values = {str(k).strip().casefold(): v for k, v in fm.values.items()}
+        missing = frozenset(shared | {m.casefold() for m in fm.missing})
         value: Any = const if not sources else MISSING
         for src in sources:
             value = lookup(record, src)
@@ -58,8 +65,12 @@ def reference_apply(profile: Profile, record: Mapping[str, Any]) -> dict[str, An
         if value is MISSING or is_missing(value, missing):
             lead.pop(target, None)
             continue
-        if values and isinstance(value, str | int | float | bool):
-            value = values.get(str(value).strip().casefold(), value)
+        key = str(value).strip().casefold()
+        if values and isinstance(value, str | int | float | bool) and key in values:
+            value = values[key]
+        elif isinstance(value, str):
+            value = next((v for p, v in fm.patterns.items()
+                          if re.search(p, value, re.IGNORECASE)), value)
         if split and isinstance(value, str):
             value = [p.strip() for p in value.split(split) if p.strip()
                      and p.strip().casefold() not in missing]
@@ -74,7 +85,10 @@ passthrough: true
 fields:
   lead_id: {from: [id, data.id]}
   budget: {from: [Budget, data.budget], missing: [unknown]}
-  contact_role: {from: Role, values: {Boss: owner, "1": staff, "true": executive}}
+  contact_role:
+    from: Role
+    values: {Boss: owner, "1": staff, "true": executive}
+    patterns: {"^b": director, "x|y": manager}
   pain_points: {from: Pains, split: ";"}
   stage: {value: new}
   sentiment: {value: " select "}
@@ -93,3 +107,70 @@ class TestApplyUnchanged:
     def test_same_as_the_reference(self, record: dict[str, Any]) -> None:
         """The faster ``apply`` gives exactly what the first one gave, for any record."""
         assert reference_apply(PROFILE, record) == PROFILE.apply(record)
+
+
+class TestUnmapped:
+    PROFILE = """\
+name: u
+fields:
+  lead_id: {from: id}
+  payment_history: {from: terms, unmapped: unknown}
+  budget: {from: money, unmapped: unknown}
+  stage: {from: s}
+"""
+
+    def test_unknown_reads_an_unreadable_value_as_missing_and_says_so(
+            self, default_rulebook: Any, engine: Any) -> None:
+        """'Olark Chat' is no enum value: with unmapped: unknown the field is left out,
+        reported in ``unread``, and the lead is scored; readable values pass."""
+        p = load_profile_text(self.PROFILE, default_rulebook)
+        unread: list[tuple[str, Any]] = []
+        lead = p.apply({"id": "1", "terms": "Olark Chat", "money": "lots"}, unread)
+        assert lead == {"lead_id": "1"}
+        assert unread == [("payment_history", "Olark Chat"), ("budget", "lots")]
+        assert p.apply({"id": "1", "terms": "Prompt", "money": "25,000"}) == {
+            "lead_id": "1", "payment_history": "Prompt", "budget": "25,000"}
+        engine.score(lead)
+
+    def test_error_is_the_default(self, default_rulebook: Any, engine: Any) -> None:
+        """Without unmapped, the value passes through and the rule base refuses it."""
+        import pytest
+
+        from qualify import LeadError
+
+        p = load_profile_text(self.PROFILE, default_rulebook)
+        lead = p.apply({"id": "1", "s": "Olark Chat"})
+        with pytest.raises(LeadError) as e:
+            engine.score(lead)
+        assert e.value.field == "stage"
+
+    def test_a_bad_unmapped_or_pattern_is_located(self) -> None:
+        """unmapped takes error or unknown; a pattern must compile; both errors located."""
+        import pytest
+
+        from qualify import RulebaseError
+
+        text = ("name: u\nfields:\n  lead_id: {from: id}\n"
+                "  stage: {from: s, unmapped: maybe}\n"
+                "  contact_role: {from: t, patterns: {'(ceo': executive}}\n")
+        with pytest.raises(RulebaseError) as e:
+            load_profile_text(text, file="m.yaml")
+        lines = sorted(p.line for p in e.value.problems)
+        assert lines == [4, 5]
+        assert any("not a regular expression" in p.message for p in e.value.problems)
+
+
+class TestWriteBack:
+    def test_unknown_verdict_items_are_refused_with_a_suggestion(self) -> None:
+        """write_back maps verdict items; a typo is located with 'did you mean'."""
+        import pytest
+
+        from qualify import RulebaseError
+
+        text = "name: w\nfields:\n  lead_id: {from: id}\nwrite_back:\n  grdae: qualify_grade\n"
+        with pytest.raises(RulebaseError) as e:
+            load_profile_text(text, file="m.yaml")
+        (problem,) = e.value.problems
+        assert "'grdae' is not a verdict item" in problem.message
+        assert "grade" in problem.message
+        assert (problem.file, problem.line) == ("m.yaml", 5)  # the item's own line
