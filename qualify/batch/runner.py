@@ -104,6 +104,7 @@ def score_partition(scorer: Scorer, items: Iterable[Item]) -> Partition:
     spec, layout, engine, profile = scorer.spec, scorer.layout, scorer.engine, scorer.profile
     out = Partition(verdicts=[] if spec.verdicts else None)
     keys = spec.keys
+    unread: list[tuple[str, Any]] = []  # values of 'unmapped: unknown' fields left out
     for line, record in items:
         fields = record.fields if isinstance(record, BadRecord) else record
         key_values = [key_value(fields.get(k)) for k in keys]
@@ -111,7 +112,7 @@ def score_partition(scorer: Scorer, items: Iterable[Item]) -> Partition:
         try:
             if isinstance(record, BadRecord):
                 raise LeadError(None, record.reason)
-            raw: Any = profile.apply(record) if profile is not None else record
+            raw: Any = profile.apply(record, unread) if profile is not None else record
             lead_id = _lead_id(raw)
             verdict = engine.score(raw, as_of=spec.as_of, locale=spec.locale)
         except Exception as e:
@@ -127,6 +128,7 @@ def score_partition(scorer: Scorer, items: Iterable[Item]) -> Partition:
         if out.verdicts is not None:
             out.verdicts.append(verdict_json(verdict).decode())
     out.summary.add_rows(layout.names, out.rows)  # the rest of the counts, column-wise
+    out.summary.unread.update(name for name, _ in unread)
     return out
 
 

@@ -45,6 +45,7 @@ class Summary:
     missing_leads: Counter[str] = field(default_factory=Counter)  # leads it left a rule open
     missing_status: Counter[str] = field(default_factory=Counter)  # leads it kept unqualified
     error_fields: Counter[str] = field(default_factory=Counter)
+    unread: Counter[str] = field(default_factory=Counter)  # values read as unknown, by field
     first_errors: list[tuple[int, str]] = field(default_factory=list)
 
     @property
@@ -119,7 +120,7 @@ class Summary:
         self.errors += other.errors
         for name in ("status", "grade", "grade_status", "scores", "traits", "weakest",
                      "next_step", "missing_points", "missing_leads", "missing_status",
-                     "error_fields"):
+                     "error_fields", "unread"):
             getattr(self, name).update(getattr(other, name))
         room = FIRST_ERRORS - len(self.first_errors)
         self.first_errors.extend(other.first_errors[:max(room, 0)])
@@ -186,6 +187,10 @@ def render(s: Summary, rb: Rulebook, locale: str | None = None, *,
         out += ["", "missing fields that kept leads from qualifying"]
         w = max(len(f) for f, _ in blocking)
         out += [f"  {f:<{w}}  {n:>10,} leads" for f, n in blocking]
+    if s.unread:
+        values = ", ".join(f"{f} {n:,}" for f, n in s.unread.most_common(TOP))
+        out += ["", f"values the rule base cannot read, scored as unknown (unmapped: "
+                f"unknown): {values}"]
     if s.errors:
         by_field = ", ".join(f"{f} {n:,}" for f, n in s.error_fields.most_common(TOP))
         failed = plural(s.errors, "row")

@@ -105,6 +105,23 @@ class TestRun:
         assert rows[1]["qualifier_buying_power"] == "unknown"  # "Select" means missing
         assert rows[2]["error"] == "budget: expected a number, got 'lots'"
 
+    def test_unmapped_unknown_scores_the_row_and_counts_the_value(self, tmp_path: Path,
+                                                                   as_of: str) -> None:
+        """With unmapped: unknown, a value the rule base cannot read is missing, the row is
+        scored (exit 0), and the summary counts such values per field."""
+        src = tmp_path / "export.csv"
+        src.write_text("id,Role\n1,Owner\n2,Olark Chat\n3,Olark Chat\n", encoding="utf-8")
+        mapping = tmp_path / "m.yaml"
+        mapping.write_text("name: export\nfields:\n  lead_id: {from: id}\n"
+                           "  contact_role: {from: Role, unmapped: unknown}\n",
+                           encoding="utf-8")
+        code, stdout, _ = run(src, "--out", tmp_path / "o.csv", "--map", mapping,
+                              "--as-of", as_of, "--workers", "2")
+        assert code == 0
+        assert "scored as unknown (unmapped: unknown): contact_role 2" in stdout
+        rows = read_rows(tmp_path / "o.csv")
+        assert [r["error"] for r in rows] == ["", "", ""]  # CSV: no error
+
     def test_locale_zh(self, tmp_path: Path, as_of: str) -> None:
         """--locale zh writes the explanations in Chinese."""
         src = write_leads(tmp_path / "l.csv", synthetic(3, seed=1))
