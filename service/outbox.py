@@ -40,11 +40,12 @@ from service.crm import Client, CrmError, text, values
 from service.metrics import Metrics
 from service.settings import Settings
 from service.state import Registry
-from service.store import Job, Store, digest
+from service.store import Done, Job, Retry, Store, digest
 
 log = logging.getLogger("qualify.outbox")
 
 CLAIM = 100
+LINGER = 0.05  # seconds a woken outbox waits for more jobs before it claims
 PRUNE_EVERY = 300.0  # seconds
 SCORED_AT = "scored_at"
 
@@ -81,6 +82,9 @@ class Outbox:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pruned = 0.0
+        self._done_now: list[tuple[Job, Done]] = []  # this round's outcomes, written at once
+        self._retries: list[tuple[Job, Retry]] = []
+        self._written: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
         self.warm_ups: list[Callable[[], None]] = []  # run once in the thread, at start
 
     # ------------------------------------------------------------------ the thread
@@ -114,9 +118,9 @@ class Outbox:
             except Exception:  # the database is away, say: keep the thread, try again
                 log.exception("outbox round failed")
                 busy = 0
-            if not busy:
-                self._wake.wait(self.settings.outbox_poll)
+            if not busy and self._wake.wait(self.settings.outbox_poll):
                 self._wake.clear()
+                self._stop.wait(LINGER)  # let a burst of webhooks queue together
 
     def run_once(self, now: float | None = None) -> int:
         """Claim and run one round of due jobs; how many were claimed."""
@@ -128,20 +132,38 @@ class Outbox:
         groups: dict[tuple[str, str, str], list[Job]] = defaultdict(list)
         for job in claimed:
             groups[(job.crm, job.object_type, job.source or job.crm)].append(job)
-        for (crm, object_type, source), group in groups.items():
-            self._run_group(crm, object_type, source, group)
+        try:
+            for (crm, object_type, source), group in groups.items():
+                self._run_group(crm, object_type, source, group)
+        finally:
+            self._flush()
         return len(claimed)
+
+    def _flush(self) -> None:
+        """Write the round's outcomes: one statement each for final states, retries and
+        write-back digests (a job left unwritten by a crash is claimed again)."""
+        for (crm, object_type), digests in self._written.items():
+            self.store.remember(crm, object_type, digests)
+        self._written.clear()
+        done, self._done_now = self._done_now, []
+        self.store.finish([d for _, d in done])
+        for job, d in done:
+            self.metrics.outbox_done(job.crm, d.state)
+            if d.state in ("dead", "invalid"):
+                log.warning("write-back job %s", d.state, extra={"fields": {
+                    "job": job.id, "crm": job.crm, "object_type": job.object_type,
+                    "object_id": job.object_id, "error": d.error}})
+        retries, self._retries = self._retries, []
+        states = self.store.retry_later([r for _, r in retries])
+        for job, r in retries:
+            state = states[r.id]
+            self.metrics.outbox_done(job.crm, "retried" if state == "queued" else state)
 
     # ------------------------------------------------------------------ one group
 
     def _done(self, job: Job, state: str, *, outcome: Mapping[str, Any] | None = None,
               error: str | None = None) -> None:
-        self.store.finish(job.id, state, outcome=outcome, error=error)
-        self.metrics.outbox_done(job.crm, state)
-        if state in ("dead", "invalid"):
-            log.warning("write-back job %s", state, extra={"fields": {
-                "job": job.id, "crm": job.crm, "object_type": job.object_type,
-                "object_id": job.object_id, "error": error}})
+        self._done_now.append((job, Done(job.id, state, outcome, error)))
 
     def _failed(self, job: Job, e: CrmError) -> None:
         limit = self.settings.outbox_max_attempts
@@ -150,9 +172,8 @@ class Outbox:
             return
         delay = e.wait if e.wait is not None else backoff(
             job.attempts, self.settings.outbox_backoff, self.settings.outbox_backoff_max)
-        state = self.store.retry_later(job.id, time.time() + delay, str(e),
-                                       count=e.wait is None)
-        self.metrics.outbox_done(job.crm, "retried" if state == "queued" else state)
+        self._retries.append((job, Retry(job.id, time.time() + delay, str(e),
+                                         count=e.wait is None)))
 
     def _run_group(self, crm: str, object_type: str, source: str, group: list[Job]) -> None:
         snapshot = self.registry.current
@@ -251,7 +272,7 @@ class Outbox:
         for object_id, error in results.items():
             for job, value_digest in waiting.get(object_id, []):
                 if error is None:
-                    self.store.remember(crm, object_type, object_id, value_digest)
+                    self._written[(crm, object_type)][object_id] = value_digest
                     self._done(job, "delivered", outcome={
                         k: text(v) for k, v in updates[object_id].items()})
                 else:

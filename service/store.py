@@ -123,6 +123,26 @@ class NewJob:
 
 
 @dataclass(frozen=True)
+class Done:
+    """A job's final state, for ``Store.finish``."""
+
+    id: int
+    state: str
+    outcome: Mapping[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A job queued again, for ``Store.retry_later``."""
+
+    id: int
+    at: float  # epoch seconds
+    error: str
+    count: bool = True  # False: the attempt is given back (a 429)
+
+
+@dataclass(frozen=True)
 class Job:
     """A claimed job (see ``Store.claim``)."""
 
@@ -200,48 +220,61 @@ class Store:
 
         ``items`` pairs a delivery id (None: no id, always new) with the job it asks for
         (None: nothing to do). Returns, per item, whether it was new: a delivery seen before
-        queues nothing. ``answer`` is kept with each new delivery for retries to get."""
+        queues nothing. ``answer`` is kept with each new delivery for retries to get. One
+        statement inserts every delivery id and one queues every job: a batch of 100
+        HubSpot events costs two statements, not two hundred."""
         now = time.time() if now is None else now
-        fresh: list[bool] = []
+        ids = list(dict.fromkeys(d for d, _ in items if d is not None))
         with self.transaction() as conn:
-            for delivery_id, job in items:
+            new: set[str] = set()
+            if ids:
+                rows = [{"source": source, "delivery_id": d, "received_at": now,
+                         "answer": answer} for d in ids]
+                new = {r[0] for r in conn.execute(
+                    self._insert(deliveries).values(rows).on_conflict_do_nothing()
+                    .returning(deliveries.c.delivery_id))}
+            fresh = []
+            taken: set[str] = set()
+            for delivery_id, _ in items:  # a delivery id twice in one request: once new
+                ok = delivery_id is None or (delivery_id in new and delivery_id not in taken)
                 if delivery_id is not None:
-                    inserted = conn.execute(
-                        self._insert(deliveries).values(
-                            source=source, delivery_id=delivery_id, received_at=now,
-                            answer=answer).on_conflict_do_nothing()
-                        .returning(deliveries.c.delivery_id)).first()
-                    if inserted is None:
-                        fresh.append(False)
-                        continue
-                fresh.append(True)
-                if job is not None:
-                    self._enqueue(conn, job, now)
+                    taken.add(delivery_id)
+                fresh.append(ok)
+            self._enqueue(conn, [job for ok, (_, job) in zip(fresh, items, strict=True)
+                                 if ok and job is not None], now)
         return fresh
 
     def enqueue(self, items: Iterable[NewJob], now: float | None = None) -> None:
         now = time.time() if now is None else now
         with self.transaction() as conn:
-            for job in items:
-                self._enqueue(conn, job, now)
+            self._enqueue(conn, list(items), now)
 
-    def _enqueue(self, conn: Connection, job: NewJob, now: float) -> None:
-        values = {"crm": job.crm, "object_type": job.object_type, "object_id": job.object_id,
-                  "state": job.state, "record": job.record, "as_of": job.as_of,
-                  "source": job.source, "delivery_id": job.delivery_id, "attempts": 0,
-                  "not_before": now, "created_at": now, "updated_at": now,
-                  "last_error": job.error}
-        if job.state != QUEUED:
-            conn.execute(sa.insert(jobs).values(values))
+    def _enqueue(self, conn: Connection, items: Sequence[NewJob], now: float) -> None:
+        if not items:
             return
-        stmt = self._insert(jobs).values(values)
-        # A job already queued for the record takes the newer event's data.
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=["crm", "object_type", "object_id"],
-            index_where=sa.text("state = 'queued'"),  # the partial index's own predicate
-            set_={"record": stmt.excluded.record, "as_of": stmt.excluded.as_of,
-                  "source": stmt.excluded.source, "delivery_id": stmt.excluded.delivery_id,
-                  "updated_at": now}))
+        queued: dict[tuple[str, str, str], dict[str, Any]] = {}
+        kept: list[dict[str, Any]] = []
+        for job in items:
+            values = {"crm": job.crm, "object_type": job.object_type,
+                      "object_id": job.object_id, "state": job.state, "record": job.record,
+                      "as_of": job.as_of, "source": job.source,
+                      "delivery_id": job.delivery_id, "attempts": 0, "not_before": now,
+                      "created_at": now, "updated_at": now, "last_error": job.error}
+            if job.state == QUEUED:  # one row per record: the latest event's data
+                queued[(job.crm, job.object_type, job.object_id)] = values
+            else:
+                kept.append(values)
+        if kept:
+            conn.execute(sa.insert(jobs), kept)
+        if queued:
+            stmt = self._insert(jobs).values(list(queued.values()))
+            # A job already queued for the record takes the newer event's data.
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["crm", "object_type", "object_id"],
+                index_where=sa.text("state = 'queued'"),  # the partial index's predicate
+                set_={"record": stmt.excluded.record, "as_of": stmt.excluded.as_of,
+                      "source": stmt.excluded.source,
+                      "delivery_id": stmt.excluded.delivery_id, "updated_at": now}))
 
     def prune(self, older_than: float) -> int:
         """Forget deliveries and finished jobs older than ``older_than`` (epoch s)."""
@@ -272,43 +305,51 @@ class Store:
             rows = conn.execute(stmt).all()
         return sorted((Job(*row) for row in rows), key=lambda j: j.id)
 
-    def finish(self, job_id: int, state: str, *, outcome: Mapping[str, Any] | None = None,
-               error: str | None = None, now: float | None = None) -> None:
-        """A final state: delivered, skipped, dead or invalid."""
+    def finish(self, done: Sequence[Done], now: float | None = None) -> None:
+        """Jobs to a final state (delivered, skipped, dead, invalid), in one statement."""
+        if not done:
+            return
         now = time.time() if now is None else now
+        stmt = sa.update(jobs).where(jobs.c.id == sa.bindparam("job")).values(
+            state=sa.bindparam("to"), outcome=sa.bindparam("out"),
+            last_error=sa.bindparam("error"), lease_until=None, updated_at=now)
         with self.transaction() as conn:
-            conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(
-                state=state, outcome=outcome, last_error=error, lease_until=None,
-                updated_at=now))
+            conn.execute(stmt, [{"job": d.id, "to": d.state, "out": d.outcome,
+                                 "error": d.error} for d in done])
 
-    def retry_later(self, job_id: int, at: float, error: str, *, count: bool = True,
-                    now: float | None = None) -> str:
-        """Back to the queue until ``at``; ``count=False`` gives the attempt back (the CRM
-        asked us to slow down). Returns the new state: queued, or superseded when a newer
-        event queued the same record meanwhile."""
+    def retry_later(self, retries: Sequence[Retry], now: float | None = None) -> dict[int, str]:
+        """Jobs back to the queue, each until its ``at``; ``count=False`` gives the attempt
+        back (the CRM asked us to slow down). Returns each job's new state: queued, or
+        superseded when a newer event queued the same record meanwhile."""
+        if not retries:
+            return {}
         now = time.time() if now is None else now
-        values: dict[str, Any] = {"not_before": at, "last_error": error,
-                                  "lease_until": None, "updated_at": now}
-        if not count:
-            values["attempts"] = jobs.c.attempts - 1
-        return self._requeue(sa.update(jobs).where(jobs.c.id == job_id), values, job_id)
-
-    def _requeue(self, where: Any, values: dict[str, Any], job_id: int) -> str:
+        ids = [r.id for r in retries]
+        stmt = sa.update(jobs).where(jobs.c.id == sa.bindparam("job")).values(
+            state=sa.bindparam("to"), not_before=sa.bindparam("at"),
+            last_error=sa.bindparam("error"), lease_until=None, updated_at=now,
+            attempts=jobs.c.attempts - sa.bindparam("back"))
         with self.transaction() as conn:
-            newer = conn.execute(sa.select(sa.literal(1)).select_from(
-                jobs.join(_OTHER, sa.and_(
-                    _OTHER.c.crm == jobs.c.crm, _OTHER.c.object_type == jobs.c.object_type,
-                    _OTHER.c.object_id == jobs.c.object_id)))
-                .where(jobs.c.id == job_id, _OTHER.c.state == QUEUED,
-                       _OTHER.c.id != job_id)).first()
-            state = "superseded" if newer else QUEUED
-            conn.execute(where.values(state=state, **values))
-        return state
+            newer = self._superseded(conn, ids)
+            states = {r.id: "superseded" if r.id in newer else QUEUED for r in retries}
+            conn.execute(stmt, [{"job": r.id, "to": states[r.id], "at": r.at,
+                                 "error": r.error, "back": 0 if r.count else 1}
+                                for r in retries])
+        return states
+
+    def _superseded(self, conn: Connection, ids: Sequence[int]) -> set[int]:
+        """Of ``ids``, the jobs whose record has another job queued."""
+        return {row[0] for row in conn.execute(sa.select(jobs.c.id).select_from(
+            jobs.join(_OTHER, sa.and_(
+                _OTHER.c.crm == jobs.c.crm, _OTHER.c.object_type == jobs.c.object_type,
+                _OTHER.c.object_id == jobs.c.object_id)))
+            .where(jobs.c.id.in_(ids), _OTHER.c.state == QUEUED, _OTHER.c.id != jobs.c.id))}
 
     def requeue(self, ids: Sequence[int] | None, states: Sequence[str],
                 now: float | None = None) -> list[int]:
         """Admin retry: jobs in ``states`` (of ``ids``, or all) queued again now, their
-        attempts reset. Returns the ids queued."""
+        attempts reset; one whose record has a newer job queued is superseded instead.
+        Returns the ids queued."""
         now = time.time() if now is None else now
         where: sa.ColumnElement[bool] = jobs.c.state.in_(states)
         if ids is not None:
@@ -316,15 +357,19 @@ class Store:
         with self.transaction() as conn:
             found = [r[0] for r in conn.execute(sa.select(jobs.c.id).where(where)
                                                 .order_by(jobs.c.id))]
-        queued = []
-        for job_id in found:
-            state = self._requeue(sa.update(jobs).where(jobs.c.id == job_id,
-                                                        jobs.c.state.in_(states)),
-                                  {"not_before": now, "attempts": 0, "lease_until": None,
-                                   "updated_at": now}, job_id)
-            if state == QUEUED:
-                queued.append(job_id)
-        return queued
+            if not found:
+                return []
+            newer = self._superseded(conn, found)
+            queued = []
+            for job_id in reversed(found):  # two dead jobs of one record: the newer one
+                state = "superseded" if job_id in newer else QUEUED
+                conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(
+                    state=state, not_before=now, attempts=0, lease_until=None,
+                    updated_at=now))
+                if state == QUEUED:
+                    queued.append(job_id)
+                    newer |= self._superseded(conn, found)
+        return sorted(queued)
 
     def jobs(self, *, states: Sequence[str] | None = None, crm: str | None = None,
              limit: int = 100, after: int = 0) -> list[dict[str, Any]]:
@@ -358,16 +403,19 @@ class Store:
                 sa.select(t.c.object_id, t.c.digest).where(
                     t.c.crm == crm, t.c.object_type == object_type, t.c.object_id.in_(ids)))}
 
-    def remember(self, crm: str, object_type: str, object_id: str, value_digest: str,
+    def remember(self, crm: str, object_type: str, digests: Mapping[str, str],
                  now: float | None = None) -> None:
+        """What was written to each record (id -> digest), one statement."""
+        if not digests:
+            return
         now = time.time() if now is None else now
-        stmt = self._insert(writeback_state).values(crm=crm, object_type=object_type,
-                                                    object_id=object_id, digest=value_digest,
-                                                    written_at=now)
+        stmt = self._insert(writeback_state).values([
+            {"crm": crm, "object_type": object_type, "object_id": object_id,
+             "digest": value, "written_at": now} for object_id, value in digests.items()])
         with self.transaction() as conn:
             conn.execute(stmt.on_conflict_do_update(
                 index_elements=["crm", "object_type", "object_id"],
-                set_={"digest": value_digest, "written_at": now}))
+                set_={"digest": stmt.excluded.digest, "written_at": now}))
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from service.store import NewJob, Store, describe, normalise_url
+from service.store import Done, NewJob, Retry, Store, describe, normalise_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -82,7 +82,7 @@ class TestDeliveries:
         """After the retention, a delivery id is new again; queued jobs are never pruned."""
         store.accept("hubspot", [("old", _job("3")), ("older", _job("4"))], now=100.0)
         (claimed, _) = store.claim(1, 30, now=200.0), None
-        store.finish(claimed[0].id, "delivered", now=200.0)
+        store.finish([Done(claimed[0].id, "delivered")], now=200.0)
         assert store.prune(older_than=1000.0) == 3  # two deliveries, one finished job
         assert [j["state"] for j in store.jobs()] == ["queued"]
         assert store.accept("hubspot", [("old", None)]) == [True]
@@ -134,15 +134,30 @@ class TestQueue:
         store.enqueue([_job("7")])
         (running,) = store.claim(10, 30)
         store.enqueue([_job("7")])
-        assert store.retry_later(running.id, time.time() + 5, "boom") == "superseded"
+        assert store.retry_later([Retry(running.id, time.time() + 5, "boom")]) == {
+            running.id: "superseded"}
         assert sorted(j["state"] for j in store.jobs()) == ["queued", "superseded"]
+
+    def test_a_retry_given_back_keeps_the_attempt_count(self, store: Store) -> None:
+        """count=False (a 429) gives the claimed attempt back; count=True keeps it."""
+        store.enqueue([_job("20"), _job("21")])
+        a, b = store.claim(10, 30)
+        store.retry_later([Retry(a.id, 0.0, "429", count=False), Retry(b.id, 0.0, "503")])
+        attempts = {j["id"]: j["attempts"] for j in store.jobs()}
+        assert attempts == {a.id: 0, b.id: 1}
+
+    def test_a_batch_with_a_repeated_delivery_id_is_new_once(self, store: Store) -> None:
+        """The same event twice in one request (HubSpot ids are not unique): new once."""
+        assert store.accept("hubspot", [("x", _job("22")), ("x", _job("22")),
+                                        (None, _job("23"))]) == [True, False, True]
+        assert len(store.jobs()) == 2
 
     def test_admin_retry_requeues_dead_jobs(self, store: Store) -> None:
         """Dead jobs are queued again with their attempts reset; others are untouched."""
         store.enqueue([_job("8"), _job("9")])
         a, b = store.claim(10, 30)
-        store.finish(a.id, "dead", error="HubSpot answered 400")
-        store.finish(b.id, "delivered")
+        store.finish([Done(a.id, "dead", error="HubSpot answered 400"),
+                      Done(b.id, "delivered")])
         assert store.requeue(None, ["dead"]) == [a.id]
         states = {j["id"]: (j["state"], j["attempts"]) for j in store.jobs()}
         assert states == {a.id: ("queued", 0), b.id: ("delivered", 1)}
@@ -157,9 +172,8 @@ class TestQueue:
 
     def test_writeback_state_is_per_record(self, store: Store) -> None:
         """The digest of what was written, per record, replaced by the next write."""
-        store.remember("hubspot", "contacts", "12", "d1")
-        store.remember("hubspot", "contacts", "12", "d2")
-        store.remember("hubspot", "contacts", "13", "d3")
+        store.remember("hubspot", "contacts", {"12": "d1"})
+        store.remember("hubspot", "contacts", {"12": "d2", "13": "d3"})
         assert store.written("hubspot", "contacts", ["12", "13", "14"]) == {"12": "d2",
                                                                            "13": "d3"}
 
