@@ -3,8 +3,9 @@
     .venv/bin/python bench/outbox.py                 # about 2 minutes
     .venv/bin/python bench/outbox.py --jobs 4000 --requests 10000 --no-postgres
 
-Starts HubSpot's stand-in (tests/standins, answering at once, no rate limit) and
-``qualify serve --workers 2`` processes on 127.0.0.1, and measures:
+Starts HubSpot's stand-in (tests/standins, answering at once, no rate limit; a process of
+its own, so that it takes no time from this client) and ``qualify serve --workers 2``
+processes on 127.0.0.1, and measures:
 
 1. outbox throughput, per store (SQLite file; PostgreSQL when its server binaries are
    installed: tests/install-postgres.sh): ``--jobs`` contacts sent as signed app-webhook
@@ -45,7 +46,6 @@ from bench.service import (  # noqa: E402
     request_once,
 )
 from service.signatures import hubspot_v3_signature  # noqa: E402
-from tests.standins import HubSpotStandIn, serving  # noqa: E402
 
 TOKEN = "bench-hubspot-token"
 SECRET = "bench-hubspot-secret"
@@ -72,20 +72,44 @@ def contact(i: int, lead: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def stand_in(port: int, contacts: int) -> None:
+    """The HubSpot stand-in with ``contacts`` generated contacts, served until killed."""
+    import uvicorn
+
+    from qualify.synthetic import generate
+    from tests.standins import HubSpotStandIn
+
+    crm = HubSpotStandIn(TOKEN, burst=10**9, window=1.0)
+    for name in PROPERTIES:
+        crm.define("contacts", name)
+    for i, lead in enumerate(generate(contacts, seed=3)):
+        crm.add("contacts", str(i), **contact(i, lead))
+    uvicorn.run(crm.app, host=HOST, port=port, log_level="warning")
+
+
+async def delivered(port: int) -> int:
+    """Jobs delivered, from the service's /metrics (the store's count)."""
+    _, body = await request_once(port, f"GET /metrics HTTP/1.1\r\nHost: {HOST}\r\n"
+                                 "Connection: close\r\n\r\n".encode())
+    for line in body.decode().splitlines():
+        if line.startswith('qualify_outbox_jobs{crm="hubspot",state="delivered"}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
 def serve(name: str, env: dict[str, str], scratch: Path) -> Server:
     port = free_port()
     return Server(name, [sys.executable, "-c", START, "serve", "--host", HOST, "--port",
                          str(port), "--workers", "2"], env, port, scratch / f"{name}.log")
 
 
-async def throughput(label: str, base: dict[str, str], database: str, crm: HubSpotStandIn,
-                     crm_url: str, jobs: int, first: int, scratch: Path) -> None:
+async def throughput(label: str, base: dict[str, str], database: str, crm_url: str, *,
+                     jobs: int, first: int, scratch: Path) -> None:
     env = {**base, "QUALIFY_DATABASE_URL": database, "QUALIFY_HUBSPOT_TOKEN": TOKEN,
            "QUALIFY_HUBSPOT_API_URL": crm_url}
     server = serve(f"outbox-{label}", env, scratch)
     try:
         await server.wait_ready("/readyz")
-        before = len(crm.writes)
         ids = list(range(first, first + jobs))
         began = time.perf_counter()
         for at in range(0, jobs, 100):
@@ -99,10 +123,10 @@ async def throughput(label: str, base: dict[str, str], database: str, crm: HubSp
             assert status == 200 and json.loads(body)["queued"] == len(events), body
         ingested = time.perf_counter() - began
         deadline = time.perf_counter() + 600
-        while len(crm.writes) - before < jobs and time.perf_counter() < deadline:
+        while (done := await delivered(server.port)) < jobs and \
+                time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
         drained = time.perf_counter() - began
-        done = len(crm.writes) - before
         print(f"outbox, {label:<10} {jobs:>6} jobs: ingest {jobs / ingested:>8,.0f} events/s; "
               f"written {done:>6} in {drained:5.1f} s = {done / drained:>7,.0f} jobs/s "
               f"end to end (2 workers, batches of 100)", flush=True)
@@ -119,70 +143,71 @@ async def main(args: argparse.Namespace) -> int:
     base.update(QUALIFY_API_KEYS=API_KEY, QUALIFY_HUBSPOT_SECRETS=SECRET,
                 QUALIFY_ACCESS_LOG="false", QUALIFY_OUTBOX_POLL="0.2")
     leads = list(generate(max(args.jobs, args.leads) * 2, seed=3))
-    crm = HubSpotStandIn(TOKEN, burst=10**9, window=1.0)
-    for name in PROPERTIES:
-        crm.define("contacts", name)
-    for i, lead in enumerate(leads):
-        crm.add("contacts", str(i), **contact(i, lead))
     postgres = None
+    crm_port = free_port()
+    crm = Server("stand-in", [sys.executable, str(Path(__file__).resolve()), "--stand-in",
+                              str(crm_port), "--contacts", str(len(leads))],
+                 base, crm_port, scratch / "stand-in.log")
+    crm_url = f"http://{HOST}:{crm_port}"
     try:
-        with serving(crm.app) as crm_url:
-            print(f"outbox bench: {os.cpu_count()} CPUs shared by the servers, the stand-in "
-                  f"and this client; load average {os.getloadavg()[0]:.2f}")
-            await throughput("sqlite", base, f"sqlite:///{scratch / 'q.db'}", crm, crm_url,
-                             args.jobs, 0, scratch)
-            if args.postgres:
-                from tests.postgres import PostgresServer, find_bin
+        await crm.wait_ready("/crm/v3/objects/contacts/0", timeout=120, ok=(200, 401))
+        print(f"outbox bench: {os.cpu_count()} CPUs shared by the servers, the stand-in "
+              f"and this client; load average {os.getloadavg()[0]:.2f}")
+        await throughput("sqlite", base, f"sqlite:///{scratch / 'q.db'}", crm_url,
+                         jobs=args.jobs, first=0, scratch=scratch)
+        if args.postgres:
+            from tests.postgres import PostgresServer, find_bin
 
-                if find_bin() is None:
-                    print("outbox, postgresql: skipped (no server binaries: run "
-                          "tests/install-postgres.sh)")
-                else:
-                    postgres = PostgresServer().start()
-                    url = postgres.create_database("bench")
-                    await throughput("postgresql", base, url, crm, crm_url, args.jobs,
-                                     args.jobs, scratch)
+            if find_bin() is None:
+                print("outbox, postgresql: skipped (no server binaries: run "
+                      "tests/install-postgres.sh)")
+            else:
+                postgres = PostgresServer().start()
+                url = postgres.create_database("bench")
+                await throughput("postgresql", base, url, crm_url, jobs=args.jobs,
+                                 first=args.jobs, scratch=scratch)
 
-            off = serve("writeback-off", {**base, "QUALIFY_DATABASE_URL":
-                                          f"sqlite:///{scratch / 'off.db'}"}, scratch)
-            on = serve("writeback-on", {**base, "QUALIFY_DATABASE_URL":
-                                        f"sqlite:///{scratch / 'on.db'}",
-                                        "QUALIFY_HUBSPOT_TOKEN": TOKEN,
-                                        "QUALIFY_HUBSPOT_API_URL": crm_url}, scratch)
-            try:
-                await off.wait_ready("/readyz")
-                await on.wait_ready("/readyz")
-                bodies = [json.dumps(lead).encode() for lead in leads[:args.leads]]
-                hooks = [json.dumps(contact(i, lead)).encode()
-                         for i, lead in enumerate(leads[:args.leads])]
-                targets = [
-                    ("POST /v1/score, write-back off", off.port,
-                     [post("/v1/score", off.port, b) for b in bodies]),
-                    ("POST /v1/score, write-back on", on.port,
-                     [post("/v1/score", on.port, b) for b in bodies]),
-                    ("HubSpot workflow webhook, queued", on.port,
-                     [signed(on.port, b) for b in hooks]),
-                ]
-                print(f"{'endpoint':<38} {'done':>7} {'req/s':>9} {'p50 ms':>8} "
-                      f"{'p99 ms':>8} {'failed':>7}")
+        off = serve("writeback-off", {**base, "QUALIFY_DATABASE_URL":
+                                      f"sqlite:///{scratch / 'off.db'}"}, scratch)
+        on = serve("writeback-on", {**base, "QUALIFY_DATABASE_URL":
+                                    f"sqlite:///{scratch / 'on.db'}",
+                                    "QUALIFY_HUBSPOT_TOKEN": TOKEN,
+                                    "QUALIFY_HUBSPOT_API_URL": crm_url}, scratch)
+        try:
+            await off.wait_ready("/readyz")
+            await on.wait_ready("/readyz")
+            bodies = [json.dumps(lead).encode() for lead in leads[:args.leads]]
+            hooks = [json.dumps(contact(i, lead)).encode()
+                     for i, lead in enumerate(leads[:args.leads])]
+            targets = [
+                ("POST /v1/score, write-back off", off.port,
+                 [post("/v1/score", off.port, b) for b in bodies]),
+                ("POST /v1/score, write-back on", on.port,
+                 [post("/v1/score", on.port, b) for b in bodies]),
+                ("HubSpot workflow webhook, queued", on.port,
+                 [signed(on.port, b) for b in hooks]),
+            ]
+            print(f"{'endpoint':<38} {'done':>7} {'req/s':>9} {'p50 ms':>8} "
+                  f"{'p99 ms':>8} {'failed':>7}")
+            for name, port, reqs in targets:
+                await load(name, port, reqs, concurrency=32, total=args.warmup)
+            for round_ in range(args.rounds):
+                results: list[Result] = []
                 for name, port, reqs in targets:
-                    await load(name, port, reqs, concurrency=32, total=args.warmup)
-                for round_ in range(args.rounds):
-                    results: list[Result] = []
-                    for name, port, reqs in targets:
-                        results.append(r := await load(name, port, reqs, concurrency=32,
-                                                       total=args.requests))
-                        print(r.line(), flush=True)
-                    score_off, score_on, hook = results
-                    print(f"round {round_ + 1}: /v1/score req/s with write-back on "
-                          f"{score_on.rate / score_off.rate:.0%} of off; webhook p99 "
-                          f"{hook.p99_ms / score_on.p99_ms:.2f}x /v1/score's "
-                          f"(target <= 2x)", flush=True)
-            finally:
-                off.stop()
-                on.stop()
+                    results.append(r := await load(name, port, reqs, concurrency=32,
+                                                   total=args.requests))
+                    print(r.line(), flush=True)
+                score_off, score_on, hook = results
+                print(f"round {round_ + 1}: /v1/score req/s with write-back on "
+                      f"{score_on.rate / score_off.rate:.0%} of off; webhook p99 "
+                      f"{hook.p99_ms / score_on.p99_ms:.2f}x /v1/score's "
+                      f"(target <= 2x)", flush=True)
+        finally:
+            off.stop()
+            on.stop()
         return 0
     finally:
+        crm.stop()
         if postgres is not None:
             postgres.close()
         shutil.rmtree(scratch, ignore_errors=True)
@@ -197,7 +222,12 @@ def cli() -> int:
     parser.add_argument("--leads", type=int, default=2_000, help="distinct bodies, cycled")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-postgres", dest="postgres", action="store_false")
+    parser.add_argument("--stand-in", type=int, help=argparse.SUPPRESS)  # port: serve it
+    parser.add_argument("--contacts", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.stand_in:
+        stand_in(args.stand_in, args.contacts)
+        return 0
     try:
         import uvloop
 

@@ -83,7 +83,8 @@ class Server:
         self.process = subprocess.Popen(argv, env=env, stdout=self._log,
                                         stderr=subprocess.STDOUT, cwd=ROOT)
 
-    async def wait_ready(self, path: str, timeout: float = 60) -> None:
+    async def wait_ready(self, path: str, timeout: float = 60,
+                         ok: tuple[int, ...] = (200,)) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -91,7 +92,7 @@ class Server:
             try:
                 status, _ = await request_once(self.port, f"GET {path} HTTP/1.1\r\nHost: x\r\n"
                                                "Connection: close\r\n\r\n".encode())
-                if status == 200:
+                if status in ok:
                     return
             except OSError:
                 pass

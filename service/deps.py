@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from qualify import Profile
 from service.crm import Client
 from service.errors import ApiError
+from service.intake import Deliveries
 from service.logs import LogSetup
 from service.metrics import Metrics
 from service.outbox import Outbox
@@ -39,6 +40,7 @@ class Service:
     webhooks: Webhooks
     keys: Keys
     store: Store
+    deliveries: Deliveries
     outbox: Outbox
     clients: Mapping[str, Client]
     ready: bool = False

@@ -26,6 +26,7 @@ from service.crm.hubspot import HubSpot
 from service.crm.pipedrive import Pipedrive
 from service.deps import Service
 from service.direct import DirectApp
+from service.intake import Deliveries
 from service.logs import DecisionLog, LogSetup
 from service.metrics import Metrics
 from service.middleware import Observe
@@ -139,7 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scorer=Scorer(registry, metrics), webhooks=webhooks_,
         keys=Keys((k.get_secret_value() for k in settings.api_keys),
                   settings.admin_key.get_secret_value() if settings.admin_key else None),
-        store=store, clients=clients,
+        store=store, deliveries=Deliveries(store), clients=clients,
         outbox=Outbox(store, registry, settings, metrics, clients))
     pipedrive = clients.get("pipedrive")
     if isinstance(pipedrive, Pipedrive):

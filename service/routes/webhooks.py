@@ -154,8 +154,7 @@ async def _record(service: Service, source: str, profile: Profile, event: Event,
             answer = _answer(source, delivery_id, verdict_json=scored.json, queued=writes)
             headers["X-Qualify-Rulebook"] = scored.verdict.rulebook["sha256"]
             outcome = "scored"
-    fresh = await anyio.to_thread.run_sync(
-        lambda: service.store.accept(source, [(delivery_id, job)], answer))
+    fresh = await service.deliveries.accept(source, [(delivery_id, job)], answer)
     if not fresh[0]:
         assert delivery_id is not None
         metrics.webhooks.labels(source, "replayed").inc()
@@ -182,7 +181,7 @@ async def _thin(service: Service, source: str, profile: Profile, inbound: Inboun
     writes = service.writes_back(source, profile)
     items = [(e.delivery_id, None if e.skip or not writes else _job(source, e, e.as_of))
              for e in events]
-    fresh = await anyio.to_thread.run_sync(lambda: service.store.accept(source, items))
+    fresh = await service.deliveries.accept(source, items)
     taken = [job for new, (_, job) in zip(fresh, items, strict=True) if new]
     queued = sum(1 for job in taken if job is not None)
     skipped = len(taken) - queued
