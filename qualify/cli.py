@@ -85,6 +85,7 @@ class LazyGroup(click.Group):
         "rules": "qualify.rules_cli:rules",
         "batch": "qualify.batch_cli:batch",
         "serve": "service.cli:serve",
+        "outbox": "service.cli:outbox",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

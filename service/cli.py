@@ -13,7 +13,10 @@ import logging
 import logging.config
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,11 +46,8 @@ def is_loopback(host: str) -> bool:
 
 
 @contextlib.contextmanager
-def _worker_scratch(workers: int) -> Iterator[None]:
-    """Shared files for several workers: metrics and the reload channel."""
-    if workers < 2:
-        yield
-        return
+def _worker_scratch() -> Iterator[None]:
+    """Files the workers and the outbox process share: metrics and the reload channel."""
     scratch = Path(tempfile.mkdtemp(prefix="qualify-serve-"))
     try:
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -71,6 +71,44 @@ def _migrate(settings: Settings) -> None:
                                    f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
     finally:
         store.close()
+
+
+@contextlib.contextmanager
+def _outbox_process() -> Iterator[None]:
+    """``qualify outbox`` beside the workers, started again if it dies; the workers then do
+    no CRM work (a thread of theirs would take the GIL from requests: webhook p99 was
+    0.4-0.5 s at 550 webhooks/s with the outbox in the workers)."""
+    os.environ["QUALIFY_OUTBOX_IN_APP"] = "false"
+    argv = [sys.executable, "-c", "import sys; from qualify.cli import main; "
+            "sys.exit(main())", "outbox"]
+    stopping = threading.Event()
+    current: list[subprocess.Popen[bytes]] = []
+
+    def supervise() -> None:
+        while not stopping.is_set():
+            child = subprocess.Popen(argv, env={**os.environ,
+                                                "QUALIFY_OUTBOX_PARENT": str(os.getpid())})
+            current[:] = [child]
+            code = child.wait()
+            if not stopping.is_set():
+                log.error("the outbox process exited with %s; starting it again", code)
+                stopping.wait(1.0)
+
+    thread = threading.Thread(target=supervise, name="qualify-outbox-supervisor",
+                              daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stopping.set()
+        for child in current:
+            if child.poll() is None:
+                child.terminate()
+                try:
+                    child.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+        thread.join(5)
 
 
 @click.command()
@@ -129,8 +167,38 @@ def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: in
                     "of %s", host)
         host = "127.0.0.1"
 
-    with _worker_scratch(workers):
+    with _worker_scratch(), _outbox_process():
         uvicorn.run(APP, factory=True, host=host, port=port, workers=workers,
                     log_config=uvicorn_log_config(settings), access_log=False,
                     server_header=False, forwarded_allow_ips=forwarded_allow_ips,
                     timeout_graceful_shutdown=15)
+
+
+@click.command()
+@click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="The rule base (default: QUALIFY_RULES, else the bundled "
+              "rules/default.yaml).")
+@click.option("--mappings", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Webhook mapping profiles (default: mappings/ beside the rule base).")
+def outbox(*, rules_path: Path | None, mappings: Path | None) -> None:
+    """Run the write-back outbox: fetch, score and write back the CRM records that webhooks
+    queued. `qualify serve` starts one; run it alone to scale it apart from the service.
+    Settings as for serve: QUALIFY_DATABASE_URL, QUALIFY_HUBSPOT_TOKEN, ..."""
+    from service.outbox import run_process
+
+    for name, value in (("RULES", rules_path and rules_path.resolve()),
+                        ("MAPPINGS", mappings and mappings.resolve())):
+        if value is not None:
+            os.environ[f"QUALIFY_{name}"] = str(value)
+    try:
+        settings = Settings()
+    except ValidationError as e:
+        problems = "; ".join(f"QUALIFY_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}"
+                             for err in e.errors())
+        raise click.ClickException(f"bad settings: {problems}") from None
+    try:
+        run_process(settings)
+    except RulebaseError as e:
+        for problem in e.problems:
+            click.echo(str(problem), err=True)
+        raise SystemExit(2) from None

@@ -98,7 +98,8 @@ async def _start(service: Service) -> None:
         **snapshot.ref(), "sources": sorted(snapshot.profiles),
         "decision_log": str(settings.decision_log) if settings.decision_log else None,
         "database": describe(service.store.url), "write_back": sorted(service.clients)}})
-    service.outbox.start()
+    if settings.outbox_in_app:
+        service.outbox.start()
     if registry.channel:
         service.follower = asyncio.create_task(registry.follow())
     service.ready = True

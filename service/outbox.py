@@ -26,8 +26,10 @@ again after a crash (in flight when its worker was killed) find its values alrea
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import os
 import random
 import threading
 import time
@@ -96,6 +98,11 @@ class Outbox:
     def wake(self) -> None:
         """A job was queued in this process: look now, not at the next poll."""
         self._wake.set()
+
+    def wait(self) -> None:
+        """Until the thread ends (``stop`` from another thread or a signal handler)."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(0.5)
 
     def stop(self, timeout: float = 15.0) -> None:
         self._stop.set()
@@ -277,3 +284,66 @@ class Outbox:
                         k: text(v) for k, v in updates[object_id].items()})
                 else:
                     self._done(job, "dead", error=error)
+
+
+def run_process(settings: Settings) -> None:
+    """The outbox as a process of its own (``qualify outbox``; ``qualify serve`` starts one):
+    the webhook workers then spend no time, and hold no lock, on CRM calls. It follows the
+    workers' rule base reloads through their reload channel. Stops on SIGTERM or SIGINT."""
+    import asyncio
+    import signal
+
+    from service.logs import LogSetup
+    from service.main import crm_clients
+    from service.store import default_url
+
+    _die_with_parent()
+    logs = LogSetup(settings)
+    metrics = Metrics()
+    registry = Registry(settings, metrics)
+    registry.load()
+    store = Store(settings.database_url or default_url())
+    store.migrate()
+    clients = crm_clients(settings)
+    outbox = Outbox(store, registry, settings, metrics, clients)
+    outbox.start()
+    log.info("outbox running", extra={"fields": {"write_back": sorted(clients),
+                                                 "pid": os.getpid()}})
+    stopping = threading.Event()
+
+    def stop(*_: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    async def follow() -> None:
+        task = asyncio.create_task(registry.follow()) if registry.channel else None
+        while not stopping.is_set():
+            await asyncio.sleep(0.2)
+        if task is not None:
+            task.cancel()
+
+    try:
+        asyncio.run(follow())
+    finally:
+        outbox.stop()
+        store.close()
+        metrics.process_exit()
+        log.info("outbox stopped")
+        logs.close()
+
+
+def _die_with_parent() -> None:
+    """Started by ``qualify serve`` (QUALIFY_OUTBOX_PARENT): on Linux, SIGTERM when it dies,
+    even by SIGKILL, so that no outbox outlives its service."""
+    parent = os.environ.get("QUALIFY_OUTBOX_PARENT", "")
+    if not parent.isdigit():
+        return
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != int(parent):  # it died before we asked
+        raise SystemExit(0)

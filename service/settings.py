@@ -59,6 +59,9 @@ class Settings(BaseSettings):
                                                   "API token: write verdicts back")
     pipedrive_api_url: str | None = Field(default=None, description="the company domain, "
                                           "e.g. https://acme.pipedrive.com")
+    outbox_in_app: bool = Field(default=True, description="run the outbox in the app's "
+                                "process; `qualify serve` runs it in a process of its own "
+                                "(`qualify outbox`) and sets this off in its workers")
     outbox_max_attempts: int = Field(default=10, ge=1, le=100, description="attempts "
                                      "before a write-back job is dead-lettered")
     outbox_backoff: float = Field(default=2.0, gt=0, description="seconds before the "

@@ -144,11 +144,13 @@ def _crm(ids: range) -> HubSpotStandIn:
     return crm
 
 
-def _until(done: Callable[[], bool], seconds: float, what: str) -> None:
+def _until(done: Callable[[], bool], seconds: float, what: str,
+           *servers: Server) -> None:
     deadline = time.monotonic() + seconds
     while not done():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
+            logs = "\n".join(s.log.read_text(errors="replace")[-4000:] for s in servers)
+            pytest.fail(f"timed out waiting for {what}; server logs:\n{logs}")
         time.sleep(0.1)
 
 
@@ -164,18 +166,18 @@ def test_crm_down_kill_9_restart_delivers_each_write_once(
     answers = [first.post_events(_events(ids[i:i + 10], 1 + i)) for i in range(0, 30, 10)]
     assert sum(a["queued"] for a in answers) == 30
     _until(lambda: len([j for j in first.outbox("queued") if j["attempts"] >= 1]) == 30,
-           20, "every job to fail once against the unreachable CRM")
+           20, "every job to fail once against the unreachable CRM", first)
     first.kill()
 
     crm = _crm(ids)
     with serving(crm.app) as crm_url:
         second = servers(database, crm_url)
-        _until(lambda: len(crm.writes) >= 30, 30, "30 writes")
+        _until(lambda: len(crm.writes) >= 30, 30, "30 writes", first, second)
         again = second.post_events(_events(ids[:10], 1))  # HubSpot retries batch one
         assert (again["queued"], again["replayed"]) == (0, 10)
         time.sleep(1.5)  # several polls of both workers
     per_contact = Counter(w["id"] for w in crm.writes)
-    assert per_contact == Counter({str(i): 1 for i in ids})
+    assert per_contact == Counter({str(i): 1 for i in ids}), second.outbox("delivered")
     assert len(second.outbox("delivered")) == 30
 
 
@@ -195,7 +197,7 @@ def test_two_instances_on_one_postgresql_deliver_each_job_once(
             queued += first.post_events(batch)["queued"]
             assert second.post_events(batch)["queued"] == 0
         assert queued == 40
-        _until(lambda: len(crm.writes) >= 40, 30, "40 writes")
+        _until(lambda: len(crm.writes) >= 40, 30, "40 writes", a, b)
         time.sleep(1.0)
     per_contact = Counter(w["id"] for w in crm.writes)
     assert per_contact == Counter({str(i): 1 for i in ids})
