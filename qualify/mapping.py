@@ -133,13 +133,14 @@ class Profile:
             values = {str(k).strip().casefold(): v for k, v in fm.values.items()}
             patterns = tuple((re.compile(p, re.IGNORECASE), v) for p, v in fm.patterns.items())
             self._plan.append((target, sources, fm.value, values, frozenset(missing), fm.split,
-                               patterns, None))
+                               patterns, None, [_steps(src) for src in sources]))
 
     def bind(self, rulebook: Rulebook) -> None:
         """Learn, from the rule base, which values the ``unmapped: unknown`` fields read."""
         for i, (target, *rest) in enumerate(self._plan):
             if self.fields[target].unmapped == "unknown" and target in rulebook.fields:
-                self._plan[i] = (target, *rest[:-1], readable(rulebook.fields[target]))
+                self._plan[i] = (target, *rest[:-2], readable(rulebook.fields[target]),
+                                 rest[-1])
 
     def apply(self, record: Mapping[str, Any],
               unread: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
@@ -147,11 +148,13 @@ class Profile:
         ``unmapped: unknown`` field cannot read are left out, and listed in ``unread``
         as (field, value) when it is given."""
         lead: dict[str, Any] = dict(record) if self.model.passthrough else {}
-        for target, sources, const, values, missing, split, patterns, check in self._plan:
+        for target, sources, const, values, missing, split, patterns, check, paths \
+                in self._plan:
             folded: str | None = None  # the value stripped and case-folded, once
             if sources:
-                for src in sources:  # the first present, non-placeholder value wins
-                    value = record[src] if src in record else lookup(record, src)
+                for src, steps in paths:  # the first present, non-placeholder value wins
+                    value = record[src] if src in record else \
+                        _walk(record, steps) if steps else _MISSING
                     if value is _MISSING or value is None:
                         continue
                     if isinstance(value, str):
@@ -223,12 +226,21 @@ def _match(patterns: tuple[tuple[re.Pattern[str], Any], ...], value: str) -> Any
     return value
 
 
+def _steps(path: str) -> tuple[str, tuple[str, ...]]:
+    """A ``from`` path and its dotted steps (none for a plain key), split once."""
+    return path, tuple(path.split(".")) if "." in path else ()
+
+
 def lookup(record: Mapping[str, Any], path: str) -> Any:
     """``record[path]`` if that key exists, else follow the dots: ``data.value.amount``."""
     if path in record:
         return record[path]
+    return _walk(record, tuple(path.split(".")))
+
+
+def _walk(record: Mapping[str, Any], steps: tuple[str, ...]) -> Any:
     node: Any = record
-    for part in path.split("."):
+    for part in steps:
         if isinstance(node, Mapping) and part in node:
             node = node[part]
         elif isinstance(node, list) and part.isascii() and part.isdigit() and int(part) < len(node):

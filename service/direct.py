@@ -9,10 +9,11 @@ the same ``Observe`` middleware (request id, access log, metrics) with the app's
 exception handlers. In-process ASGI calls, same run: 443-522 µs a request through FastAPI,
 331-411 µs direct; the trivial FastAPI POST app took 158-176 µs.
 
-Everything else goes through FastAPI: other paths, another method on a direct path (its 405),
-a ``root_path`` deployment, and every request while FastAPI's own telemetry is on (its spans
-wrap the whole stack). FastAPI still documents the direct routes (``/docs``), and tests check
-that both paths give the same answers.
+A direct path may end in one parameter (``/v1/webhooks/{source}``): any last segment is
+its value. Everything else goes through FastAPI: other paths, another method on a direct
+path (its 405), a ``root_path`` deployment, and every request while FastAPI's own telemetry
+is on (its spans wrap the whole stack). FastAPI still documents the direct routes
+(``/docs``), and tests check that both paths give the same answers.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class DirectApp(FastAPI):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.direct: dict[tuple[str, str], tuple[DirectRoute, ASGIApp]] = {}
+        # Paths ending in one parameter (/v1/webhooks/{source}): (method, prefix) -> name
+        self.direct_prefixes: dict[tuple[str, str], tuple[str, DirectRoute, ASGIApp]] = {}
 
     def serve_directly(self, router: APIRouter,
                        middleware: Callable[[ASGIApp], ASGIApp]) -> None:
@@ -57,16 +60,31 @@ class DirectApp(FastAPI):
         for route in router.routes:
             if isinstance(route, DirectRoute):
                 app = middleware(self._endpoint_app(route.get_route_handler()))
+                prefix, brace, name = route.path.partition("{")
                 for method in route.methods or ():
-                    self.direct[method, route.path] = (route, app)
+                    if brace:
+                        if "/" in name or not name.endswith("}"):
+                            raise ValueError(f"{route.path}: one parameter, at the end")
+                        self.direct_prefixes[method, prefix] = (name[:-1], route, app)
+                    else:
+                        self.direct[method, route.path] = (route, app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path") and not self.root_path:
-            hit = self.direct.get((scope["method"], scope["path"]))
+            path = scope["path"]
+            hit = self.direct.get((scope["method"], path))
             if hit is not None:
                 scope["app"] = self
                 scope["route"] = hit[0]
                 await hit[1](scope, receive, send)
+                return
+            head, _, last = path.rpartition("/")
+            named = self.direct_prefixes.get((scope["method"], head + "/")) if last else None
+            if named is not None:
+                scope["app"] = self
+                scope["route"] = named[1]
+                scope["path_params"] = {named[0]: last}
+                await named[2](scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 

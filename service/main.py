@@ -160,9 +160,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (score, webhooks, outbox, rulebook, health):
         app.include_router(module.router)
     if not otel:  # FastAPI's telemetry wraps its whole stack: every request goes through it
-        app.serve_directly(score.router, lambda inner: Observe(
-            inner, metrics=metrics, access_log=settings.access_log,
-            logs=lambda: service.logs))
+        for direct in (score.router, webhooks.router):
+            app.serve_directly(direct, lambda inner: Observe(
+                inner, metrics=metrics, access_log=settings.access_log,
+                logs=lambda: service.logs))
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     return app
 

@@ -298,6 +298,8 @@ def run_process(settings: Settings) -> None:
     from service.store import default_url
 
     _die_with_parent()
+    if settings.outbox_nice:
+        os.nice(settings.outbox_nice)
     logs = LogSetup(settings)
     metrics = Metrics()
     registry = Registry(settings, metrics)

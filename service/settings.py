@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     outbox_in_app: bool = Field(default=True, description="run the outbox in the app's "
                                 "process; `qualify serve` runs it in a process of its own "
                                 "(`qualify outbox`) and sets this off in its workers")
+    outbox_nice: int = Field(default=10, ge=0, le=19, description="the outbox process's "
+                             "niceness: the CPU goes to answering webhooks first, and the "
+                             "outbox catches up when the load drops")
     outbox_max_attempts: int = Field(default=10, ge=1, le=100, description="attempts "
                                      "before a write-back job is dead-lettered")
     outbox_backoff: float = Field(default=2.0, gt=0, description="seconds before the "

@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from qualify import Profile
 from service.bodies import parse_json, read_body
-from service.deps import Options, OptionsDep, Service, ServiceDep, json_operation
+from service.deps import OPTION_PARAMETERS, Options, Service, get_service, options
+from service.direct import DirectRoute
 from service.errors import COMMON, ApiError, ErrorBody
 from service.middleware import log_fields
 from service.schemas import WebhookResult
@@ -27,14 +28,20 @@ from service.signatures import SignatureError
 from service.store import NewJob
 from service.webhooks import Event, Inbound
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=DirectRoute)
 log = logging.getLogger("qualify.service")
 
 JSON = "application/json"
 
-Source = Annotated[str, Path(description="a mapping profile's name: hubspot, pipedrive, "
-                             "generic, or one you add beside the rule base",
-                             examples=["hubspot"], max_length=64)]
+MAX_SOURCE = 64
+SOURCE: dict[str, Any] = {
+    "name": "source", "in": "path", "required": True,
+    "description": "a mapping profile's name: hubspot, pipedrive, generic, or one you add "
+                   "beside the rule base",
+    "schema": {"type": "string", "maxLength": MAX_SOURCE}, "example": "hubspot"}
+OPERATION: dict[str, Any] = {
+    "parameters": [SOURCE, *OPTION_PARAMETERS], "requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/WebhookPayload"}}}}}
 
 
 def _dumps(value: Any) -> bytes:
@@ -65,9 +72,8 @@ def _replayed(answer: bytes | None, source: str, delivery_id: str) -> bytes:
                404: {"model": ErrorBody, "description": "no such source, or its "
                      "credentials are not configured"},
                **COMMON},
-    openapi_extra=json_operation("WebhookPayload"))
-async def webhook(source: Source, request: Request, service: ServiceDep,
-                  options: OptionsDep) -> Response:
+    openapi_extra=OPERATION)
+async def webhook(request: Request) -> Response:
     """Authenticate the request, map the payload with the source's profile, score it, and
     queue the verdict's write-back to the CRM record.
 
@@ -82,6 +88,12 @@ async def webhook(source: Source, request: Request, service: ServiceDep,
 
     A record the rule base cannot read is answered 200 with `scored: false` and the reason.
     """
+    source: str = request.path_params["source"]
+    if len(source) > MAX_SOURCE:
+        raise ApiError(422, "invalid_request", f"source: at most {MAX_SOURCE} characters",
+                       field="source")
+    service = await get_service(request)
+    query = await options(request)
     snapshot = service.registry.current
     fields = log_fields(request)
     fields["source"] = source
@@ -104,7 +116,7 @@ async def webhook(source: Source, request: Request, service: ServiceDep,
     inbound = scheme.unwrap(parse_json(body), profile)
     if inbound.thin:
         return await _thin(service, source, profile, inbound)
-    return await _record(service, source, profile, inbound.events[0], options=options,
+    return await _record(service, source, profile, inbound.events[0], options=query,
                          fields=fields)
 
 
@@ -154,7 +166,9 @@ async def _record(service: Service, source: str, profile: Profile, event: Event,
             answer = _answer(source, delivery_id, verdict_json=scored.json, queued=writes)
             headers["X-Qualify-Rulebook"] = scored.verdict.rulebook["sha256"]
             outcome = "scored"
-    fresh = await service.deliveries.accept(source, [(delivery_id, job)], answer)
+    fresh = [True]  # nothing to remember (no event id, no job): no transaction
+    if delivery_id is not None or job is not None:
+        fresh = await service.deliveries.accept(source, [(delivery_id, job)], answer)
     if not fresh[0]:
         assert delivery_id is not None
         metrics.webhooks.labels(source, "replayed").inc()

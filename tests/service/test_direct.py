@@ -1,4 +1,4 @@
-"""The scoring endpoints' direct path (service/direct.py) answers exactly as FastAPI would.
+"""The direct path (service/direct.py) of scoring and webhooks answers as FastAPI would.
 
 Every other service test goes through the direct path already (it is on by default); here
 the same requests go to an app with it on and one with it off, and the answers must match:
@@ -16,7 +16,17 @@ import pytest
 from qualify import Verdict
 from service.main import create_app
 from service.scoring import Scorer
-from tests.service.helpers import AS_OF, LEAD, TestClient, bearer, dumps, secured, settings
+from tests.service.helpers import (
+    AS_OF,
+    LEAD,
+    TestClient,
+    bearer,
+    dumps,
+    generic_headers,
+    pipedrive_headers,
+    secured,
+    settings,
+)
 
 HEADERS = ("content-type", "x-qualify-rulebook", "www-authenticate", "retry-after", "allow",
            "x-request-id")
@@ -44,6 +54,16 @@ REQUESTS: list[tuple[str, str, bytes, dict[str, str]]] = [
     ("POST", "/v1/score/batch", dumps({"leads": "none"}), bearer()),
     ("POST", "/v1/score/batch", dumps({"leads": [LEAD] * 4}), bearer()),  # over max_batch 3
     ("POST", "/v1/score/batch", dumps(LEAD), {}),
+    ("POST", f"/v1/webhooks/generic?as_of={AS_OF}", dumps(LEAD), generic_headers(dumps(LEAD))),
+    ("POST", "/v1/webhooks/generic", dumps({**LEAD, "budget": "lots"}),
+     generic_headers(dumps({**LEAD, "budget": "lots"}))),
+    ("POST", "/v1/webhooks/generic", dumps(LEAD), {}),
+    ("POST", "/v1/webhooks/pipedrive", b'{"meta": 1}', pipedrive_headers()),
+    ("POST", "/v1/webhooks/nowhere", dumps(LEAD), {}),
+    ("POST", "/v1/webhooks/" + "s" * 65, dumps(LEAD), {}),
+    ("POST", "/v1/webhooks/", dumps(LEAD), {}),
+    ("POST", "/v1/webhooks/generic/extra", dumps(LEAD), {}),
+    ("GET", "/v1/webhooks/generic", b"", {}),
 ]
 
 
@@ -64,7 +84,9 @@ def _pair(**overrides: Any) -> Iterator[tuple[TestClient, TestClient]]:
     direct = create_app(secured(max_body_bytes=1_000, max_batch=3, **overrides))
     framework = create_app(secured(max_body_bytes=1_000, max_batch=3, **overrides))
     assert ("POST", "/v1/score") in direct.direct  # else this test compares nothing
+    assert ("POST", "/v1/webhooks/") in direct.direct_prefixes
     framework.direct.clear()
+    framework.direct_prefixes.clear()
     with TestClient(direct, raise_server_exceptions=False) as d, \
             TestClient(framework, raise_server_exceptions=False) as f:
         yield d, f
@@ -119,6 +141,7 @@ def test_same_access_log_both_ways(capfd: pytest.CaptureFixture[str]) -> None:
         app = create_app(secured(access_log=True))
         if not direct:
             app.direct.clear()
+            app.direct_prefixes.clear()
         capfd.readouterr()
         with TestClient(app) as client:
             client.post(f"/v1/score?as_of={AS_OF}", content=dumps(LEAD),
