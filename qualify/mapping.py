@@ -241,7 +241,7 @@ def lookup(record: Mapping[str, Any], path: str) -> Any:
 def _walk(record: Mapping[str, Any], steps: tuple[str, ...]) -> Any:
     node: Any = record
     for part in steps:
-        if isinstance(node, Mapping) and part in node:
+        if (type(node) is dict or isinstance(node, Mapping)) and part in node:
             node = node[part]
         elif isinstance(node, list) and part.isascii() and part.isdigit() and int(part) < len(node):
             node = node[int(part)]

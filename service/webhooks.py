@@ -130,6 +130,8 @@ class HubSpot:
             return Inbound([self._event(e, i, profile) for i, e in enumerate(payload)],
                            thin=True)
         record = _object(payload, "a HubSpot workflow webhook body")
+        if "subscriptionType" in record and "objectId" in record:  # one event, not in a list
+            return Inbound([self._event(record, 0, profile)], thin=True)
         object_id = None
         for path in ("hs_object_id", "objectId", "properties.hs_object_id.value",
                      "properties.hs_object_id", "id", "vid"):

@@ -221,3 +221,49 @@ class TestPipedrive:
                              headers=pipedrive_headers()).json()
         assert answer["scored"] is False
         assert "organization events are not scored" in answer["reason"]
+
+
+class TestHubSpotShapes:
+    def test_a_single_event_not_in_a_list_is_a_thin_event(
+            self, hub: tuple[HubSpotStandIn, TestClient]) -> None:
+        """One app-webhook event sent as an object is not scored as an empty lead: it is
+        queued, fetched and written back like a list of one."""
+        crm, client = hub
+        crm.add("contacts", "31", **CONTACT)
+        answer = _post_hubspot(client, _event(31, 31))
+        assert (answer["events"], answer["queued"]) == (1, 1)
+        _wait(lambda: len(crm.writes) == 1)
+
+    def test_a_custom_lifecycle_stage_is_unknown_not_refused(
+            self, hub: tuple[HubSpotStandIn, TestClient]) -> None:
+        """A custom lifecycle stage id (HubSpot workflows never retry a refused webhook):
+        scored, with the stage unknown."""
+        crm, client = hub
+        answer = _post_hubspot(client, {"hs_object_id": "32", **CONTACT,
+                                        "lifecyclestage": "1234567"})
+        assert (answer["scored"], answer["verdict"]["lead_id"]) == (True, "32")
+        assert 'qualify_webhook_unread_values_total{field="stage",source="hubspot"} 1.0' \
+            in client.get("/metrics").text
+
+
+def test_no_secret_reaches_a_log_or_an_error(hubspot: tuple[HubSpotStandIn, str],
+                                             capfd: pytest.CaptureFixture[str]) -> None:
+    """Tokens and secrets appear in no log line, no stored error and no admin answer, even
+    when the CRM refuses the token."""
+    crm, url = hubspot
+    token = "pat-secret-token-do-not-log"
+    crm.add("contacts", "41", **CONTACT)
+    app = create_app(secured(hubspot_token=token, hubspot_api_url=url, outbox_poll=0.05,
+                             access_log=True, log_level="debug"))
+    with TestClient(app) as client:
+        _post_hubspot(client, [_event(41, 41)])
+        _wait(lambda: any("401" in (j["last_error"] or "") for j in client.get(
+            "/v1/outbox", headers=bearer(ADMIN_KEY)).json()["jobs"]))
+        listed = client.get("/v1/outbox", headers=bearer(ADMIN_KEY)).text
+        metrics = client.get("/metrics").text
+    logs = capfd.readouterr()
+    for text in (logs.out, logs.err, listed, metrics):
+        assert token not in text
+        assert HUBSPOT_TOKEN not in text
+        assert "hubspot-client-secret" not in text
+    assert "INVALID_AUTHENTICATION" in listed or "401" in listed
