@@ -238,7 +238,7 @@ class TestHubSpotShapes:
             self, hub: tuple[HubSpotStandIn, TestClient]) -> None:
         """A custom lifecycle stage id (HubSpot workflows never retry a refused webhook):
         scored, with the stage unknown."""
-        crm, client = hub
+        _, client = hub
         answer = _post_hubspot(client, {"hs_object_id": "32", **CONTACT,
                                         "lifecyclestage": "1234567"})
         assert (answer["scored"], answer["verdict"]["lead_id"]) == (True, "32")
