@@ -5,7 +5,12 @@
     channel     tells sibling worker processes that a reload happened
     security    API keys and the admin key (bearer)
     signatures  HubSpot v3, the generic t=,v1= scheme, HTTP basic auth
-    webhooks    per-CRM adapters: authenticate, unwrap the record, replay retries
+    inbound/    one adapter per CRM: authenticate a webhook, unwrap its events
+    intake      group commit of webhook deliveries into the store
+    store       SQL (SQLite or PostgreSQL): delivery ids, the outbox, what was written
+    migrations/ the store's schema, as Alembic migrations
+    outbox      fetch, score and write back queued CRM records; retries, dead letters
+    crm/        one write-back client per CRM (HubSpot, Pipedrive)
     scoring     engine calls shared by the routes: metrics, logs, decision log
     bodies      strict JSON request bodies
     errors      one error shape; every exception mapped to a status

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from qualify import Profile
 from service.crm import Client
 from service.errors import ApiError
+from service.inbound import Webhooks
 from service.intake import Deliveries
 from service.logs import LogSetup
 from service.metrics import Metrics
@@ -23,7 +24,6 @@ from service.security import Keys, require_client
 from service.settings import Settings
 from service.state import Registry
 from service.store import Store
-from service.webhooks import Webhooks
 
 TOKENS = {"hubspot": "QUALIFY_HUBSPOT_TOKEN",
           "pipedrive": "QUALIFY_PIPEDRIVE_API_TOKEN and QUALIFY_PIPEDRIVE_API_URL"}

@@ -26,6 +26,8 @@ from service.crm.hubspot import HubSpot
 from service.crm.pipedrive import Pipedrive
 from service.deps import Service
 from service.direct import DirectApp
+from service.inbound import Webhooks
+from service.inbound.pipedrive import Pipedrive as PipedriveHooks
 from service.intake import Deliveries
 from service.logs import DecisionLog, LogSetup
 from service.metrics import Metrics
@@ -37,8 +39,6 @@ from service.security import Keys
 from service.settings import Settings
 from service.state import Registry
 from service.store import Store, default_url, describe
-from service.webhooks import Pipedrive as PipedriveHooks
-from service.webhooks import Webhooks
 
 log = logging.getLogger("qualify.service")
 

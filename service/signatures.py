@@ -1,4 +1,5 @@
-"""Webhook authentication: HubSpot signature v3, the generic ``t=,v1=`` scheme, HTTP basic.
+"""Webhook authentication: HubSpot signatures v1, v2 and v3, the generic ``t=,v1=`` scheme,
+HTTP basic, and static tokens (for CRMs that cannot sign: Zoho CRM, Dataverse).
 
 Pure functions over bytes and strings with the clock passed in, so known-answer vectors test
 them exactly. Comparisons are constant-time and try every configured secret (rotation).
@@ -16,6 +17,8 @@ from collections.abc import Sequence
 
 HUBSPOT_SIGNATURE = "X-HubSpot-Signature-v3"
 HUBSPOT_TIMESTAMP = "X-HubSpot-Request-Timestamp"
+HUBSPOT_LEGACY_SIGNATURE = "X-HubSpot-Signature"  # v1 and v2
+HUBSPOT_SIGNATURE_VERSION = "X-HubSpot-Signature-Version"
 GENERIC_SIGNATURE = "X-Qualify-Signature"
 DEFAULT_TOLERANCE = 300  # seconds, either direction
 
@@ -78,6 +81,36 @@ def verify_hubspot_v3(secrets: Sequence[str], *, method: str, uri: str, body: by
     ok = False
     for secret in secrets:  # no early exit: the time does not tell which secret matched
         ok |= _same(_bytes(hubspot_v3_signature(secret, method, signed_uri, body, stamp)),
+                    given)
+    if not ok:
+        raise SignatureError("the signature does not match")
+
+
+def hubspot_legacy_signature(version: str, secret: str, method: str, uri: str,
+                             body: bytes) -> str:
+    """HubSpot v1: hex(SHA-256(client secret + body)); v2: hex(SHA-256(client secret +
+    method + URI + body)). No timestamp: a captured request can be replayed, which the
+    delivery store makes harmless (a retry writes nothing twice)."""
+    if version == "v1":
+        message = _bytes(secret) + body
+    elif version == "v2":
+        message = _bytes(secret) + _bytes(method.upper()) + _bytes(uri) + body
+    else:
+        raise SignatureError(f"{HUBSPOT_SIGNATURE_VERSION} {version[:10]!r} is not v1 or v2")
+    return hashlib.sha256(message).hexdigest()
+
+
+def verify_hubspot_legacy(secrets: Sequence[str], *, version: str | None, method: str,
+                          uri: str, body: bytes, signature: str | None) -> None:
+    """Accept a HubSpot v1 or v2 request (``X-HubSpot-Signature``) or raise SignatureError."""
+    if not signature:
+        raise SignatureError(f"missing {HUBSPOT_SIGNATURE} or {HUBSPOT_LEGACY_SIGNATURE} "
+                             "header")
+    version = (version or "v1").strip().lower()
+    given = _bytes(signature.strip().lower())
+    ok = False
+    for secret in secrets:
+        ok |= _same(_bytes(hubspot_legacy_signature(version, secret, method, uri, body)),
                     given)
     if not ok:
         raise SignatureError("the signature does not match")
@@ -161,3 +194,18 @@ def verify_basic(credentials: Sequence[str], authorization: str | None) -> str:
     if not ok:
         raise SignatureError("wrong user or password")
     return pair.partition(":")[0]
+
+
+# ----------------------------------------------------------------------------- static tokens
+
+
+def verify_token(tokens: Sequence[str], given: str | None, where: str) -> None:
+    """Accept a request carrying one of ``tokens`` (compared in constant time, every token
+    tried: rotation) or raise SignatureError. ``where`` says where to send it."""
+    if not given:
+        raise SignatureError(f"missing token: send it as {where}")
+    ok = False
+    for token in tokens:
+        ok |= _same(_bytes(token), _bytes(given.strip()))
+    if not ok:
+        raise SignatureError("the token is not valid")

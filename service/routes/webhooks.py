@@ -22,11 +22,11 @@ from service.bodies import parse_json, read_body
 from service.deps import OPTION_PARAMETERS, Options, Service, get_service, options
 from service.direct import DirectRoute
 from service.errors import COMMON, ApiError, ErrorBody
+from service.inbound import Event, Inbound
 from service.middleware import log_fields
 from service.schemas import WebhookResult
 from service.signatures import SignatureError
 from service.store import NewJob
-from service.webhooks import Event, Inbound
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=DirectRoute)
 log = logging.getLogger("qualify.service")
@@ -156,6 +156,8 @@ async def _record(service: Service, source: str, profile: Profile, event: Event,
                 raise
             metrics.webhooks.labels(source, "invalid").inc()
             reason = f"{e.field}: {e.message}" if e.field else e.message
+            log.warning("webhook record not scored", extra={"fields": {
+                **fields, "reason": reason, "object_id": event.object_id}})
             answer = _answer(source, delivery_id, reason=f"not scored: {reason}")
             job = NewJob(source, event.object_type or source, event.object_id or "",
                          record, as_of.isoformat() if as_of else None, source, delivery_id,
@@ -209,6 +211,13 @@ async def _thin(service: Service, source: str, profile: Profile, inbound: Inboun
     for outcome, n in (("queued", queued), ("replayed", repeated), ("skipped", skipped)):
         if n:
             metrics.webhooks.labels(source, outcome).inc(n)
+    if skipped and writes:
+        reasons: dict[str, int] = {}
+        for event in events:
+            if event.skip:
+                reasons[event.skip] = reasons.get(event.skip, 0) + 1
+        log.info("webhook events skipped", extra={"fields": {"source": source,
+                                                              "skipped": reasons}})
     if queued:
         service.wake_outbox()
     return Response(_dumps({"source": source, "events": len(events), "queued": queued,

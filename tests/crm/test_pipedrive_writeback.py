@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from qualify import Engine
+from service.inbound import flatten_custom_fields
 from service.store import NewJob
-from service.webhooks import flatten_custom_fields
 from tests.crm.conftest import AS_OF, PIPEDRIVE_TOKEN, Rig
 from tests.standins import PipedriveStandIn
 

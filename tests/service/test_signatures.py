@@ -14,12 +14,15 @@ from service.signatures import (
     basic_header,
     generic_header,
     generic_signature,
+    hubspot_legacy_signature,
     hubspot_uri,
     hubspot_v3_signature,
     parse_generic_header,
     verify_basic,
     verify_generic,
+    verify_hubspot_legacy,
     verify_hubspot_v3,
+    verify_token,
 )
 
 # HubSpot's public v3 test vector (hubspot-api-python tests/spec/utils/test_signature.py,
@@ -91,6 +94,85 @@ def _hubspot(secrets: list[str], *, signature: str | None = HS_SIGNATURE,
              body: str = HS_BODY, uri: str = HS_URI) -> None:
     verify_hubspot_v3(secrets, method="POST", uri=uri, body=body.encode(),
                       signature=signature, timestamp=timestamp, now=now)
+
+
+# HubSpot's v1 and v2 vectors (hubspot-api-python tests/spec/utils/test_signature.py): the
+# same secret, URI and body as v3's; v1 = hex SHA-256 of secret + body, v2 = of secret +
+# method + URI + body.
+HS_V1 = "69fc6631a867edd4f9e9e627fc5c1148e3fbdd8b21837b6d2b8901c1fa57f750"
+HS_V2 = "4fe4e3a7d3cf09db53be39d0a58130e2aaba074ec123a9e355b876a689a1c383"
+
+
+class TestHubSpotLegacy:
+    @pytest.mark.parametrize(("version", "expected"), [("v1", HS_V1), ("v2", HS_V2)])
+    def test_known_answers(self, version: str, expected: str) -> None:
+        """HubSpot's own vectors give HubSpot's signatures."""
+        assert hubspot_legacy_signature(version, HS_SECRET, HS_METHOD, HS_URI,
+                                        HS_BODY.encode()) == expected
+        verify_hubspot_legacy([HS_SECRET], version=version, method=HS_METHOD, uri=HS_URI,
+                              body=HS_BODY.encode(), signature=expected.upper())
+
+    def test_v1_is_the_default_version(self) -> None:
+        """No X-HubSpot-Signature-Version header: v1."""
+        verify_hubspot_legacy([HS_SECRET], version=None, method=HS_METHOD, uri=HS_URI,
+                              body=HS_BODY.encode(), signature=HS_V1)
+
+    @pytest.mark.parametrize(("version", "signature", "message"), [
+        ("v2", HS_V1, "does not match"),  # a v1 signature announced as v2
+        ("v1", HS_V2, "does not match"),
+        ("v3", HS_V1, "not v1 or v2"),
+        ("v1", None, "missing"),
+        ("v1", "", "missing"),
+    ])
+    def test_refusals(self, version: str, signature: str | None, message: str) -> None:
+        """A wrong version, a wrong or missing signature: refused, saying which."""
+        with pytest.raises(SignatureError, match=message):
+            verify_hubspot_legacy([HS_SECRET], version=version, method=HS_METHOD,
+                                  uri=HS_URI, body=HS_BODY.encode(), signature=signature)
+
+    def test_v2_covers_method_and_uri(self) -> None:
+        """v2 signs the method and URI: another URI or method is refused; v1 does not."""
+        for method, uri in (("PUT", HS_URI), (HS_METHOD, HS_URI + "?x=1")):
+            with pytest.raises(SignatureError):
+                verify_hubspot_legacy([HS_SECRET], version="v2", method=method, uri=uri,
+                                      body=HS_BODY.encode(), signature=HS_V2)
+            verify_hubspot_legacy([HS_SECRET], version="v1", method=method, uri=uri,
+                                  body=HS_BODY.encode(), signature=HS_V1)
+
+
+class TestRotation:
+    """A secret is accepted wherever it stands in the configured list."""
+
+    @pytest.mark.parametrize("position", [0, 1, 2])
+    def test_every_scheme_every_position(self, position: int) -> None:
+        def ring(secret: str) -> list[str]:
+            others = ["rotated-out-1", "rotated-out-2"]
+            return [*others[:position], secret, *others[position:]]
+
+        verify_hubspot_v3(ring(HS_SECRET), method=HS_METHOD, uri=HS_URI,
+                          body=HS_BODY.encode(), signature=HS_SIGNATURE,
+                          timestamp=HS_TIMESTAMP, now=HS_NOW)
+        for version, signature in (("v1", HS_V1), ("v2", HS_V2)):
+            verify_hubspot_legacy(ring(HS_SECRET), version=version, method=HS_METHOD,
+                                  uri=HS_URI, body=HS_BODY.encode(), signature=signature)
+        verify_generic(ring(GEN_SECRET), body=GEN_BODY, header=f"t={GEN_T},v1={GEN_HEX}",
+                       now=GEN_T)
+        assert verify_basic(ring("pipedrive:s3cret"), basic_header("pipedrive", "s3cret")) \
+            == "pipedrive"
+        verify_token(ring("zoho-token"), "zoho-token", "X-Qualify-Token")
+
+
+class TestToken:
+    @pytest.mark.parametrize(("given", "message"), [
+        (None, "missing token: send it as X-Qualify-Token"),
+        ("", "missing token"),
+        ("zoho-tokenX", "not valid"),
+        ("zoho-toke", "not valid"),
+    ])
+    def test_refusals(self, given: str | None, message: str) -> None:
+        """A missing, longer or shorter token is refused."""
+        with pytest.raises(SignatureError, match=message):
+            verify_token(["zoho-token"], given, "X-Qualify-Token")
 
 
 class TestHubSpot:
