@@ -26,7 +26,8 @@ from service.state import Registry
 from service.store import Store
 
 TOKENS = {"hubspot": "QUALIFY_HUBSPOT_TOKEN",
-          "pipedrive": "QUALIFY_PIPEDRIVE_API_TOKEN and QUALIFY_PIPEDRIVE_API_URL"}
+          "pipedrive": "QUALIFY_PIPEDRIVE_API_TOKEN and QUALIFY_PIPEDRIVE_API_URL",
+          "salesforce": "QUALIFY_SALESFORCE_CLIENT_ID and QUALIFY_SALESFORCE_CLIENT_SECRET"}
 
 
 @dataclass

@@ -24,6 +24,7 @@ from service import errors, openapi
 from service.crm import Client
 from service.crm.hubspot import HubSpot
 from service.crm.pipedrive import Pipedrive
+from service.crm.salesforce import Salesforce
 from service.deps import Service
 from service.direct import DirectApp
 from service.inbound import Webhooks
@@ -178,7 +179,12 @@ def crm_clients(settings: Settings) -> dict[str, Client]:
         clients["pipedrive"] = Pipedrive(settings.pipedrive_api_token.get_secret_value(),
                                          settings.pipedrive_api_url,
                                          timeout=settings.crm_timeout)
-    elif settings.pipedrive_api_token:
+    if settings.salesforce_client_id and settings.salesforce_client_secret:
+        clients["salesforce"] = Salesforce(
+            settings.salesforce_client_id, settings.salesforce_client_secret.get_secret_value(),
+            settings.salesforce_login_url, api_version=settings.salesforce_api_version,
+            timeout=settings.crm_timeout)
+    if settings.pipedrive_api_token and not settings.pipedrive_api_url:
         log.warning("QUALIFY_PIPEDRIVE_API_TOKEN is set without QUALIFY_PIPEDRIVE_API_URL "
                     "(https://<company>.pipedrive.com): nothing is written back to Pipedrive")
     return clients

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     hubspot_secrets: Secrets = Field(default=[], description="HubSpot app client secrets")
     pipedrive_credentials: Secrets = Field(default=[], description="user:password pairs")
     generic_secrets: Secrets = Field(default=[], description="secrets of X-Qualify-Signature")
+    zoho_tokens: Secrets = Field(default=[], description="tokens Zoho CRM webhooks send "
+                                 "(a header or URL parameter they are configured with)")
+    dynamics_tokens: Secrets = Field(default=[], description="tokens Dataverse webhooks "
+                                     "send (HttpHeader, WebhookKey or HttpQueryString)")
+    salesforce_org_ids: Annotated[list[str], NoDecode] = Field(
+        default=[], description="Salesforce organisations whose Outbound Messages are taken")
     signature_tolerance: int = Field(default=300, ge=1, le=3600,
                                      description="seconds a signed timestamp may be off")
     public_url: str | None = Field(default=None, description="the service's URL as CRMs "
@@ -59,6 +65,13 @@ class Settings(BaseSettings):
                                                   "API token: write verdicts back")
     pipedrive_api_url: str | None = Field(default=None, description="the company domain, "
                                           "e.g. https://acme.pipedrive.com")
+    salesforce_client_id: str | None = Field(default=None, description="a connected "
+                                             "app's consumer key (client credentials flow)")
+    salesforce_client_secret: SecretStr | None = None
+    salesforce_login_url: str = Field(default="https://login.salesforce.com", description=""
+                                      "where tokens come from: your My Domain URL, e.g. "
+                                      "https://acme.my.salesforce.com")
+    salesforce_api_version: str = "v60.0"
     outbox_in_app: bool = Field(default=True, description="run the outbox in the app's "
                                 "process; `qualify serve` runs it in a process of its own "
                                 "(`qualify outbox`) and sets this off in its workers")
@@ -100,7 +113,8 @@ class Settings(BaseSettings):
                                 "the providers, 5-7 % of a scored request's CPU)")
 
     @field_validator("api_keys", "hubspot_secrets", "pipedrive_credentials",
-                     "generic_secrets", mode="before")
+                     "generic_secrets", "zoho_tokens", "dynamics_tokens",
+                     "salesforce_org_ids", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -111,7 +125,8 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("admin_key", "hubspot_token", "pipedrive_api_token", "hubspot_app_id",
-                     "pipedrive_api_url", "database_url", mode="before")
+                     "pipedrive_api_url", "database_url", "salesforce_client_id",
+                     "salesforce_client_secret", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -24,9 +24,12 @@ profile does not score, or a change we made ourselves (the loop guard).
 from __future__ import annotations
 
 from service.inbound.base import Event, Inbound, Scheme
+from service.inbound.dynamics import Dynamics
 from service.inbound.generic import Generic
 from service.inbound.hubspot import HubSpot
 from service.inbound.pipedrive import Pipedrive, flatten_custom_fields
+from service.inbound.salesforce import Salesforce
+from service.inbound.zoho import Zoho
 from service.settings import Settings
 
 __all__ = ["Event", "Inbound", "Scheme", "Webhooks", "flatten_custom_fields"]
@@ -37,8 +40,10 @@ class Webhooks:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._fixed: dict[str, Scheme] = {"hubspot": HubSpot(settings),
-                                          "pipedrive": Pipedrive(settings)}
+        self._fixed: dict[str, Scheme] = {
+            "hubspot": HubSpot(settings), "pipedrive": Pipedrive(settings),
+            "salesforce": Salesforce(settings), "zoho": Zoho(settings),
+            "dynamics": Dynamics(settings)}
 
     def scheme(self, source: str) -> Scheme:
         """The scheme of a source (call only for sources that have a profile)."""

@@ -18,7 +18,7 @@ import anyio
 from fastapi import APIRouter, Request, Response
 
 from qualify import Profile
-from service.bodies import parse_json, read_body
+from service.bodies import read_body
 from service.deps import OPTION_PARAMETERS, Options, Service, get_service, options
 from service.direct import DirectRoute
 from service.errors import COMMON, ApiError, ErrorBody
@@ -113,7 +113,13 @@ async def webhook(request: Request) -> Response:
     except SignatureError as e:
         metrics.webhooks.labels(source, "rejected").inc()
         raise ApiError(401, "unauthorized", str(e)) from None
-    inbound = scheme.unwrap(parse_json(body), profile)
+    try:
+        inbound = scheme.unwrap(scheme.parse(body, request.headers.get("content-type", "")),
+                                profile)
+    except ApiError as e:
+        if e.status == 403:
+            metrics.webhooks.labels(source, "rejected").inc()
+        raise
     if inbound.thin:
         return await _thin(service, source, profile, inbound)
     return await _record(service, source, profile, inbound.events[0], options=query,
@@ -220,6 +226,8 @@ async def _thin(service: Service, source: str, profile: Profile, inbound: Inboun
                                                               "skipped": reasons}})
     if queued:
         service.wake_outbox()
+    if inbound.ack is not None:  # Salesforce: its acknowledgement, once all is stored
+        return Response(inbound.ack, media_type="text/xml; charset=utf-8")
     return Response(_dumps({"source": source, "events": len(events), "queued": queued,
                             "replayed": repeated, "skipped": skipped, "reason": reason}),
                     media_type=JSON)

@@ -64,7 +64,8 @@ class TestInfo:
                                      "when": trait.text, "label": trait.label}
         assert [g["id"] for g in info["grades"]] == [g.id for g in rb.grades]
         assert [s["id"] for s in info["next_steps"]] == [s.id for s in rb.next_steps]
-        assert info["sources"] == ["generic", "hubspot", "pipedrive"]
+        assert info["sources"] == ["dynamics", "generic", "hubspot", "pipedrive", "salesforce",
+                                   "zoho"]
         assert info["warnings"] == [{**w.to_dict(), "text": str(w)} for w in rb.warnings]
 
     def test_needs_an_api_key(self, secure_client: TestClient) -> None:

@@ -103,7 +103,28 @@ HS_V1 = "69fc6631a867edd4f9e9e627fc5c1148e3fbdd8b21837b6d2b8901c1fa57f750"
 HS_V2 = "4fe4e3a7d3cf09db53be39d0a58130e2aaba074ec123a9e355b876a689a1c383"
 
 
+# HubSpot's documented v1/v2 examples (its "validating requests" page, and hubspot-api-nodejs
+# test/spec/utils/signature.spec.ts): a v1 event list, a v2 GET with no body, a v2 POST.
+NODE_V1_BODY = ('[{"eventId":1,"subscriptionId":12345,"portalId":62515,"occurredAt":'
+                '1564113600000,"subscriptionType":"contact.creation","attemptNumber":0,'
+                '"objectId":123,"changeSource":"CRM","changeFlag":"NEW","appId":54321}]')
+NODE_VECTORS = [
+    ("v1", "POST", NODE_V1_BODY,
+     "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de"),
+    ("v2", "GET", "", "eee2dddcc73c94d699f5e395f4b9d454a069a6855fbfa152e91e88823087200e"),
+    ("v2", "POST", '{"example_field":"example_value"}',
+     "9569219f8ba981ffa6f6f16aa0f48637d35d728c7e4d93d0d52efaa512af7900"),
+]
+
+
 class TestHubSpotLegacy:
+    @pytest.mark.parametrize(("version", "method", "body", "expected"), NODE_VECTORS)
+    def test_documented_examples(self, version: str, method: str, body: str,
+                                 expected: str) -> None:
+        """HubSpot's documented v1 and v2 examples."""
+        assert hubspot_legacy_signature(version, HS_SECRET, method, HS_URI,
+                                        body.encode()) == expected
+
     @pytest.mark.parametrize(("version", "expected"), [("v1", HS_V1), ("v2", HS_V2)])
     def test_known_answers(self, version: str, expected: str) -> None:
         """HubSpot's own vectors give HubSpot's signatures."""
