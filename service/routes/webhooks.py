@@ -99,10 +99,10 @@ async def webhook(request: Request) -> Response:
     fields["source"] = source
     profile = snapshot.profiles.get(source)
     metrics = service.metrics
-    if profile is None:
-        known = ", ".join(sorted(snapshot.profiles)) or "none"
-        raise ApiError(404, "unknown_source", f"no webhook source '{source[:64]}' "
-                       f"(sources: {known})", field="source")
+    if profile is None:  # the caller is not authenticated yet: the sources are not listed
+        raise ApiError(404, "unknown_source", f"no webhook source '{source[:64]}': a source "
+                       f"is a profile in the mappings directory, mappings/{source[:64]}.yaml",
+                       field="source")
     scheme = service.webhooks.scheme(source)
     if not scheme.enabled():
         raise ApiError(404, "source_disabled", f"webhook source '{source}' is not enabled: "

@@ -43,7 +43,8 @@ def _free_port() -> int:
 class Server:
     """One ``qualify serve`` in a session of its own, so SIGKILL reaches its workers."""
 
-    def __init__(self, database_url: str, crm_url: str, log: Path) -> None:
+    def __init__(self, database_url: str, crm_url: str, log: Path,
+                 extra: dict[str, str] | None = None) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUALIFY_")}
@@ -53,7 +54,7 @@ class Server:
                    QUALIFY_HUBSPOT_API_URL=crm_url, QUALIFY_DATABASE_URL=database_url,
                    QUALIFY_OUTBOX_POLL="0.1", QUALIFY_OUTBOX_BACKOFF="0.2",
                    QUALIFY_OUTBOX_BACKOFF_MAX="1", QUALIFY_OUTBOX_MAX_ATTEMPTS="100",
-                   QUALIFY_CRM_TIMEOUT="2")
+                   QUALIFY_CRM_TIMEOUT="2", **(extra or {}))
         self.log = log
         self._out = log.open("ab")
         self.process = subprocess.Popen(
@@ -116,8 +117,8 @@ class Server:
 def servers(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
-    def start(database_url: str, crm_url: str) -> Server:
-        server = Server(database_url, crm_url, tmp_path / f"server-{len(started)}.log")
+    def start(database_url: str, crm_url: str, **extra: str) -> Server:
+        server = Server(database_url, crm_url, tmp_path / f"server-{len(started)}.log", extra)
         started.append(server)
         return server
 
@@ -201,3 +202,46 @@ def test_two_instances_on_one_postgresql_deliver_each_job_once(
         time.sleep(1.0)
     per_contact = Counter(w["id"] for w in crm.writes)
     assert per_contact == Counter({str(i): 1 for i in ids})
+
+
+def test_salesforce_outbound_message_round_trip(servers: Callable[..., Server],
+                                                tmp_path: Path) -> None:
+    """An Outbound Message in, the Ack out, the fields written by the outbox process; a
+    resent message writes nothing twice; a foreign org and a DTD are refused; a token that
+    expires mid-run is renewed."""
+    from tests.crm.test_salesforce import CLIENT_ID, CLIENT_SECRET, LEAD, ORG, QUALIFY_FIELDS
+    from tests.crm.test_salesforce import message as outbound
+    from tests.standins.salesforce import SalesforceStandIn
+
+    crm = SalesforceStandIn(CLIENT_ID, CLIENT_SECRET)
+    crm.define("Lead", *QUALIFY_FIELDS)
+    for i in range(1, 4):
+        crm.add("Lead", f"00Q5g00000AB00{i}EAA", Company="Acme")
+    with serving(crm.app) as url:
+        crm.instance_url = url
+        server = servers(f"sqlite:///{tmp_path / 'sf.db'}", url,
+                         QUALIFY_SALESFORCE_ORG_IDS=ORG, QUALIFY_SALESFORCE_CLIENT_ID=CLIENT_ID,
+                         QUALIFY_SALESFORCE_CLIENT_SECRET=CLIENT_SECRET,
+                         QUALIFY_SALESFORCE_LOGIN_URL=url)
+        hook = f"{server.url}/v1/webhooks/salesforce"
+        headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
+        first = outbound([("04l5g000000AB01AAA", "00Q5g00000AB001EAA", LEAD),
+                          ("04l5g000000AB02AAA", "00Q5g00000AB002EAA", LEAD)])
+        r = httpx.post(hook, content=first, headers=headers, timeout=10)
+        assert (r.status_code, b"<Ack>true</Ack>" in r.content) == (200, True)
+        _until(lambda: len(crm.writes) == 2, 20, "two leads written", server)
+        assert httpx.post(hook, content=first, headers=headers, timeout=10).status_code == 200
+        foreign = outbound([("04l5g000000AB09AAA", "00Q5g00000AB003EAA", LEAD)],
+                           org="00D000000000001AAA")
+        assert httpx.post(hook, content=foreign, headers=headers, timeout=10).status_code == 403
+        dtd = b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x "y">]><r>&x;</r>'
+        assert httpx.post(hook, content=dtd, headers=headers, timeout=10).status_code == 400
+        crm.expire_tokens()
+        third = outbound([("04l5g000000AB03AAA", "00Q5g00000AB003EAA", LEAD)])
+        assert b"<Ack>true</Ack>" in httpx.post(hook, content=third, headers=headers,
+                                                timeout=10).content
+        _until(lambda: len(crm.writes) == 3, 20, "the third lead written", server)
+        time.sleep(1.0)
+    assert Counter(w["id"] for w in crm.writes) == Counter(
+        {"00Q5g00000AB001EAA": 1, "00Q5g00000AB002EAA": 1, "00Q5g00000AB003EAA": 1})
+    assert crm.tokens_issued == 2

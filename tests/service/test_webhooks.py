@@ -299,23 +299,25 @@ class TestGeneric:
 
     def test_a_new_source_is_a_new_profile(self, rules_dir: Path) -> None:
         """A profile added beside the rule base serves its own source, generic scheme."""
-        (rules_dir / "mappings" / "zoho.yaml").write_text(
-            "name: zoho\nfields:\n  lead_id: {from: Lead_Id}\n"
+        (rules_dir / "mappings" / "acme.yaml").write_text(
+            "name: acme\nfields:\n  lead_id: {from: Lead_Id}\n"
             "  budget: {from: Budget__c}\n", encoding="utf-8")
         app = create_app(secured(rules=rules_dir / "rules.yaml"))
         body = dumps({"Lead_Id": "Z-1", "Budget__c": "12,000"})
         with TestClient(app) as c:
-            r = c.post(f"{HOOK}/zoho", content=body, headers=generic_headers(body))
+            r = c.post(f"{HOOK}/acme", content=body, headers=generic_headers(body))
         assert r.status_code == 200
         assert r.json()["verdict"]["lead_id"] == "Z-1"
 
 
 class TestSources:
     def test_unknown_source_is_404(self, secure_client: TestClient) -> None:
-        """A source with no profile: 404 listing the known sources."""
-        r = secure_client.post(f"{HOOK}/salesforce", json={})
+        """A source with no profile: 404 saying how to add one, without listing the sources
+        (the caller is not authenticated yet)."""
+        r = secure_client.post(f"{HOOK}/nowhere", json={})
         assert (r.status_code, r.json()["error"]) == (404, "unknown_source")
-        assert "generic, hubspot, pipedrive" in r.json()["message"]
+        assert "mappings/nowhere.yaml" in r.json()["message"]
+        assert "hubspot" not in r.json()["message"]
 
     @pytest.mark.parametrize(("source", "variable"), [
         ("hubspot", "QUALIFY_HUBSPOT_SECRETS"), ("pipedrive", "QUALIFY_PIPEDRIVE_CREDENTIALS"),
