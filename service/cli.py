@@ -60,6 +60,20 @@ def _worker_scratch() -> Iterator[None]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _settings(**options: object) -> Settings:
+    """Options as QUALIFY_* variables (every worker process reads the same), then the
+    settings; a bad one is a one-line error naming the variable."""
+    for name, value in options.items():
+        if value is not None:
+            os.environ[f"QUALIFY_{name}"] = str(value)
+    try:
+        return Settings()
+    except ValidationError as e:
+        problems = "; ".join(f"QUALIFY_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}"
+                             for err in e.errors())
+        raise click.ClickException(f"bad settings: {problems}") from None
+
+
 def _migrate(settings: Settings) -> None:
     """Bring the store's schema up to date once, before workers start."""
     url = settings.database_url or default_url()
@@ -140,18 +154,10 @@ def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: in
     CRM write-back tokens QUALIFY_HUBSPOT_TOKEN, QUALIFY_PIPEDRIVE_API_TOKEN (with
     QUALIFY_PIPEDRIVE_API_URL); the store QUALIFY_DATABASE_URL (default: a SQLite file).
     """
-    for name, value in (("RULES", rules_path and rules_path.resolve()),
-                        ("MAPPINGS", mappings and mappings.resolve()),
-                        ("LOG_LEVEL", log_level), ("LOG_FORMAT", log_format),
-                        ("DECISION_LOG", decision_log and decision_log.resolve())):
-        if value is not None:
-            os.environ[f"QUALIFY_{name}"] = str(value)
-    try:
-        settings = Settings()
-    except ValidationError as e:
-        problems = "; ".join(f"QUALIFY_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}"
-                             for err in e.errors())
-        raise click.ClickException(f"bad settings: {problems}") from None
+    settings = _settings(RULES=rules_path and rules_path.resolve(),
+                         MAPPINGS=mappings and mappings.resolve(), LOG_LEVEL=log_level,
+                         LOG_FORMAT=log_format,
+                         DECISION_LOG=decision_log and decision_log.resolve())
     logging.config.dictConfig(uvicorn_log_config(settings))
 
     try:  # check before forking workers: every problem, with its location
@@ -186,16 +192,8 @@ def outbox(*, rules_path: Path | None, mappings: Path | None) -> None:
     Settings as for serve: QUALIFY_DATABASE_URL, QUALIFY_HUBSPOT_TOKEN, ..."""
     from service.outbox import run_process
 
-    for name, value in (("RULES", rules_path and rules_path.resolve()),
-                        ("MAPPINGS", mappings and mappings.resolve())):
-        if value is not None:
-            os.environ[f"QUALIFY_{name}"] = str(value)
-    try:
-        settings = Settings()
-    except ValidationError as e:
-        problems = "; ".join(f"QUALIFY_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}"
-                             for err in e.errors())
-        raise click.ClickException(f"bad settings: {problems}") from None
+    settings = _settings(RULES=rules_path and rules_path.resolve(),
+                         MAPPINGS=mappings and mappings.resolve())
     try:
         run_process(settings)
     except RulebaseError as e:

@@ -26,11 +26,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import Request
-
 from qualify import Profile
 from service.inbound.base import Event, Inbound, JsonBody, as_id, as_object
-from service.inbound.token import check_token
+from service.inbound.token import TokenAuth
 from service.settings import Settings
 
 _DATE = re.compile(r"/Date\((-?\d{1,16})([+-]\d{4})?\)/$")
@@ -76,18 +74,12 @@ def attributes(entity: Any) -> dict[str, Any]:
     return out
 
 
-class Dynamics(JsonBody):
+class Dynamics(JsonBody, TokenAuth):
     name = "dynamics"
     setting = "QUALIFY_DYNAMICS_TOKENS"
 
     def __init__(self, settings: Settings) -> None:
-        self.tokens = [t.get_secret_value() for t in settings.dynamics_tokens]
-
-    def enabled(self) -> bool:
-        return bool(self.tokens)
-
-    def authenticate(self, request: Request, body: bytes, now: float) -> None:
-        check_token(self.tokens, request)
+        super().__init__(settings.dynamics_tokens)
 
     def unwrap(self, payload: Any, profile: Profile) -> Inbound:
         context = as_object(payload, "a Dataverse RemoteExecutionContext")

@@ -13,7 +13,10 @@ a token, unlike a signature, is worth stealing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import Request
+from pydantic import SecretStr
 
 from service.signatures import verify_token
 
@@ -36,3 +39,18 @@ def given_token(request: Request) -> str | None:
 def check_token(tokens: list[str], request: Request) -> None:
     """Accept a request carrying one of ``tokens`` or raise SignatureError."""
     verify_token(tokens, given_token(request), WHERE)
+
+
+class TokenAuth:
+    """The authentication half of a static-token adapter."""
+
+    setting: str  # the variable that holds the tokens
+
+    def __init__(self, tokens: Sequence[SecretStr]) -> None:
+        self.tokens = [t.get_secret_value() for t in tokens]
+
+    def enabled(self) -> bool:
+        return bool(self.tokens)
+
+    def authenticate(self, request: Request, body: bytes, now: float) -> None:
+        check_token(self.tokens, request)

@@ -15,30 +15,22 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import Request
-
 from qualify import Profile
 from service.bodies import parse_json
 from service.errors import ApiError
 from service.inbound.base import Event, Inbound, as_id, as_object
-from service.inbound.token import check_token
+from service.inbound.token import TokenAuth
 from service.settings import Settings
 
 MAX_FIELDS = 1000
 
 
-class Zoho:
+class Zoho(TokenAuth):
     name = "zoho"
     setting = "QUALIFY_ZOHO_TOKENS"
 
     def __init__(self, settings: Settings) -> None:
-        self.tokens = [t.get_secret_value() for t in settings.zoho_tokens]
-
-    def enabled(self) -> bool:
-        return bool(self.tokens)
-
-    def authenticate(self, request: Request, body: bytes, now: float) -> None:
-        check_token(self.tokens, request)
+        super().__init__(settings.zoho_tokens)
 
     def parse(self, body: bytes, content_type: str) -> Any:
         """JSON when it says so or looks like it; else form fields."""

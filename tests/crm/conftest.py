@@ -4,6 +4,7 @@ the real store, engine and clients against them, one round at a time."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,15 @@ from tests.standins import HubSpotStandIn, PipedriveStandIn, serving
 HUBSPOT_TOKEN = "pat-na1-test"
 PIPEDRIVE_TOKEN = "pipedrive-api-token"
 AS_OF = "2026-01-01"
+
+
+def wait_until(done: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Poll ``done`` until true; fail after ``seconds`` (the outbox runs in the background)."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() > deadline:
+            pytest.fail("the outbox did not get there in time")
+        time.sleep(0.02)
 
 
 @pytest.fixture(autouse=True)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from service.main import create_app
-from tests.crm.conftest import HUBSPOT_TOKEN, PIPEDRIVE_TOKEN
+from tests.crm.conftest import HUBSPOT_TOKEN, PIPEDRIVE_TOKEN, wait_until
 from tests.service.helpers import (
     ADMIN_KEY,
     TestClient,
@@ -29,13 +29,6 @@ APP_ID = "1160452"
 CONTACT = {"budget": "25000", "jobtitle": "CEO", "needs_product": "true",
            "sentiment": "positive"}
 
-
-def _wait(done: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not done():
-        if time.monotonic() > deadline:
-            pytest.fail("the outbox did not get there in time")
-        time.sleep(0.02)
 
 
 def _event(object_id: int, event_id: int, **extra: Any) -> dict[str, Any]:
@@ -73,7 +66,7 @@ class TestHubSpot:
         crm.add("contacts", "12", **{**CONTACT, "sentiment": "negative"})
         answer = _post_hubspot(client, [_event(11, 1), _event(12, 2)])
         assert (answer["events"], answer["queued"], answer["replayed"]) == (2, 2, 0)
-        _wait(lambda: len(crm.writes) == 2)
+        wait_until(lambda: len(crm.writes) == 2)
         assert {w["id"] for w in crm.writes} == {"11", "12"}
         assert crm.objects["contacts"]["11"]["qualify_grade"]
 
@@ -84,7 +77,7 @@ class TestHubSpot:
         crm, client = hub
         crm.add("contacts", "13", **CONTACT)
         _post_hubspot(client, [_event(13, 3)])
-        _wait(lambda: len(crm.writes) == 1)
+        wait_until(lambda: len(crm.writes) == 1)
         again = _post_hubspot(client, [_event(13, 3, attemptNumber=1)])
         assert (again["queued"], again["replayed"]) == (0, 1)
         time.sleep(0.3)  # several outbox polls
@@ -113,7 +106,7 @@ class TestHubSpot:
         crm.add("contacts", "18", **CONTACT)
         answer = _post_hubspot(client, {"hs_object_id": "18", **CONTACT})
         assert (answer["scored"], answer["queued"]) == (True, True)
-        _wait(lambda: len(crm.writes) == 1)
+        wait_until(lambda: len(crm.writes) == 1)
         assert crm.writes[0]["properties"]["qualify_score"] == str(answer["verdict"]["score"])
 
     def test_the_outbox_is_in_metrics_and_admin(
@@ -122,8 +115,8 @@ class TestHubSpot:
         crm, client = hub
         crm.add("contacts", "19", **CONTACT)
         _post_hubspot(client, [_event(19, 9)])
-        _wait(lambda: len(crm.writes) == 1)
-        _wait(lambda: 'qualify_outbox_jobs{crm="hubspot",state="delivered"} 1.0'
+        wait_until(lambda: len(crm.writes) == 1)
+        wait_until(lambda: 'qualify_outbox_jobs{crm="hubspot",state="delivered"} 1.0'
               in client.get("/metrics").text)
         text = client.get("/metrics").text
         assert 'qualify_outbox_oldest_age_seconds{crm="hubspot"} 0.0' in text
@@ -175,7 +168,7 @@ class TestPipedrive:
         r = client.post(f"{HOOK}/pipedrive", content=dumps(PIPEDRIVE_V2),
                         headers=pipedrive_headers())
         assert (r.status_code, r.json()["queued"]) == (200, True)
-        _wait(lambda: len(crm.writes) == 1)
+        wait_until(lambda: len(crm.writes) == 1)
         assert crm.writes[0]["entity"] == "person"
 
     def test_a_change_by_our_own_token_is_skipped(
@@ -183,7 +176,7 @@ class TestPipedrive:
         """change_source api by the token's own user (learnt from /v1/users/me): skipped."""
         crm, client = pipe
         service = client.app.state.service  # type: ignore[attr-defined]
-        _wait(lambda: service.webhooks.scheme("pipedrive").own_user is not None)
+        wait_until(lambda: service.webhooks.scheme("pipedrive").own_user is not None)
         ours = copy.deepcopy(PIPEDRIVE_V2)
         ours["meta"].update(change_source="api", user_id=str(crm.user_id), id="ours-1")
         r = client.post(f"{HOOK}/pipedrive", content=dumps(ours), headers=pipedrive_headers())
@@ -232,7 +225,7 @@ class TestHubSpotShapes:
         crm.add("contacts", "31", **CONTACT)
         answer = _post_hubspot(client, _event(31, 31))
         assert (answer["events"], answer["queued"]) == (1, 1)
-        _wait(lambda: len(crm.writes) == 1)
+        wait_until(lambda: len(crm.writes) == 1)
 
     def test_a_custom_lifecycle_stage_is_unknown_not_refused(
             self, hub: tuple[HubSpotStandIn, TestClient]) -> None:
@@ -257,7 +250,7 @@ def test_no_secret_reaches_a_log_or_an_error(hubspot: tuple[HubSpotStandIn, str]
                              access_log=True, log_level="debug"))
     with TestClient(app) as client:
         _post_hubspot(client, [_event(41, 41)])
-        _wait(lambda: any("401" in (j["last_error"] or "") for j in client.get(
+        wait_until(lambda: any("401" in (j["last_error"] or "") for j in client.get(
             "/v1/outbox", headers=bearer(ADMIN_KEY)).json()["jobs"]))
         listed = client.get("/v1/outbox", headers=bearer(ADMIN_KEY)).text
         metrics = client.get("/metrics").text

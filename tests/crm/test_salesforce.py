@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -17,6 +17,7 @@ import pytest
 
 from qualify import Engine, default_rules_path, load_profile
 from service.main import create_app
+from tests.crm.conftest import wait_until
 from tests.service.helpers import ADMIN_KEY, TestClient, bearer, secured
 from tests.standins import serving
 from tests.standins.salesforce import SalesforceStandIn
@@ -72,13 +73,6 @@ def _post(client: TestClient, body: bytes) -> Any:
                                                     "SOAPAction": '""'})
 
 
-def _wait(done: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not done():
-        if time.monotonic() > deadline:
-            pytest.fail("the outbox did not get there in time")
-        time.sleep(0.02)
-
 
 def _expected(engine: Engine, fields: dict[str, Any], record_id: str) -> Any:
     profile = load_profile(default_rules_path().parent / "mappings" / "salesforce.yaml",
@@ -97,7 +91,7 @@ class TestOutboundMessage:
         assert r.headers["content-type"].startswith("text/xml")
         assert b"<Ack>true</Ack>" in r.content
         assert b"notificationsResponse" in r.content
-        _wait(lambda: len(crm.writes) == 1)
+        wait_until(lambda: len(crm.writes) == 1)
         verdict = _expected(engine, LEAD, "00Q5g00000AA001EAA")
         fields = crm.records["Lead"]["00Q5g00000AA001EAA"]
         assert (fields["Qualify_Score__c"], fields["Qualify_Grade__c"]) == (verdict.score,
@@ -111,7 +105,7 @@ class TestOutboundMessage:
         crm.add("Lead", "00Q5g00000AA002EAA", Company="Acme")
         body = message([("04l5g000000AAA2AAA", "00Q5g00000AA002EAA", LEAD)])
         assert b"<Ack>true</Ack>" in _post(client, body).content
-        _wait(lambda: len(crm.writes) == 1)
+        wait_until(lambda: len(crm.writes) == 1)
         assert b"<Ack>true</Ack>" in _post(client, body).content
         time.sleep(0.3)
         assert len(crm.writes) == 1
@@ -154,10 +148,10 @@ class TestOutboundMessage:
         for i in (4, 5):
             crm.add("Lead", f"00Q5g00000AA00{i}EAA", Company="Acme")
         _post(client, message([("04l5g000000AAA4AAA", "00Q5g00000AA004EAA", LEAD)]))
-        _wait(lambda: len(crm.writes) == 1)
+        wait_until(lambda: len(crm.writes) == 1)
         crm.expire_tokens()
         _post(client, message([("04l5g000000AAA5AAA", "00Q5g00000AA005EAA", LEAD)]))
-        _wait(lambda: len(crm.writes) == 2)
+        wait_until(lambda: len(crm.writes) == 2)
         assert crm.tokens_issued == 2
 
     def test_a_deleted_lead_fails_only_itself(
@@ -168,7 +162,7 @@ class TestOutboundMessage:
         crm.add("Lead", "00Q5g00000AA006EAA", Company="Acme")
         _post(client, message([("04l5g000000AAA6AAA", "00Q5g00000AA006EAA", LEAD),
                                ("04l5g000000AAA7AAA", "00Q5g00000AA007EAA", LEAD)]))
-        _wait(lambda: len(client.get("/v1/outbox?state=dead",
+        wait_until(lambda: len(client.get("/v1/outbox?state=dead",
                                      headers=bearer(ADMIN_KEY)).json()["jobs"]) == 1)
         (dead,) = client.get("/v1/outbox?state=dead", headers=bearer(ADMIN_KEY)).json()["jobs"]
         assert dead["object_id"] == "00Q5g00000AA007EAA"
@@ -183,7 +177,7 @@ class TestOutboundMessage:
         crm.fields["Lead"].pop("qualify_reason__c")
         crm.add("Lead", "00Q5g00000AA008EAA", Company="Acme")
         _post(client, message([("04l5g000000AAA8AAA", "00Q5g00000AA008EAA", LEAD)]))
-        _wait(lambda: len(client.get("/v1/outbox?state=dead",
+        wait_until(lambda: len(client.get("/v1/outbox?state=dead",
                                      headers=bearer(ADMIN_KEY)).json()["jobs"]) == 1)
         (dead,) = client.get("/v1/outbox?state=dead", headers=bearer(ADMIN_KEY)).json()["jobs"]
         assert "Qualify_Reason__c" in dead["last_error"]
