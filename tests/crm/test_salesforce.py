@@ -120,25 +120,34 @@ class TestOutboundMessage:
         assert b"Ack" not in r.content
         assert client.get("/v1/outbox", headers=bearer(ADMIN_KEY)).json()["jobs"] == []
 
-    @pytest.mark.parametrize("body", [
-        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 '
-        b'"&lol;&lol;&lol;&lol;">]><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap'
-        b'.org/soap/envelope/"><soapenv:Body>&lol2;</soapenv:Body></soapenv:Envelope>',
-        b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-        b"<r>&x;</r>",
-        b'<?xml version="1.0"?><!DOCTYPE r SYSTEM "http://127.0.0.1:9/evil.dtd"><r/>',
-        b"<soapenv:Envelope",
-        b"",
-        b'<r xmlns="urn:x">not an outbound message</r>',
-    ], ids=["entity-expansion", "external-entity", "external-dtd", "truncated", "empty",
-            "not-soap"])
+    @pytest.mark.parametrize(("body", "reason"), [
+        (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 '
+         b'"&lol;&lol;&lol;&lol;">]><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap'
+         b'.org/soap/envelope/"><soapenv:Body>&lol2;</soapenv:Body></soapenv:Envelope>',
+         "the XML is refused"),
+        (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+         b"<r>&x;</r>", "the XML is refused"),
+        (b'<?xml version="1.0"?><!DOCTYPE r SYSTEM "http://127.0.0.1:9/evil.dtd"><r/>',
+         "the XML is refused"),
+        # A valid message behind a DTD: refused for the DTD itself, not for its shape.
+        (message([("04l5g000000AAA9AAA", "00Q5g00000AA009EAA", LEAD)]).replace(
+            b"?>", b"?><!DOCTYPE soapenv:Envelope>", 1), "the XML is refused"),
+        (message([("04l5g000000AAA9AAA", "00Q5g00000AA009EAA", LEAD)]).replace(
+            b"?>", b'?><!DOCTYPE soapenv:Envelope [<!ENTITY c "Acme">]>', 1),
+         "the XML is refused"),
+        (b"<soapenv:Envelope", "malformed XML"),
+        (b"", "empty"),
+        (b'<r xmlns="urn:x">not an outbound message</r>', "not a Salesforce Outbound Message"),
+    ], ids=["entity-expansion", "external-entity", "external-dtd", "dtd-on-a-valid-message",
+            "entity-on-a-valid-message", "truncated", "empty", "not-soap"])
     def test_hostile_or_malformed_xml_is_400(
-            self, sf: tuple[SalesforceStandIn, TestClient], body: bytes) -> None:
+            self, sf: tuple[SalesforceStandIn, TestClient], body: bytes, reason: str) -> None:
         """DTDs, entities and external references are refused, as is broken XML: 400 with
         the reason, nothing queued."""
         _, client = sf
         r = _post(client, body)
         assert (r.status_code, r.json()["error"]) == (400, "malformed_xml")
+        assert reason in r.json()["message"]
         assert client.get("/v1/outbox", headers=bearer(ADMIN_KEY)).json()["jobs"] == []
 
     def test_an_expired_token_is_renewed(self, sf: tuple[SalesforceStandIn, TestClient]) -> None:
