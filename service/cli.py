@@ -96,13 +96,17 @@ def _outbox_process() -> Iterator[None]:
     argv = [sys.executable, "-c", "import sys; from qualify.cli import main; "
             "sys.exit(main())", "outbox"]
     stopping = threading.Event()
+    lock = threading.Lock()  # no child is started once stopping is set
     current: list[subprocess.Popen[bytes]] = []
 
     def supervise() -> None:
-        while not stopping.is_set():
-            child = subprocess.Popen(argv, env={**os.environ,
-                                                "QUALIFY_OUTBOX_PARENT": str(os.getpid())})
-            current[:] = [child]
+        while True:
+            with lock:
+                if stopping.is_set():
+                    return
+                child = subprocess.Popen(argv, env={**os.environ,
+                                                    "QUALIFY_OUTBOX_PARENT": str(os.getpid())})
+                current[:] = [child]
             code = child.wait()
             if not stopping.is_set():
                 log.error("the outbox process exited with %s; starting it again", code)
@@ -114,7 +118,8 @@ def _outbox_process() -> Iterator[None]:
     try:
         yield
     finally:
-        stopping.set()
+        with lock:
+            stopping.set()
         for child in current:
             if child.poll() is None:
                 child.terminate()

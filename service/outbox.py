@@ -311,18 +311,15 @@ def run_process(settings: Settings) -> None:
     outbox.start()
     log.info("outbox running", extra={"fields": {"write_back": sorted(clients),
                                                  "pid": os.getpid()}})
-    stopping = threading.Event()
-
-    def stop(*_: Any) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
     async def follow() -> None:
+        # Signals through the loop: a handler that took a lock (Event.set) deadlocked when a
+        # second SIGTERM (parent death, then terminate) arrived while it held it.
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
         task = asyncio.create_task(registry.follow()) if registry.channel else None
-        while not stopping.is_set():
-            await asyncio.sleep(0.2)
+        await stopping.wait()
         if task is not None:
             task.cancel()
 

@@ -169,3 +169,62 @@ def test_worker_app_tunes_the_collector_first(monkeypatch: pytest.MonkeyPatch) -
     app = service_main.worker_app()
     assert calls == ["tune_gc", "create_app"]
     assert app.state.service.registry.loaded
+
+
+class TestOutboxProcess:
+    def test_two_quick_sigterms_stop_it(self, tmp_path: Path) -> None:
+        """`qualify outbox` stops on SIGTERM even when a second one arrives at once (as when
+        its parent dies and also terminates it): a handler that took a lock deadlocked."""
+        import signal
+        import subprocess
+        import sys
+        import time
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("QUALIFY_")}
+        env["QUALIFY_DATABASE_URL"] = f"sqlite:///{tmp_path / 'q.db'}"
+        log = tmp_path / "outbox.log"
+        with log.open("wb") as out:
+            child = subprocess.Popen(
+                [sys.executable, "-c", "import sys; from qualify.cli import main; "
+                 "sys.exit(main())", "outbox"], stdout=out, stderr=subprocess.STDOUT, env=env)
+            try:
+                deadline = time.monotonic() + 30
+                while b"outbox running" not in log.read_bytes():
+                    assert time.monotonic() < deadline, log.read_text()
+                    assert child.poll() is None, log.read_text()
+                    time.sleep(0.05)
+                for _ in range(3):
+                    child.send_signal(signal.SIGTERM)
+                assert child.wait(timeout=15) == 0
+            finally:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+        assert b"outbox stopped" in log.read_bytes()
+
+    def test_serve_leaves_no_outbox_behind(self, runs: list[dict[str, Any]],
+                                           tmp_path: Path) -> None:
+        """When serve returns (uvicorn.run is recorded here, so at once), its outbox process
+        is gone too, however early."""
+        import time
+
+        before = _outbox_processes()
+        result = CliRunner().invoke(main, ["serve"], env={
+            "QUALIFY_DATABASE_URL": f"sqlite:///{tmp_path / 'q.db'}"})
+        assert result.exit_code == 0, result.output
+        deadline = time.monotonic() + 10
+        while _outbox_processes() - before:
+            assert time.monotonic() < deadline, "an outbox process outlived serve"
+            time.sleep(0.1)
+
+
+def _outbox_processes() -> set[int]:
+    out = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"outbox" in argv and any(b"qualify.cli" in a for a in argv):
+            out.add(int(cmdline.parent.name))
+    return out
