@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
 from qualify.leads import kind_of
 from qualify.leads import parse_json as parse_lead_json
@@ -49,11 +50,15 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:  # the client's doing, not a server error: no 500, no trace
+        raise ApiError(499, "client_closed_request", "the client closed the connection "
+                       "before sending the whole body") from None
     return b"".join(chunks)
 
 

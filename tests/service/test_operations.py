@@ -266,3 +266,43 @@ def test_fastapi_telemetry_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) 
     assert not create_app()._native_telemetry.enabled()
     monkeypatch.setenv("QUALIFY_OPENTELEMETRY", "true")
     assert create_app()._telemetry["tracing"] is True
+
+
+class TestClientHangsUp:
+    def test_a_client_gone_mid_body_is_not_a_server_error(
+            self, caplog: pytest.LogCaptureFixture) -> None:
+        """A client that hangs up before its body arrives: 499 (nginx's 'client closed
+        request'), counted as such, no 500 and no traceback in the log."""
+        import asyncio
+
+        from service.main import create_app
+        from tests.service.helpers import settings as make_settings
+
+        app = create_app(make_settings(generic_secrets=["s"]))  # open scoring, webhook on
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        async def call(path: str) -> None:
+            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                     "method": "POST", "scheme": "http", "path": path,
+                     "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                     "headers": [(b"content-type", b"application/json"),
+                                 (b"content-length", b"100")],
+                     "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+            await app(scope, receive, send)
+
+        for path in ("/v1/score", "/v1/webhooks/generic", "/v1/score/batch"):
+            sent.clear()
+            asyncio.run(call(path))
+            (start,) = [m for m in sent if m["type"] == "http.response.start"]
+            assert start["status"] == 499, (path, start["status"])
+        assert "unhandled error" not in caplog.text
+        assert "ClientDisconnect" not in caplog.text
+        metrics = app.state.service.metrics.render().decode()
+        assert 'status="500"' not in metrics
+        assert 'qualify_errors_total{kind="client_closed_request"}' in metrics
