@@ -44,16 +44,40 @@ def _finite_float(text: str) -> float:
     return value
 
 
-_STRICT = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
+MAX_DIGITS = 40  # an integer longer than this is no lead's value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise ValueError(f"an integer of {len(text.lstrip('-')):,} digits is too large")
+    return int(text)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are unique (YAML refuses duplicates too; JSON would keep the
+    last one silently)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"the key {key[:64]!r} appears twice in one object")
+            seen.add(key)
+    return out
+
+
+_HOOKS: dict[str, Any] = {"parse_constant": _no_constant, "parse_float": _finite_float,
+                          "parse_int": _bounded_int, "object_pairs_hook": _unique_keys}
+_STRICT = json.JSONDecoder(**_HOOKS)
 
 
 def parse_json(text: str | bytes) -> Any:
-    """Strict JSON, as leads arrive: NaN, Infinity and numbers like 1e999 are refused
-    (ValueError), as JSON itself does. (One decoder for every call: ``json.loads`` with
-    hooks builds a new one each time.)"""
+    """Strict JSON, as leads arrive: NaN, Infinity, numbers like 1e999 or of more than 40
+    digits, and a key given twice in one object are refused (ValueError). (One decoder for
+    every call: ``json.loads`` with hooks builds a new one each time.)"""
     if isinstance(text, str) and not text.startswith("\ufeff"):  # json.loads names a BOM
         return _STRICT.decode(text)
-    return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    return json.loads(text, **_HOOKS)
 
 
 class _Bad(Exception):

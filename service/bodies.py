@@ -35,7 +35,7 @@ def parse_json(body: bytes) -> Any:
                        f"{e.colno}: {e.msg}") from None
     except RecursionError:
         raise ApiError(400, "malformed_json", "the JSON is nested too deeply") from None
-    except ValueError as e:  # NaN, 1e999, integers over 4,300 digits
+    except ValueError as e:  # NaN, 1e999, 41-digit integers, a key given twice
         raise ApiError(400, "malformed_json", f"malformed JSON: {e}") from None
 
 

@@ -131,6 +131,16 @@ class Settings(BaseSettings):
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("api_keys", "hubspot_secrets", "pipedrive_credentials",
+                     "generic_secrets", "zoho_tokens", "dynamics_tokens")
+    @classmethod
+    def _no_blank(cls, value: list[SecretStr]) -> list[SecretStr]:
+        """An empty key would read as 'no keys' in one place and 'a key' in another: with
+        QUALIFY_API_KEYS='[""]' the service served all interfaces with scoring open."""
+        if any(not item.get_secret_value().strip() for item in value):
+            raise ValueError("a key or secret is empty: remove it, or give it a value")
+        return value
+
     @field_validator("pipedrive_credentials")
     @classmethod
     def _user_password(cls, value: list[SecretStr]) -> list[SecretStr]:

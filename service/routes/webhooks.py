@@ -93,7 +93,6 @@ async def webhook(request: Request) -> Response:
         raise ApiError(422, "invalid_request", f"source: at most {MAX_SOURCE} characters",
                        field="source")
     service = await get_service(request)
-    query = await options(request)
     snapshot = service.registry.current
     fields = log_fields(request)
     fields["source"] = source
@@ -113,6 +112,7 @@ async def webhook(request: Request) -> Response:
     except SignatureError as e:
         metrics.webhooks.labels(source, "rejected").inc()
         raise ApiError(401, "unauthorized", str(e)) from None
+    query = await options(request)  # after authentication: no answer to strangers' input
     try:
         inbound = scheme.unwrap(scheme.parse(body, request.headers.get("content-type", "")),
                                 profile)

@@ -228,3 +228,17 @@ def _outbox_processes() -> set[int]:
         if b"outbox" in argv and any(b"qualify.cli" in a for a in argv):
             out.add(int(cmdline.parent.name))
     return out
+
+
+class TestBlankKeys:
+    @pytest.mark.parametrize("value", ['[""]', '["  "]', '["key", ""]'])
+    def test_an_empty_api_key_is_a_settings_error(self, runs: list[dict[str, Any]],
+                                                  value: str) -> None:
+        """QUALIFY_API_KEYS='[""]' once served all interfaces with scoring open (the CLI
+        saw a key, the key ring none): now serve refuses to start, naming the variable."""
+        result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0"],
+                                    env={"QUALIFY_API_KEYS": value})
+        assert result.exit_code != 0
+        assert "QUALIFY_API_KEYS" in result.output
+        assert "empty" in result.output
+        assert runs == []

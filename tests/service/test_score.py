@@ -82,15 +82,21 @@ class TestScoreErrors:
         (b'{"lead_id": "L1", "budget": NaN}', "NaN is not valid JSON"),
         (b'{"lead_id": "L1", "budget": Infinity}', "Infinity is not valid JSON"),
         (b'{"lead_id": "L1", "budget": 1e999}', "out of range"),
-        (b'{"lead_id": "L1", "budget": ' + b"9" * 5000 + b"}", "digits"),
+        (b'{"lead_id": "L1", "budget": ' + b"9" * 5000 + b"}",
+         "an integer of 5,000 digits is too large"),
+        (b'{"lead_id": "L1", "budget": -' + b"9" * 41 + b"}", "41 digits"),
+        (b'{"lead_id": "L1", "budget": 1, "budget": 2}', "the key 'budget' appears twice"),
+        (b'{"lead_id": "L1", "x": [{"a": 1, "a": 1}]}', "the key 'a' appears twice"),
     ])
     def test_malformed_json_is_400_with_reason(self, client: TestClient, body: bytes,
                                                reason: str) -> None:
-        """Bodies that are not strict JSON get 400 and say why (and where)."""
+        """Bodies that are not strict JSON get 400 and say why (and where), in words: no
+        Python internals, and no silent last-one-wins for a key given twice."""
         r = client.post("/v1/score", content=body)
         assert r.status_code == 400
         assert r.json()["error"] == "malformed_json"
         assert reason in r.json()["message"]
+        assert "sys." not in r.json()["message"]
 
     @pytest.mark.parametrize(("lead", "field", "message"), [
         ({"lead_id": "L1", "budget": "lots"}, "budget", "expected a number, got 'lots'"),

@@ -310,6 +310,20 @@ class TestGeneric:
         assert r.json()["verdict"]["lead_id"] == "Z-1"
 
 
+class TestAuthenticationFirst:
+    def test_a_bad_as_of_from_a_stranger_is_401_not_422(self,
+                                                       secure_client: TestClient) -> None:
+        """Options are read after authentication: an unsigned request with a bad as_of
+        learns nothing about the options, only that it is not authenticated."""
+        r = secure_client.post(f"{HOOK}/hubspot?as_of=yesterday", content=b"{}")
+        assert r.status_code == 401
+        body = dumps(HUBSPOT_FLAT)
+        url = f"{HOOK}/hubspot?as_of=yesterday"
+        signed = secure_client.post(url, content=body, headers=hubspot_headers(
+            body, url=f"http://testserver{url}"))
+        assert (signed.status_code, signed.json()["field"]) == (422, "as_of")
+
+
 class TestSources:
     def test_unknown_source_is_404(self, secure_client: TestClient) -> None:
         """A source with no profile: 404 saying how to add one, without listing the sources
