@@ -130,12 +130,17 @@ def _outbox_process() -> Iterator[None]:
         thread.join(5)
 
 
+RULES_OPTION = click.option(
+    "--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="The rule base (default: QUALIFY_RULES, else the bundled rules/default.yaml).")
+MAPPINGS_OPTION = click.option(
+    "--mappings", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Webhook mapping profiles (default: mappings/ beside the rule base).")
+
+
 @click.command()
-@click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="The rule base (default: QUALIFY_RULES, else the bundled "
-              "rules/default.yaml).")
-@click.option("--mappings", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Webhook mapping profiles (default: mappings/ beside the rule base).")
+@RULES_OPTION
+@MAPPINGS_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind. Without API keys only loopback is allowed.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
@@ -155,9 +160,11 @@ def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: in
     """Serve the HTTP API: scoring, CRM webhooks, rule base reload, health and metrics.
 
     Keys and secrets come from the environment: QUALIFY_API_KEYS, QUALIFY_ADMIN_KEY,
-    QUALIFY_HUBSPOT_SECRETS, QUALIFY_PIPEDRIVE_CREDENTIALS, QUALIFY_GENERIC_SECRETS; the
-    CRM write-back tokens QUALIFY_HUBSPOT_TOKEN, QUALIFY_PIPEDRIVE_API_TOKEN (with
-    QUALIFY_PIPEDRIVE_API_URL); the store QUALIFY_DATABASE_URL (default: a SQLite file).
+    QUALIFY_HUBSPOT_SECRETS, QUALIFY_PIPEDRIVE_CREDENTIALS, QUALIFY_GENERIC_SECRETS,
+    QUALIFY_SALESFORCE_ORG_IDS, QUALIFY_ZOHO_TOKENS, QUALIFY_DYNAMICS_TOKENS; the CRM
+    write-back credentials QUALIFY_HUBSPOT_TOKEN, QUALIFY_PIPEDRIVE_API_TOKEN (with
+    QUALIFY_PIPEDRIVE_API_URL), QUALIFY_SALESFORCE_CLIENT_ID and _SECRET; the store
+    QUALIFY_DATABASE_URL (default: a SQLite file). `qualify outbox` runs beside it.
     """
     settings = _settings(RULES=rules_path and rules_path.resolve(),
                          MAPPINGS=mappings and mappings.resolve(), LOG_LEVEL=log_level,
@@ -186,11 +193,8 @@ def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: in
 
 
 @click.command()
-@click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="The rule base (default: QUALIFY_RULES, else the bundled "
-              "rules/default.yaml).")
-@click.option("--mappings", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Webhook mapping profiles (default: mappings/ beside the rule base).")
+@RULES_OPTION
+@MAPPINGS_OPTION
 def outbox(*, rules_path: Path | None, mappings: Path | None) -> None:
     """Run the write-back outbox: fetch, score and write back the CRM records that webhooks
     queued. `qualify serve` starts one; run it alone to scale it apart from the service.

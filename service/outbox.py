@@ -99,11 +99,6 @@ class Outbox:
         """A job was queued in this process: look now, not at the next poll."""
         self._wake.set()
 
-    def wait(self) -> None:
-        """Until the thread ends (``stop`` from another thread or a signal handler)."""
-        while self._thread is not None and self._thread.is_alive():
-            self._thread.join(0.5)
-
     def stop(self, timeout: float = 15.0) -> None:
         self._stop.set()
         self._wake.set()
