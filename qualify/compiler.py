@@ -17,7 +17,6 @@ derived in Python (``FactBuilder``) and matched as plain numbers and booleans.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from qualify.adapter import MARK, MAX_KEYS, MAX_PATHS, Condition, keys_of, paths
 from qualify.conditions import And, Cmp, Const, Expr, In, Known, Not, Or, Ref
 from qualify.errors import EngineError, Problem, RulebaseError
+from qualify.patterns import compile_pattern
 from qualify.rulebook import Rule, Rulebook
 
 _OP = {"==": None, "!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
@@ -112,7 +112,7 @@ def _derive(ref: Ref) -> Callable[[Mapping[str, Any], dt.date], Any]:
     if ref.func == "days_since":
         return lambda lead, as_of: (as_of - lead[src]).days
     if ref.func == "matches":
-        pattern = re.compile(ref.arg or "")
+        pattern = compile_pattern(ref.arg or "")
         return lambda lead, _: pattern.search(lead[src]) is not None
     raise EngineError(f"unknown function {ref.func}")  # pragma: no cover
 

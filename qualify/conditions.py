@@ -23,12 +23,12 @@ import ast
 import datetime as dt
 import hashlib
 import math
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from qualify.errors import did_you_mean
+from qualify.patterns import PatternError, compile_pattern
 
 FieldType = Literal["string", "number", "integer", "boolean", "date", "enum", "list"]
 NUMERIC = ("number", "integer")
@@ -426,8 +426,8 @@ class _Checker:
                                 f"the second argument of {name}() must be \"text\"")
             if name == "matches":
                 try:
-                    re.compile(arg)
-                except re.error as e:
+                    compile_pattern(arg)
+                except PatternError as e:
                     raise self.fail(arg_node, "bad-regex", f"invalid pattern: {e}") from None
         shown = f"{name}({target.id}" + (f", {_show(arg)})" if arg is not None else ")")
         rtype: FieldType = "integer" if returns_value else "boolean"

@@ -30,7 +30,6 @@ picklist options that nobody told the rule base about. ``apply`` reports those v
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +45,7 @@ from pydantic import (
 
 from qualify.errors import Problem, RulebaseError, did_you_mean
 from qualify.leads import readable
+from qualify.patterns import Pattern, PatternError, compile_pattern
 from qualify.rulebook import Rulebook
 from qualify.yamlsource import Positions, load_yaml_file, load_yaml_text
 
@@ -69,8 +69,8 @@ class FieldMap(BaseModel):
     def _patterns_compile(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
         for pattern in value:
             try:
-                re.compile(pattern)
-            except re.error as e:
+                compile_pattern(pattern)
+            except PatternError as e:
                 raise ValueError(f"pattern {pattern!r} is not a regular expression: "
                                  f"{e}") from None
         return value
@@ -131,7 +131,8 @@ class Profile:
             sources = [fm.source] if isinstance(fm.source, str) else list(fm.source or [])
             missing = shared | {m.casefold() for m in fm.missing}
             values = {str(k).strip().casefold(): v for k, v in fm.values.items()}
-            patterns = tuple((re.compile(p, re.IGNORECASE), v) for p, v in fm.patterns.items())
+            patterns = tuple((compile_pattern(p, ignore_case=True), v)
+                             for p, v in fm.patterns.items())
             self._plan.append((target, sources, fm.value, values, frozenset(missing), fm.split,
                                patterns, None, [_steps(src) for src in sources]))
 
@@ -218,10 +219,9 @@ class Profile:
         return out
 
 
-def _match(patterns: tuple[tuple[re.Pattern[str], Any], ...], value: str) -> Any:
-    text = value[:1000]  # a title, not a document: bounds the work a pattern may do
-    for pattern, result in patterns:
-        if pattern.search(text):
+def _match(patterns: tuple[tuple[Pattern, Any], ...], value: str) -> Any:
+    for pattern, result in patterns:  # RE2: time linear in the value, whatever the pattern
+        if pattern.search(value):
             return result
     return value
 

@@ -7,10 +7,11 @@ derived-fact builder. Three-valued (Kleene) logic: None is unknown.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import re2
 
 from qualify.conditions import And, Cmp, Const, Expr, In, Known, Not, Or, Ref
 from qualify.rulebook import Rulebook
@@ -35,7 +36,7 @@ def value_of(ref: Ref, lead: Lead, as_of: dt.date, verdict: Mapping[str, Any]) -
     if ref.func == "days_since":
         return (as_of - v).days
     if ref.func == "matches":
-        return re.search(ref.arg or "", v) is not None
+        return re2.search(ref.arg or "", v) is not None
     raise AssertionError(ref.func)
 
 
