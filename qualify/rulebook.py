@@ -513,7 +513,11 @@ def load_rulebook_text(text: str, file: str = "<rules>") -> Rulebook:
 
 def load_rulebook(path: str | Path) -> Rulebook:
     """Load a rule base from a YAML file. Raises RulebaseError listing every problem."""
-    data, pos, raw = read_yaml_file(path)
+    return rulebook_from_yaml(*read_yaml_file(path))
+
+
+def rulebook_from_yaml(data: Any, pos: Positions, raw: bytes) -> Rulebook:
+    """A rule base from YAML already parsed (by ``read_yaml_file``) from the bytes ``raw``."""
     return _load(data, pos, hashlib.sha256(raw).hexdigest())
 
 

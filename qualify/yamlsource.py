@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.cyaml import CParser  # type: ignore[attr-defined]
+from yaml.resolver import Resolver
 
 from qualify.errors import Problem, RulebaseError
 
@@ -82,11 +86,23 @@ class _Reject(Exception):
         self.code, self.message, self.mark, self.hint = code, message, mark, hint
 
 
-class _Loader(yaml.SafeLoader):
+class _CParsed(Composer, CParser, SafeConstructor, Resolver):
+    """libyaml's parser (in C: PyYAML's own was most of a large rule base's load time)
+    under PyYAML's composer, so ``_Loader`` below sees every event. PyYAML's wheels all
+    carry libyaml; a build without it fails at the import above."""
+
+    def __init__(self, stream: str) -> None:
+        CParser.__init__(self, stream)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
+
+
+class _Loader(_CParsed):
     """A composer that refuses anchors and aliases before anything is built."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
+        event: Any = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
             raise _Reject("yaml-alias", f"alias '*{event.anchor}' is not allowed",
                           event.start_mark, "write the value out in full")
@@ -140,7 +156,7 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         assert isinstance(node, yaml.ScalarNode)
-        if node.style is None:  # plain scalar: resolve it ourselves (YAML 1.2 core)
+        if not node.style:  # plain scalar (libyaml says "", PyYAML None): YAML 1.2 core
             return _plain(node.value)
         return node.value
 
@@ -171,6 +187,9 @@ def load_yaml_text(text: str, file: str = "<rules>") -> tuple[Any, Positions]:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = " ".join(str(x) for x in (e.context, e.problem) if x) or "invalid YAML"
+        if "maximum nesting depth" in message:  # libyaml's own limit (1,000 levels)
+            raise RulebaseError([Problem("too-complex", "the document is nested too deeply",
+                                         file, line, col, "flatten the nesting")]) from None
         raise RulebaseError([Problem("yaml-syntax", message, file, line, col,
                                      "check indentation, colons and quotes")]) from None
     except yaml.YAMLError as e:

@@ -20,6 +20,7 @@ therefore never said falsely. A search over its node budget answers "don't know"
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 import math
@@ -180,9 +181,9 @@ class Space:
         funcs = {r.func for r in refs}
         spec = self.rb.fields.get(ref.source or "")
         if "count" in funcs or any(r.type == "list" for r in refs):
-            values = tuple(_integer_points(consts, 0, MAX_ITEMS))
+            values = tuple(sorted(_integer_points(consts, 0, MAX_ITEMS)))
         elif ref.kind == "derived" and ref.func == "days_since":
-            values = tuple(_integer_points(consts, -math.inf, math.inf))
+            values = tuple(sorted(_integer_points(consts, -math.inf, math.inf)))
         elif ref.type == "boolean":
             values = (True, False)
         elif ref.type == "enum":
@@ -190,7 +191,7 @@ class Space:
         elif ref.type == "string":
             values = (*dict.fromkeys(consts), "\0other")
         elif ref.type == "date":
-            values = tuple(_integer_points(consts, 1, dt.date.max.toordinal()))
+            values = tuple(sorted(_integer_points(consts, 1, dt.date.max.toordinal())))
         else:
             lo = spec.min if spec and spec.min is not None and self.bounded else -math.inf
             hi = spec.max if spec and spec.max is not None and self.bounded else math.inf
@@ -249,6 +250,10 @@ class Space:
         return out
 
 
+# op -> (where a value splits the sorted values, whether the part below is where it holds)
+_BISECT: dict[str, tuple[Callable[[Sequence[Any], Any], int], bool]] = {
+    "<": (bisect.bisect_left, True), "<=": (bisect.bisect_right, True),
+    ">": (bisect.bisect_right, False), ">=": (bisect.bisect_left, False)}
 Box = dict[str, int]  # variable -> bitmask of the indexes of its allowed values (absent: any)
 MAX_BOXES = 5_000  # per goal; a condition whose expansion is larger is not analysed
 
@@ -286,6 +291,7 @@ class _Boxes:
     def __init__(self, values: dict[str, tuple[Any, ...]]) -> None:
         self.values = values
         self.memo: dict[tuple[int, int], tuple[Expr, list[Box] | None]] = {}
+        self.ladders: dict[str, tuple[Any, ...]] = {}  # sorted numeric values, by key
 
     def want(self, expr: Expr, mask: int) -> list[Box]:
         return self.cached(expr, -mask, lambda: _simplify(
@@ -318,13 +324,39 @@ class _Boxes:
                 break
         return acc
 
+    def ordered(self, atom: Cmp | In | Known, o: int) -> int | None:
+        """The mask of a comparison by order over sorted numbers, by bisection (a variable
+        of a large rule base has thousands of values); None where that does not apply."""
+        if not isinstance(atom, Cmp) or atom.op not in _BISECT:
+            return None
+        values = self.values[atom.ref.key]
+        known = len(values) - (1 if values and values[-1] is MISSING else 0)
+        if o == U:
+            return 1 << known if known < len(values) else 0
+        ladder = self.ladders.get(atom.ref.key)
+        if ladder is None:
+            ladder = values[:known]
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in ladder) \
+                    or any(a > b for a, b in itertools.pairwise(ladder)):
+                ladder = ()  # not sorted numbers: count one by one
+            self.ladders[atom.ref.key] = ladder
+        if not ladder or isinstance(atom.value, bool) \
+                or not isinstance(atom.value, int | float):
+            return None
+        cut, below_true = _BISECT[atom.op]
+        at = cut(ladder, atom.value)
+        low, high = (0, at) if below_true == (o == T) else (at, known)
+        return ((1 << high) - 1) & ~((1 << low) - 1)
+
     def _of(self, expr: Expr, o: int) -> list[Box]:
         if isinstance(expr, Const):
             return [{}] if (T if expr.value else F) == o else []
         if isinstance(expr, Cmp | In | Known):
             k = expr.ref.key
             values = self.values[k]
-            mask = sum(1 << i for i, v in enumerate(values) if _atom_outcome(expr, v) == o)
+            mask = self.ordered(expr, o)
+            if mask is None:
+                mask = sum(1 << i for i, v in enumerate(values) if _atom_outcome(expr, v) == o)
             return [] if not mask else [{}] if mask == (1 << len(values)) - 1 else [{k: mask}]
         if isinstance(expr, Not):
             return self.of(expr.item, {T: F, F: T, U: U}[o])
@@ -446,3 +478,28 @@ def witness(space: Space, goals: Sequence[Goal], budget: int = BUDGET) -> dict[s
         if value is not MISSING:
             out[var.key] = value
     return out
+
+
+class Region:
+    """Where one condition of the rule base comes out true, as boxes over the shared values:
+    quick, solver-free tests between conditions (constraints ignored, so each test is only
+    ever sure in one direction, as its name says)."""
+
+    def __init__(self, space: Space, expr: Expr) -> None:
+        space.variables([expr])  # registers its variables' shared values
+        try:
+            self.boxes: list[Box] | None = space.boxes.want(expr, T)
+        except GiveUp:
+            self.boxes = None  # too large to tell: every test answers "maybe"
+
+    def surely_within(self, other: Region) -> bool:
+        """True only if every lead this condition holds for, ``other`` holds for too."""
+        if self.boxes is None or other.boxes is None:
+            return False
+        return all(any(_within(b, c) for c in other.boxes) for b in self.boxes)
+
+    def surely_apart(self, other: Region) -> bool:
+        """True only if no lead makes both conditions true."""
+        if self.boxes is None or other.boxes is None:
+            return False
+        return all(_meet(b, c) is None for b in self.boxes for c in other.boxes)

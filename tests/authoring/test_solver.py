@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qualify.authoring.lint import lint
-from qualify.authoring.solver import NOT_TRUE, Space, T, satisfiable, witness
-from qualify.conditions import Expr
+from qualify.authoring.solver import NOT_TRUE, Region, Space, T, satisfiable, witness
+from qualify.conditions import And, Expr
 from qualify.leads import LeadReader
 from qualify.rulebook import Rulebook, load_rulebook_text
 from qualify.yamlsource import load_yaml_text
@@ -242,6 +242,21 @@ class TestProperties:
             assert holds(rb, expr, found) is True
         else:
             assert satisfiable(Space(rb), [(expr, T)]) is False
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(conditions(plain=False), conditions(plain=False))
+    def test_the_quick_region_tests_are_never_wrong(self, first: str, second: str) -> None:
+        """Region's solver-free tests, which spare check a search per pair of steps: "surely
+        within" and "surely apart" hold on every lead brute force tries."""
+        rb = book(first, second)
+        a, b = (t.expr for t in rb.traits)
+        space = Space(rb)
+        ra, rb_ = Region(space, a), Region(space, b)
+        leads = all_leads(rb, And((a, b)))
+        if ra.surely_within(rb_):
+            assert all(holds(rb, b, lead) for lead in leads if holds(rb, a, lead))
+        if ra.surely_apart(rb_):
+            assert not any(holds(rb, a, lead) and holds(rb, b, lead) for lead in leads)
 
 
 VERDICT_ATOMS = ['qualifier.q1 == "unknown"', 'qualifier.q2 != "met"', 'status == "qualified"',
