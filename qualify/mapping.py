@@ -47,7 +47,7 @@ from qualify.errors import Problem, RulebaseError, did_you_mean
 from qualify.leads import readable
 from qualify.patterns import Pattern, PatternError, compile_pattern
 from qualify.rulebook import Rulebook
-from qualify.yamlsource import Positions, load_yaml_file, load_yaml_text
+from qualify.yamlsource import Positions, load_yaml_file, load_yaml_text, parse_yaml_bytes
 
 _MISSING = object()
 Scalar = str | int | float | bool | None
@@ -274,6 +274,11 @@ def load_profile(path: str | Path, rulebook: Rulebook | None = None) -> Profile:
     """Load a mapping profile; with a rule base, check its target fields exist."""
     data, pos = load_yaml_file(path)
     return _load(data, pos, rulebook)
+
+
+def load_profile_bytes(raw: bytes, rulebook: Rulebook | None, file: str) -> Profile:
+    """Load a mapping profile from a file's bytes (read once, by the caller)."""
+    return _load(*parse_yaml_bytes(raw, file), rulebook)
 
 
 def load_profile_text(text: str, rulebook: Rulebook | None = None,

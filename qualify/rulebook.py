@@ -27,7 +27,7 @@ from qualify.conditions import (
     parse_condition,
 )
 from qualify.errors import Problem, RulebaseError, did_you_mean
-from qualify.yamlsource import Positions, load_yaml_text, read_yaml_file
+from qualify.yamlsource import Positions, load_yaml_text, parse_yaml_bytes, read_yaml_file
 
 LOCALES = ("en", "zh")
 MAX_FIELDS = 200  # durable-rules rejects facts over ~250 properties
@@ -514,6 +514,11 @@ def load_rulebook_text(text: str, file: str = "<rules>") -> Rulebook:
 def load_rulebook(path: str | Path) -> Rulebook:
     """Load a rule base from a YAML file. Raises RulebaseError listing every problem."""
     return rulebook_from_yaml(*read_yaml_file(path))
+
+
+def load_rulebook_bytes(raw: bytes, file: str) -> Rulebook:
+    """Load a rule base from a file's bytes (read once, by the caller). Raises RulebaseError."""
+    return rulebook_from_yaml(*parse_yaml_bytes(raw, file), raw)
 
 
 def rulebook_from_yaml(data: Any, pos: Positions, raw: bytes) -> Rulebook:

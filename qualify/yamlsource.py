@@ -198,16 +198,25 @@ def load_yaml_text(text: str, file: str = "<rules>") -> tuple[Any, Positions]:
 
 def read_yaml_file(path: str | Path) -> tuple[Any, Positions, bytes]:
     """Parse a YAML file; also return the exact bytes parsed (to hash what was used)."""
+    raw = read_bytes(path)
+    return (*parse_yaml_bytes(raw, str(path)), raw)
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """A YAML file's bytes (at most one over the limit); unreadable is a located error."""
     p = Path(path)
-    name = str(path)
     try:
         if p.is_dir():
             raise IsADirectoryError(21, "is a directory")
         with p.open("rb") as f:
-            raw = f.read(MAX_BYTES + 1)
+            return f.read(MAX_BYTES + 1)
     except OSError as e:
         reason = e.strerror or str(e)
-        raise RulebaseError([Problem("file-unreadable", reason, name, 0, 0)]) from None
+        raise RulebaseError([Problem("file-unreadable", reason, str(path), 0, 0)]) from None
+
+
+def parse_yaml_bytes(raw: bytes, name: str) -> tuple[Any, Positions]:
+    """Parse the bytes of a YAML file called ``name`` (in messages). Raises RulebaseError."""
     if len(raw) > MAX_BYTES:
         raise RulebaseError([Problem("file-too-large", f"the file is over {MAX_BYTES:,} bytes",
                                      name, 1, 1, "split the rule base or remove unused rules")])
@@ -216,8 +225,7 @@ def read_yaml_file(path: str | Path) -> tuple[Any, Positions, bytes]:
     except UnicodeDecodeError as e:
         raise RulebaseError([Problem("file-encoding", f"not UTF-8 text: {e.reason}",
                                      name, 1, 1, "save the file as UTF-8")]) from None
-    data, positions = load_yaml_text(text.removeprefix("\ufeff"), name)
-    return data, positions, raw
+    return load_yaml_text(text.removeprefix("\ufeff"), name)
 
 
 def load_yaml_file(path: str | Path) -> tuple[Any, Positions]:

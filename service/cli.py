@@ -26,9 +26,10 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from qualify import RulebaseError
+from service.channel import ReloadChannel
 from service.logs import uvicorn_log_config
 from service.settings import Settings
-from service.state import build_snapshot
+from service.state import Sources, build_snapshot
 from service.store import Store, default_url, describe
 
 log = logging.getLogger("qualify.cli")
@@ -46,8 +47,10 @@ def is_loopback(host: str) -> bool:
 
 
 @contextlib.contextmanager
-def _worker_scratch() -> Iterator[None]:
-    """Files the workers and the outbox process share: metrics and the reload channel."""
+def _worker_scratch(sources: Sources) -> Iterator[None]:
+    """Files the workers and the outbox process share: metrics and the reload channel (a
+    fresh one unless QUALIFY_RELOAD_CHANNEL names one), which holds ``sources`` before any
+    worker starts: they all start from the very bytes checked."""
     scratch = Path(tempfile.mkdtemp(prefix="qualify-serve-"))
     try:
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -55,6 +58,8 @@ def _worker_scratch() -> Iterator[None]:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(scratch / "metrics")
         if not os.environ.get("QUALIFY_RELOAD_CHANNEL"):
             os.environ["QUALIFY_RELOAD_CHANNEL"] = str(scratch / "reload.json")
+        ReloadChannel(Path(os.environ["QUALIFY_RELOAD_CHANNEL"])).announce(
+            sources.activation())
         yield
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -172,12 +177,13 @@ def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: in
                          DECISION_LOG=decision_log and decision_log.resolve())
     logging.config.dictConfig(uvicorn_log_config(settings))
 
-    try:  # check before forking workers: every problem, with its location
-        build_snapshot(settings.rules, settings.mappings_dir).engine.close()
+    try:  # check (and test) before forking workers: every problem, with its location
+        snapshot = build_snapshot(settings.rules, settings.mappings_dir)
     except RulebaseError as e:
         for problem in e.problems:
             click.echo(str(problem), err=True)
         raise SystemExit(2) from None
+    snapshot.engine.close()
     _migrate(settings)
 
     if settings.open_access and not is_loopback(host):
@@ -185,7 +191,7 @@ def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: in
                     "of %s", host)
         host = "127.0.0.1"
 
-    with _worker_scratch(), _outbox_process():
+    with _worker_scratch(snapshot.sources), _outbox_process():
         uvicorn.run(APP, factory=True, host=host, port=port, workers=workers,
                     log_config=uvicorn_log_config(settings), access_log=False,
                     server_header=False, forwarded_allow_ips=forwarded_allow_ips,

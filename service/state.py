@@ -4,11 +4,15 @@ A ``Snapshot`` is everything one request needs: an engine, the webhook mapping p
 checked against its rule base, and when it was loaded. Requests read ``registry.current``
 once and use that snapshot throughout, so none sees half a rule base.
 
-Reload builds a complete new snapshot first (off the event loop); if the rule base or a
-profile has problems, the old snapshot keeps serving and the problems are raised. Otherwise
-one reference assignment swaps it in, and the old engine is closed after a grace period
-(``Engine.close`` also waits for calls in flight). Rebuilding is skipped when the files are
-unchanged: durable-rules never frees some engine memory, so needless reloads cost memory.
+A snapshot is built from ``Sources``: the bytes of the rule base, its profiles and its test
+file (``rules/<name>.test.yaml``), each read once, so what is checked, tested, fingerprinted
+and announced to sibling workers is the same text. Reload builds a complete new snapshot
+first (off the event loop); if the rule base or a profile has problems, or a case of the
+test file fails, the old snapshot keeps serving and the problems are raised. Otherwise one
+reference assignment swaps it in, the activation goes to the sibling workers (see
+``service.channel``), and the old engine is closed after a grace period (``Engine.close``
+also waits for calls in flight). Rebuilding is skipped when the files are unchanged:
+durable-rules never frees some engine memory, so needless reloads cost memory.
 """
 
 from __future__ import annotations
@@ -26,17 +30,12 @@ from typing import Any
 
 import anyio
 
-from qualify import (
-    Engine,
-    EngineError,
-    Problem,
-    Profile,
-    QualifyError,
-    RulebaseError,
-    Rulebook,
-    load_profile,
-    load_rulebook,
-)
+from qualify import Engine, EngineError, Problem, Profile, QualifyError, RulebaseError, Rulebook
+from qualify.authoring.casefile import tests_path_for
+from qualify.authoring.testrun import gate
+from qualify.mapping import load_profile_bytes
+from qualify.rulebook import load_rulebook_bytes
+from qualify.yamlsource import read_bytes
 from service.channel import ReloadChannel
 from service.metrics import Metrics
 from service.settings import Settings
@@ -54,6 +53,7 @@ class Snapshot:
     profiles: Mapping[str, Profile]
     fingerprint: str  # rule base sha256 + profiles digest: equal means nothing changed
     loaded_at: dt.datetime
+    sources: Sources
     cache: dict[str, Any] = field(default_factory=dict)  # derived documents, built lazily
 
     @property
@@ -83,19 +83,59 @@ def _profile_files(directory: Path) -> list[Path]:
                   if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def fingerprint(rules: Path, mappings: Path) -> str:
-    """A digest of the files a snapshot is built from (raises OSError if unreadable)."""
-    digest = hashlib.sha256()
-    for path in _profile_files(mappings):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return hashlib.sha256(rules.read_bytes()).hexdigest() + ":" + digest.hexdigest()[:16]
+File = tuple[str, bytes]  # where it was read (for messages), and its bytes
 
 
-def load_profiles(directory: Path, rulebook: Rulebook) -> dict[str, Profile]:
-    """Every profile in ``directory`` (source name = file stem), checked; all problems."""
+@dataclass(frozen=True)
+class Sources:
+    """The bytes a snapshot is built from, each file read once."""
+
+    rules: File
+    profiles: tuple[File, ...]
+    tests: File | None  # rules/<name>.test.yaml, if there is one
+
+    @classmethod
+    def read(cls, rules: Path, mappings: Path) -> Sources:
+        """Read the files; an unreadable one is a RulebaseError naming it."""
+        tests = tests_path_for(rules)
+        return cls((str(rules), read_bytes(rules)),
+                   tuple((str(p), read_bytes(p)) for p in _profile_files(mappings)),
+                   (str(tests), read_bytes(tests)) if tests.is_file() else None)
+
+    @property
+    def fingerprint(self) -> str:
+        """Rule base sha256 and a digest of the profiles: equal means nothing changed."""
+        digest = hashlib.sha256()
+        for file, raw in self.profiles:
+            digest.update(Path(file).name.encode() + b"\0" + raw + b"\0")
+        return hashlib.sha256(self.rules[1]).hexdigest() + ":" + digest.hexdigest()[:16]
+
+    def activation(self) -> dict[str, Any]:
+        """What sibling workers build from (see service.channel): the files' text."""
+        def item(f: File) -> dict[str, str]:
+            return {"file": f[0], "text": f[1].decode("utf-8")}  # built, so UTF-8
+
+        return {"fingerprint": self.fingerprint, "rules": item(self.rules),
+                "profiles": [item(f) for f in self.profiles],
+                "tests": item(self.tests) if self.tests else None}
+
+    @classmethod
+    def of_activation(cls, activation: Mapping[str, Any]) -> Sources:
+        def item(d: Mapping[str, str]) -> File:
+            return d["file"], d["text"].encode("utf-8")
+
+        tests = activation.get("tests")
+        return cls(item(activation["rules"]),
+                   tuple(item(d) for d in activation["profiles"]),
+                   item(tests) if tests else None)
+
+
+def load_profiles(files: tuple[File, ...], rulebook: Rulebook) -> dict[str, Profile]:
+    """Every profile (source name = file stem), checked; all problems."""
     profiles: dict[str, Profile] = {}
     problems: list[Problem] = []
-    for path in _profile_files(directory):
+    for file, raw in files:
+        path = Path(file)
         if not SOURCE_NAME.match(path.stem):
             problems.append(Problem("bad-source-name", f"'{path.stem}' cannot be a webhook "
                                     "source name", str(path), 1, 1,
@@ -106,7 +146,7 @@ def load_profiles(directory: Path, rulebook: Rulebook) -> dict[str, Profile]:
                                     "twice", str(path), 1, 1, "keep one of .yaml and .yml"))
             continue
         try:
-            profiles[path.stem] = load_profile(path, rulebook)
+            profiles[path.stem] = load_profile_bytes(raw, rulebook, file)
         except RulebaseError as e:
             problems.extend(e.problems)
     if problems:
@@ -115,22 +155,28 @@ def load_profiles(directory: Path, rulebook: Rulebook) -> dict[str, Profile]:
 
 
 def build_snapshot(rules: Path, mappings: Path) -> Snapshot:
-    """Load, check and compile everything; raises RulebaseError listing every problem."""
-    rulebook = load_rulebook(rules)
-    profiles = load_profiles(mappings, rulebook)
-    try:
-        digest = fingerprint(rules, mappings).split(":")[1]
-    except OSError as e:
-        raise RulebaseError([Problem("file-unreadable", str(e), str(rules))]) from None
+    """Read, check, compile and test everything; raises RulebaseError listing every problem."""
+    return build(Sources.read(rules, mappings))
+
+
+def build(sources: Sources) -> Snapshot:
+    """Check, compile and test ``sources``; raises RulebaseError listing every problem."""
+    file, raw = sources.rules
+    rulebook = load_rulebook_bytes(raw, file)
+    profiles = load_profiles(sources.profiles, rulebook)
     try:
         engine = Engine(rulebook)
     except EngineError as e:
-        raise RulebaseError([Problem("engine-rejected", str(e), str(rules), 1, 1,
+        raise RulebaseError([Problem("engine-rejected", str(e), file, 1, 1,
                                      "simplify the rule named in the message")]) from None
+    if sources.tests is not None:  # a rule base whose own tests fail does not go live
+        failed = gate(engine, Path(sources.tests[0]), sources.tests[1])
+        if failed:
+            engine.close()
+            raise RulebaseError(failed)
     with contextlib.suppress(QualifyError):  # warm up: the first call pays one-off costs
         engine.score({"lead_id": "warm-up"})
-    return Snapshot(engine, profiles, f"{rulebook.sha256}:{digest}",
-                    dt.datetime.now(dt.UTC))
+    return Snapshot(engine, profiles, sources.fingerprint, dt.datetime.now(dt.UTC), sources)
 
 
 class Registry:
@@ -157,8 +203,16 @@ class Registry:
         return self._current is not None
 
     def load(self) -> Snapshot:
-        """Load at start-up (synchronous); raises RulebaseError."""
-        snapshot = build_snapshot(self.settings.rules, self.settings.mappings_dir)
+        """Load at start-up (synchronous); raises RulebaseError. Under a reload channel, a
+        worker starts from the last activation, which its siblings serve, not from the files
+        (which may have changed, or be broken, since); the first one announces its own."""
+        activation = self.channel.latest() if self.channel else None
+        if activation is not None:
+            snapshot = build(Sources.of_activation(activation))
+        else:
+            snapshot = build_snapshot(self.settings.rules, self.settings.mappings_dir)
+            if self.channel is not None:
+                self.channel.announce(snapshot.sources.activation())
         self._swap(snapshot)
         return snapshot
 
@@ -168,24 +222,20 @@ class Registry:
         self.metrics.show_rulebook(rb.name, rb.version, rb.sha256)
         return old
 
-    async def reload(self, *, force: bool = False, announce: bool = True) -> ReloadOutcome:
+    async def reload(self, *, force: bool = False) -> ReloadOutcome:
         """Build a new snapshot and swap it in; RulebaseError leaves the old one serving."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         s = self.settings
         async with self._lock:
             old = self._current
-            if old is not None and not force:
-                try:
-                    same = await anyio.to_thread.run_sync(fingerprint, s.rules,
-                                                          s.mappings_dir) == old.fingerprint
-                except OSError:
-                    same = False  # the build reports the problem with its location
-                if same:
+            try:
+                sources = await anyio.to_thread.run_sync(Sources.read, s.rules,
+                                                         s.mappings_dir)
+                if old is not None and not force and sources.fingerprint == old.fingerprint:
                     self.metrics.reloads.labels("unchanged").inc()
                     return ReloadOutcome(False, old, old)
-            try:
-                new = await anyio.to_thread.run_sync(build_snapshot, s.rules, s.mappings_dir)
+                new = await anyio.to_thread.run_sync(build, sources)
             except RulebaseError as e:
                 self.metrics.reloads.labels("failed").inc()
                 log.error("reload failed; still serving the previous rule base",
@@ -195,8 +245,9 @@ class Registry:
             self._swap(new)
             if old is not None:
                 self._retiring[old] = asyncio.create_task(self._retire(old))
-            if announce and self.channel is not None:
-                await anyio.to_thread.run_sync(self.channel.announce, new.fingerprint)
+            if self.channel is not None:
+                await anyio.to_thread.run_sync(self.channel.announce,
+                                               new.sources.activation())
             self.metrics.reloads.labels("ok").inc()
             log.info("rule base reloaded", extra={"fields": {
                 "sha256": new.sha256, "previous_sha256": old.sha256 if old else None,
@@ -209,18 +260,43 @@ class Registry:
         self._retiring.pop(old, None)
 
     async def follow(self) -> None:
-        """Reload when a sibling worker announces a rule base this worker does not run."""
+        """Adopt the rule base a sibling worker activated, when this worker runs another."""
         assert self.channel is not None
         while True:
             await asyncio.sleep(self.settings.reload_poll)
             try:
                 announced = await anyio.to_thread.run_sync(self.channel.poll)
-                if announced and self._current and announced != self._current.fingerprint:
-                    await self.reload(announce=False)
+                if announced and self._current \
+                        and announced["fingerprint"] != self._current.fingerprint:
+                    await self.adopt(announced)
             except RulebaseError:
-                pass  # logged by reload; keep following
+                pass  # logged by adopt; keep following
             except Exception:
                 log.exception("following a sibling's reload failed")
+
+    async def adopt(self, activation: Mapping[str, Any]) -> ReloadOutcome:
+        """Build the activated text (not the files: they may have changed since) and swap."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            old = self._current
+            try:
+                new = await anyio.to_thread.run_sync(build, Sources.of_activation(activation))
+            except RulebaseError as e:
+                self.metrics.reloads.labels("failed").inc()
+                log.error("following a sibling's reload failed; still serving the previous "
+                          "rule base", extra={"fields": {
+                              "problems": [str(p) for p in e.problems],
+                              "sha256": old.sha256 if old else None}})
+                raise
+            self._swap(new)
+            if old is not None:
+                self._retiring[old] = asyncio.create_task(self._retire(old))
+            self.metrics.reloads.labels("followed").inc()
+            log.info("rule base reloaded by a sibling worker", extra={"fields": {
+                "sha256": new.sha256, "previous_sha256": old.sha256 if old else None,
+                "by_pid": activation.get("pid")}})
+            return ReloadOutcome(True, new, old)
 
     async def close(self) -> None:
         """Close every engine (at shutdown); waits for calls in flight."""

@@ -33,7 +33,7 @@ from qualify.conditions import STATES, STATUSES
 from qualify.errors import LeadError, Problem, RulebaseError, did_you_mean
 from qualify.leads import MAX_ID, LeadReader
 from qualify.rulebook import Rulebook
-from qualify.yamlsource import Positions, load_yaml_file
+from qualify.yamlsource import Positions, load_yaml_file, parse_yaml_bytes
 
 TEST_SUFFIX = ".test.yaml"
 
@@ -156,14 +156,15 @@ def is_test_file(path: Path) -> bool:
     return path.name.endswith((".test.yaml", ".test.yml"))
 
 
-def read_test_file(path: Path) -> CaseFile:
-    """Parse a test file and find its rule base; cases are checked later (``check_cases``)."""
+def read_test_file(path: Path, raw: bytes | None = None) -> CaseFile:
+    """Parse a test file (or its bytes ``raw``, already read) and find its rule base; cases
+    are checked later (``check_cases``)."""
     out = CaseFile(str(path), rules_path_for(path))
-    if not path.exists():
+    if raw is None and not path.exists():
         out.found = False
         return out
     try:
-        data, pos = load_yaml_file(path)
+        data, pos = load_yaml_file(path) if raw is None else parse_yaml_bytes(raw, str(path))
     except RulebaseError as e:
         out.problems = e.problems
         return out

@@ -152,6 +152,24 @@ def run_suite(rules: Path, tests: Path, *, explain: bool = False,
     return suite
 
 
+def gate(engine: Engine, tests: Path, raw: bytes) -> list[Problem]:
+    """Why ``engine``'s rule base must not go live: the mistakes of its test file (the bytes
+    ``raw``, read from ``tests``) and its failing cases, each located there. None: all pass.
+    """
+    tf = read_test_file(tests, raw)
+    if tf.data is not None:
+        check_cases(tf, engine.rulebook, today())
+    problems = list(tf.problems)
+    coverage = Coverage(engine.rulebook.rules, str(tests))
+    hint = f"fix the rule base, or the case if the rule base is right: qualify rules test {tests}"
+    for case in tf.cases:
+        result = _run_case(engine, case, coverage, explain=False)
+        problems.extend(result.problems)
+        problems.extend(Problem("test-failed", f"case '{case.name}': {f.text()}", case.file,
+                                f.line, f.column, hint) for f in result.failures)
+    return problems
+
+
 def _run_case(engine: Engine, case: Case, coverage: Coverage, explain: bool) -> CaseResult:
     if not case.runnable:
         return CaseResult(case, "error", problems=list(case.problems))

@@ -159,3 +159,53 @@ def test_serve_score_reload_under_load_stop(server: Server, rules_dir: Path) -> 
     lines = [json.loads(x) for x in log.splitlines() if x.startswith("{")]
     assert sum(x["message"] == "stopped" for x in lines) == 2
     assert "Traceback" not in log
+
+
+def _workers(server: Server) -> set[int]:
+    """The uvicorn worker processes of ``server`` (spawned children; not the outbox)."""
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    out = set()
+    for child in map(int, children):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"multiprocessing.spawn" in cmdline or b"spawn_main" in cmdline:
+            out.add(child)
+    return out
+
+
+def test_a_restarted_worker_serves_the_activated_rule_base(server: Server,
+                                                           rules_dir: Path) -> None:
+    """Issue 13, item 7: a worker that starts while the file on disk is broken serves what
+    the last reload activated (it crash-looped: 15 restarts in 25 s, half the capacity)."""
+    rules = rules_dir / "rules.yaml"
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        rules.write_text(rules.read_text(encoding="utf-8").replace("version: 1", "version: 2"),
+                         encoding="utf-8")
+        activated = http.post("/v1/rulebook/reload", headers=admin).json()["rulebook"]
+        rules.write_text(rules.read_text(encoding="utf-8")[:700], encoding="utf-8")  # torn
+
+        before = _workers(server)
+        assert len(before) == 2, before
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            now = _workers(server)
+            if len(now) == 2 and victim not in now:
+                break
+            time.sleep(0.1)
+        assert len(now) == 2 and victim not in now, now
+        time.sleep(3)  # a crash loop would replace the new worker again and again
+        assert _workers(server) == now
+        seen = {json.dumps(httpx.post(f"{server.url}/v1/score", json=LEAD, headers=auth,
+                                      timeout=10).json()["rulebook"])
+                for _ in range(10)}  # a connection each: the kernel spreads them
+        assert seen == {json.dumps(activated)}
+        live = [line for line in http.get("/metrics").text.splitlines()
+                if line.startswith("qualify_rulebook_info{") and line.endswith(" 1.0")]
+        assert live and all(activated["sha256"] in line for line in live), live

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from qualify import EngineClosedError, Rulebook
+from qualify import EngineClosedError, RulebaseError, Rulebook
 from service.main import create_app
 from service.scoring import Scorer
 from service.settings import Settings
@@ -211,6 +211,47 @@ class TestReload:
         assert 2 == len(pairs) == len({sha for _, sha in pairs})
 
 
+class TestTestsBeside:
+    """Issue 13, item 6: a reload runs rules/<name>.test.yaml and refuses a failing base."""
+
+    CASE = ("rules: rules.yaml\nas_of: '2026-01-01'\ncases:\n"
+            "  - name: an urgent lead\n    lead: {purchase_timeline_days: 10}\n"
+            "    expect: {traits: [urgent_need]}\n")
+
+    def test_a_rule_base_failing_its_tests_is_refused(self, rules_dir: Path) -> None:
+        """The half-written file with no traits scored every lead 50/C: its tests fail."""
+        (rules_dir / "rules.test.yaml").write_text(self.CASE, encoding="utf-8")
+        with TestClient(_app(rules_dir)) as c:
+            before = c.post("/v1/score", json=LEAD, headers=bearer()).json()["rulebook"]
+            _edit(rules_dir / "rules.yaml", "when: purchase_timeline_days <= 30",
+                  "when: purchase_timeline_days <= 3")
+            r = c.post(RELOAD, headers=ADMIN)
+            assert r.status_code == 422, r.text
+            [problem] = r.json()["problems"]
+            assert problem["code"] == "test-failed"
+            assert problem["file"] == str(rules_dir / "rules.test.yaml")
+            assert problem["line"] == 6
+            assert problem["message"] == \
+                "case 'an urgent lead': traits: expected urgent_need fired, got []"
+            assert "qualify rules test" in problem["hint"]
+            assert before == c.post("/v1/score", json=LEAD,
+                                    headers=bearer()).json()["rulebook"]
+
+    def test_passing_tests_let_it_in(self, rules_dir: Path) -> None:
+        """The same test file, a change it allows: reloaded."""
+        (rules_dir / "rules.test.yaml").write_text(self.CASE, encoding="utf-8")
+        with TestClient(_app(rules_dir)) as c:
+            _edit(rules_dir / "rules.yaml", "version: 1", "version: 2")
+            assert c.post(RELOAD, headers=ADMIN).json()["status"] == "reloaded"
+
+    def test_a_broken_test_file_is_refused_too(self, rules_dir: Path) -> None:
+        """A test file that does not parse is a located problem, not a skipped check."""
+        (rules_dir / "rules.test.yaml").write_text("cases: [", encoding="utf-8")
+        with pytest.raises(RulebaseError) as e:
+            create_app(secured(rules=rules_dir / "rules.yaml"))
+        assert e.value.problems[0].file == str(rules_dir / "rules.test.yaml")
+
+
 class TestAdminKey:
     @pytest.mark.parametrize("headers", [{}, bearer(API_KEY), bearer("nope")])
     def test_reload_needs_the_admin_key(self, secure_client: TestClient,
@@ -248,6 +289,33 @@ class TestWorkers:
                 time.sleep(0.02)
             assert new == seen
             assert a.post(RELOAD, headers=ADMIN).json()["status"] == "unchanged"
+
+    def test_siblings_serve_what_was_activated_not_what_is_on_disk(
+            self, rules_dir: Path, tmp_path: Path) -> None:
+        """Issue 13, item 7: an edit after a reload (not itself reloaded) stays off every
+        worker, and a worker started while the file is broken serves the activated base."""
+        channel = tmp_path / "reload.json"
+        rules = rules_dir / "rules.yaml"
+        apps = [_app(rules_dir, reload_channel=channel, reload_poll=0.02) for _ in range(2)]
+        with TestClient(apps[0]) as a, TestClient(apps[1]) as b:
+            _edit(rules, "version: 1", "version: 2")
+            activated = a.post(RELOAD, headers=ADMIN).json()["rulebook"]
+            _edit(rules, "version: 2", "version: 3")  # the next edit, not reloaded
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                seen = b.post("/v1/score", json=LEAD, headers=bearer()).json()["rulebook"]
+                if seen != activated:
+                    time.sleep(0.02)
+                    continue
+                time.sleep(0.2)  # ten more polls: nothing else may come in
+                break
+            assert activated == b.post("/v1/score", json=LEAD,
+                                       headers=bearer()).json()["rulebook"]
+
+            rules.write_text(rules.read_text(encoding="utf-8")[:900], encoding="utf-8")
+            with TestClient(_app(rules_dir, reload_channel=channel)) as late:
+                assert activated == late.post("/v1/score", json=LEAD,
+                                              headers=bearer()).json()["rulebook"]
 
     def test_retry_on_an_engine_closed_mid_call(self, rules_dir: Path) -> None:
         """A call that meets a retired engine is retried on the current one."""
