@@ -23,6 +23,7 @@ import ast
 import datetime as dt
 import hashlib
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -460,6 +461,14 @@ def _article(t: str) -> str:
             "enum": "a choice", "string": "text", "date": "a date", "list": "a list"}.get(t, t)
 
 
+_MISTAKES = [
+    (re.compile(r"(?<![=<>!])(=)(?!=)"), "==", "to compare, write ==: {fixed}"),
+    (re.compile(r"(<>)"), "!=", "write != for 'is not equal to': {fixed}"),
+    (re.compile(r"(&&)"), " and ", "write and instead of &&: {fixed}"),
+    (re.compile(r"(\|\|)"), " or ", "write or instead of ||: {fixed}"),
+]
+
+
 def parse_condition(text: str | bool, fields: Mapping[str, FieldInfo],
                     verdict: VerdictInfo | None = None) -> Expr | ConditionError:
     """Parse and type-check one condition. Returns the tree, or the first error in it."""
@@ -478,6 +487,12 @@ def parse_condition(text: str | bool, fields: Mapping[str, FieldInfo],
         return ConditionError("too-complex", "the condition is nested too deeply")
     except SyntaxError as e:
         offset = max((e.offset or 1) - 1, 0)
+        written = source.strip()
+        for mistake, right, hint in _MISTAKES:  # what people bring from SQL, Excel and C
+            if m := mistake.search(written):
+                fixed = " ".join(f"{written[:m.start(1)]}{right}{written[m.end(1):]}".split())
+                return ConditionError("syntax", f"cannot parse condition: {e.msg}",
+                                      m.start(1), hint.format(fixed=fixed))
         return ConditionError("syntax", f"cannot parse condition: {e.msg}", offset,
                               "write e.g. budget >= 10000 and known(contact_role)")
     checker = _Checker(fields, verdict)

@@ -130,6 +130,19 @@ class TestSchema:
     def test_unparseable_condition(self) -> None:
         assert codes(GOOD.replace("when: budget >= 100\n", "when: budget >=\n")) == ["syntax"]
 
+    @pytest.mark.parametrize(("written", "column", "hint"), [
+        ('role = "owner"', 17, 'to compare, write ==: role == "owner"'),
+        ("budget <> 3", 19, "write != for 'is not equal to': budget != 3"),
+        ("budget > 1 && budget < 4", 23, "write and instead of &&: budget > 1 and budget < 4"),
+        ("budget > 1 || budget < 4", 23, "write or instead of ||: budget > 1 or budget < 4"),
+    ])
+    def test_habits_from_sql_and_c_get_the_fix(self, written: str, column: int,
+                                                hint: str) -> None:
+        """Issue 15, item 6: `free_copy = true` said only "invalid syntax"; the hint now
+        shows the condition as it should be written, located at the mistake."""
+        [p] = problems(GOOD.replace("when: budget >= 100\n", f"when: '{written}'\n"))
+        assert (p.code, p.line, p.column, p.hint) == ("syntax", 10, column, hint)
+
     def test_enum_values_are_checked(self) -> None:
         [p] = problems(GOOD.replace("when: budget >= 100\n", 'when: role == "ownr"\n'))
         assert p.code == "unknown-value" and p.hint == "did you mean 'owner'?"
