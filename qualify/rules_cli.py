@@ -119,6 +119,17 @@ def _load_or_exit(path: Path) -> Any:
         _exit_with(e)
 
 
+def _profile_or_exit(path: Path, rulebook: Any) -> Any:
+    """A mapping profile checked against ``rulebook``, or its problems on stderr and exit 1."""
+    from qualify.errors import RulebaseError
+    from qualify.mapping import load_profile
+
+    try:
+        return load_profile(path, rulebook)
+    except RulebaseError as e:
+        _exit_with(e)
+
+
 def _engine_or_exit(rulebook: Any) -> Any:
     """An engine for a loaded rule base, or the conditions it refuses on stderr and exit 1."""
     from qualify.engine import Engine
@@ -156,18 +167,22 @@ OUT = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), def
 @click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--leads", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Leads to measure the impact on (.jsonl, .json or .csv).")
+@click.option("--map", "mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A mapping profile (YAML) for --leads: its columns -> lead "
+                                 "fields, as in qualify batch --map.")
 @click.option("--top", type=click.IntRange(0, 1000), default=10, show_default=True,
               help="How many top movers to show.")
 @AS_OF_DIFF
 @FORMAT
-def rules_diff(*, old: Path, new: Path, leads: Path | None, top: int, as_of: dt.date | None,
-               fmt: str) -> None:
+def rules_diff(*, old: Path, new: Path, leads: Path | None, mapping: Path | None, top: int,
+               as_of: dt.date | None, fmt: str) -> None:
     """What changed from rule base OLD to NEW, and with --leads, what it does to leads.
 
     Lists rules added, removed and changed (conditions, points, labels), next steps that
     moved in the order, and field, grade and score changes. With --leads, both rule bases
     score every lead: how many change status, grade or next step, and the top movers with
-    the reasons. Exit 1 if a rule base does not load.
+    the reasons. Exit 1 if a rule base or the mapping does not load, or if --leads were
+    given and not one of them could be scored.
     """
     from qualify.authoring import diff
     from qualify.engine import today
@@ -175,6 +190,9 @@ def rules_diff(*, old: Path, new: Path, leads: Path | None, top: int, as_of: dt.
     a, b = _load_or_exit(old), _load_or_exit(new)
     changes = diff.compare(a, b)
     result = None
+    if mapping is not None and leads is None:
+        raise click.UsageError("--map maps the --leads file: give --leads too")
+    profile = _profile_or_exit(mapping, b) if mapping is not None else None
     if leads is not None:
         ea = _engine_or_exit(a)
         try:
@@ -183,7 +201,7 @@ def rules_diff(*, old: Path, new: Path, leads: Path | None, top: int, as_of: dt.
             ea.close()
             raise
         try:
-            result = diff.impact(ea, eb, diff.read_leads(leads), source=str(leads),
+            result = diff.impact(ea, eb, diff.read_leads(leads, profile), source=str(leads),
                                  as_of=as_of or today(), top=top)
         except UnicodeDecodeError:
             raise click.ClickException(f"{leads}: not UTF-8 text") from None
@@ -195,6 +213,11 @@ def rules_diff(*, old: Path, new: Path, leads: Path | None, top: int, as_of: dt.
     else:
         for line in diff.text_report(a, b, changes, result):
             click.echo(line)
+    if result is not None and result.scored == 0:
+        hint = "" if mapping else "; a CRM or spreadsheet export needs --map MAPPING.yaml"
+        click.echo(f"error: not one of the {result.total} leads in {leads} could be scored"
+                   f"{hint}", err=True)
+        raise SystemExit(1)
 
 
 @rules.command("doc")

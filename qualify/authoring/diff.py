@@ -23,6 +23,7 @@ from qualify.authoring.outcome import Outcome
 from qualify.authoring.render import code
 from qualify.engine import Engine
 from qualify.errors import QualifyError
+from qualify.mapping import Profile
 from qualify.rulebook import FieldSpec, Rule, Rulebook
 
 ChangeKind = Literal["added", "removed", "changed", "moved"]
@@ -265,11 +266,24 @@ class Impact:
         }
 
 
-def read_leads(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line or row number, lead) from JSON Lines, JSON (object or array) or CSV.
+def read_leads(path: Path, profile: Profile | None = None) -> Iterator[tuple[int, Any]]:
+    """(line or row number, lead) from JSON Lines, JSON (object or array) or CSV, each
+    record mapped by ``profile`` if one is given.
 
-    A line that is not valid JSON comes through as a ``ValueError`` in place of the lead.
+    A line that is not valid JSON, or a record the profile cannot map, comes through as a
+    ``ValueError`` in place of the lead.
     """
+    for number, raw in _records(path):
+        if profile is None or isinstance(raw, ValueError):
+            yield number, raw
+            continue
+        try:
+            yield number, profile.apply(raw)
+        except QualifyError as e:
+            yield number, ValueError(str(e))
+
+
+def _records(path: Path) -> Iterator[tuple[int, Any]]:
     from qualify.cli import BadJSON, read_leads
 
     csv_file = path.suffix.lower() == ".csv"
@@ -280,7 +294,8 @@ def read_leads(path: Path) -> Iterator[tuple[int, Any]]:
                 yield reader.line_num, row
             return
         for number, raw in read_leads(str(path), stream):
-            yield number, ValueError(raw.message) if isinstance(raw, BadJSON) else raw
+            bad = isinstance(raw, BadJSON)
+            yield number, ValueError(f"invalid JSON: {raw.message}") if bad else raw
 
 
 def impact(old: Engine, new: Engine, leads: Iterable[tuple[int, Any]], *, source: str,
@@ -293,7 +308,7 @@ def impact(old: Engine, new: Engine, leads: Iterable[tuple[int, Any]], *, source
         out.total += 1
         if isinstance(raw, ValueError):
             for side in ("old", "new"):
-                out.keep(side, line, f"invalid JSON: {raw}")
+                out.keep(side, line, str(raw))
             continue
         decided = {}
         for side, engine in (("old", old), ("new", new)):

@@ -236,3 +236,40 @@ class TestCommand:
         leads = write("leads.jsonl", '{"lead_id": "a"}\n')
         result = run("diff", old, new, "--leads", leads)
         assert result.exit_code == 1 and "too-complex" in result.stderr
+
+    EXPORT = ("Prospect ID,Budget,Timeline\n"
+              "p-1,60000,20\n"
+              "p-2,100,400\n"
+              "p-3,lots,10\n")
+    MAPPING = ("name: export\nfields:\n  lead_id: {from: Prospect ID}\n"
+               "  budget: {from: Budget}\n  purchase_timeline_days: {from: Timeline}\n")
+
+    def test_an_export_needs_its_mapping(self, write: Write, run: Run) -> None:
+        """Issue 15, item 3: a CRM export failed on every row ("lead_id is required") and
+        still exited 0. Without --map: exit 1 naming the fix; with it: scored."""
+        old, new = write("v1.yaml", DEFAULT_TEXT), write("v2.yaml", v2_text())
+        export = write("Leads.csv", self.EXPORT)
+        bare = run("diff", old, new, "--leads", export, "--as-of", "2026-01-01")
+        assert bare.exit_code == 1
+        assert "not one of the 3 leads" in bare.stderr and "--map" in bare.stderr
+
+        mapping = write("export.yaml", self.MAPPING)
+        mapped = run("diff", old, new, "--leads", export, "--map", mapping,
+                     "--as-of", "2026-01-01", "--format", "json")
+        assert mapped.exit_code == 0, mapped.output
+        impact = json.loads(mapped.stdout)["impact"]
+        assert (impact["total"], impact["scored"]) == (3, 2)
+        for side in ("old", "new"):
+            [error] = impact["errors"][side]["first"]
+            assert error["line"] == 4 and "budget" in error["message"]
+
+    def test_a_bad_mapping_is_located(self, write: Write, run: Run) -> None:
+        """A mapping naming a field the rule base lacks: its location, exit 1; --map
+        without --leads is a usage error."""
+        old = write("v1.yaml", DEFAULT_TEXT)
+        export = write("Leads.csv", self.EXPORT)
+        mapping = write("export.yaml", self.MAPPING.replace("  budget:", "  budgte:"))
+        result = run("diff", old, old, "--leads", export, "--map", mapping)
+        assert result.exit_code == 1
+        assert f"{mapping}:4:" in result.stderr and "budget" in result.stderr
+        assert run("diff", old, old, "--map", mapping).exit_code == 2
