@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TextIO
 import click
 
 from qualify.errors import QualifyError, RulebaseError
+from qualify.explain import passed_over
 from qualify.leads import parse_json
 from qualify.rulebook import default_rules_path, load_rulebook
 
@@ -140,12 +141,14 @@ def score(lead: str, rules_path: Path | None, explain: bool, locale: str | None,
                     continue
                 try:
                     verdict = engine.score(raw, as_of=as_of, locale=locale)
+                    d = engine.decide(raw, as_of) if explain else None
                 except QualifyError as e:  # a bad lead, or the engine failed on it
                     click.echo(f"{where}: {e}", err=True)
                     failed += 1
                     continue
-                if explain:
-                    click.echo("\n".join(verdict.explanation))
+                if d is not None:
+                    click.echo("\n".join([*verdict.explanation, *passed_over(
+                        engine.rulebook, d.stage2_fact, d.lead, d.step.id, verdict.locale)]))
                 else:
                     click.echo(verdict.model_dump_json(indent=None if many else 2))
         except UnicodeDecodeError:

@@ -233,3 +233,39 @@ class Words:
 
     def missing(self, names: list[str]) -> str:
         return f"{self.missing_word} {self.fields(names)}"
+
+
+PASSED_OVER = {
+    "en": ("passed over (the first next step that applies wins): ", "false", "unknown",
+           "a condition on a missing value is unknown, and a step applies only when its "
+           "condition is true: to decide without the value, write 'not known(x) or not x' "
+           "(apply it when x is missing) or 'known(x) and not x' (skip it)"),
+    "zh": ("未采用的下一步(按顺序,第一个适用的胜出):", "不成立", "未知",
+           "缺少数据时条件为未知,而下一步只在条件为真时适用:要在缺少数据时也能决定,可写 "
+           "'not known(x) or not x'(缺少时适用)或 'known(x) and not x'(缺少时不适用)"),
+}
+
+
+def passed_over(rulebook: Rulebook, steps_fact: Mapping[str, Any], lead: Mapping[str, Any],
+                chosen: str, locale: str) -> list[str]:
+    """Why each next step above ``chosen`` did not apply: false, or unknown for lack of
+    which fields (``steps_fact``: the fact next steps are matched on). Empty if none."""
+    head, false, unknown, note = PASSED_OVER[locale]
+    words = Words(rulebook, locale)
+    unknowns: list[str] = []
+    falses: list[str] = []
+    for step in rulebook.next_steps:
+        if step.id == chosen:
+            break
+        label = step.label.get(locale) or step.id
+        if decide(step.expr, steps_fact) is None:
+            missing = [s for s in step.sources if s not in lead]
+            unknowns.append(f"{label} ({words.missing(missing)})")
+        else:
+            falses.append(label)
+    parts = [f"{unknown}{words.colon}{'; '.join(unknowns)}"] if unknowns else []
+    between = "、" if locale == "zh" else "; "  # labels may hold commas
+    parts += [f"{false}{words.colon}{between.join(falses)}"] if falses else []
+    if not parts:
+        return []
+    return [head + " · ".join(parts), *([f"  ({note})"] if unknowns else [])]

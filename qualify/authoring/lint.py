@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qualify.authoring.casefile import is_test_file
+from qualify.authoring.casefile import check_cases, is_test_file, read_test_file, tests_path_for
 from qualify.authoring.render import code
 from qualify.authoring.solver import NOT_TRUE, Goal, Region, Space, T, satisfiable
-from qualify.conditions import And, Const, Expr
+from qualify.conditions import And, Cmp, Const, Expr, In, Not
+from qualify.engine import Engine, today
 from qualify.errors import Problem, QualifyError, RulebaseError
+from qualify.explain import decide
 from qualify.rulebook import Rule, Rulebook, rulebook_from_yaml
 from qualify.yamlsource import Positions, read_yaml_file
 
@@ -67,15 +69,64 @@ def check_file(path: str | Path) -> CheckReport:
     report.rulebook = rulebook
     report.problems = [*rulebook.warnings, *lint(rulebook, data, pos)]
     try:
-        from qualify.engine import Engine
-
-        Engine(rulebook).close()  # the engine accepts what the loader accepted
+        with Engine(rulebook) as engine:  # the engine accepts what the loader accepted
+            report.problems.extend(unknown_steps(engine, Path(path), pos))
     except RulebaseError as e:  # e.g. a condition too large for the engine, located
         report.problems.extend(e.problems)
     except QualifyError as e:
         report.problems.append(Problem("engine", str(e), str(path), 1, 1))
     report.problems.sort(key=lambda p: (p.line, p.column, p.code))
     return report
+
+
+def unknown_steps(engine: Engine, path: Path, pos: Positions) -> Iterator[Problem]:
+    """unknown-step: a next step above the one a test case's lead gets, passed over because
+    its condition is unknown for that lead, through a negation of a missing value ('not x',
+    '!=', 'not in': people read those as true when x is missing). Once per step; not for
+    cases that expect a next step (their author has seen which step the lead gets)."""
+    tests = tests_path_for(path)
+    if not tests.is_file():
+        return
+    tf = read_test_file(tests)
+    if tf.data is None:
+        return  # `rules test` reports a broken test file
+    check_cases(tf, engine.rulebook, today())
+    steps = engine.rulebook.next_steps
+    index = {s.id: i for i, s in enumerate(steps)}
+    warned: set[str] = set()
+    for case in tf.cases:
+        if not case.runnable or case.expect.next_step is not None:
+            continue
+        try:
+            d = engine.decide(dict(case.lead), case.as_of)
+        except QualifyError:
+            continue  # `rules test` reports it
+        for step in steps[:index[d.step.id]]:
+            if step.id in warned or decide(step.expr, d.stage2_fact) is not None:
+                continue
+            negated = [s for s in _negated_sources(step.expr) if s not in d.lead]
+            if not negated:
+                continue  # 'stage == "won"' unknown, so skipped: what anyone expects
+            warned.add(step.id)
+            missing = ", ".join(dict.fromkeys(negated))
+            yield pos.problem(
+                ("next_steps", index[step.id], "when"), "unknown-step",
+                f"next step '{step.id}' is passed over for test case '{case.name}' "
+                f"({tests.name}:{case.line}) because its condition is unknown there, not "
+                f"false (missing {missing})",
+                "a step applies only when its condition is true: write 'not known(x) or not "
+                "x' to apply it when x is missing, or 'known(x) and not x' to skip it",
+                severity="warning")
+
+
+def _negated_sources(expr: Expr) -> Iterator[str]:
+    """The fields ``expr`` reads under a negation: 'not ...', '!=' or 'not in'."""
+    for node in expr.walk():
+        if isinstance(node, Not):
+            yield from node.item.sources()
+        elif (isinstance(node, Cmp) and node.op == "!=") or (isinstance(node, In)
+                                                             and node.negated):
+            yield from node.sources()
 
 
 def lint(rulebook: Rulebook, data: Any, pos: Positions) -> list[Problem]:

@@ -243,3 +243,41 @@ class TestOptions:
         docs = json.loads(result.stdout)
         assert [d["ok"] for d in docs] == [True, False]
         assert result.exit_code == 1
+
+
+class TestUnknownSteps:
+    """Issue 15, item 5: 'not do_not_call' on a lead without do_not_call is unknown, so the
+    step was passed over, and nothing said why."""
+
+    CASES = ("rules: r.yaml\nas_of: '2026-01-01'\ncases:\n"
+             "  - name: no calling preference recorded\n    lead: {stage: new}\n"
+             "    expect: {status: needs_discovery}\n")
+
+    def book(self, when: str) -> str:
+        text = with_step("call_now", when, before="  - id: nurture")
+        return text.replace("  stage:\n", "  do_not_call: {type: boolean, label: {en: Do not "
+                            "call, zh: 勿电话联系}}\n  stage:\n", 1)
+
+    def test_a_negated_missing_value_is_warned_at_the_step(self, write: Write) -> None:
+        """The step's 'when' is located; the message names the case and the missing field."""
+        text = self.book("not do_not_call")
+        path = write("r.yaml", text)
+        write("r.test.yaml", self.CASES)
+        (p,) = [p for p in check_file(path).problems if p.code == "unknown-step"]
+        assert p.severity == "warning"
+        assert p.line == line_of(text, "when: not do_not_call")
+        assert p.message == ("next step 'call_now' is passed over for test case 'no calling "
+                             "preference recorded' (r.test.yaml:4) because its condition is "
+                             "unknown there, not false (missing do_not_call)")
+        assert "not known(x) or not x" in (p.hint or "")
+
+    def test_the_fixes_and_plain_tests_are_quiet(self, write: Write) -> None:
+        """Either fix decides the step; 'stage == "won"' unknown is what anyone expects; a
+        case that pins its next step has been looked at."""
+        write("r.test.yaml", self.CASES)
+        for when in ("not known(do_not_call) or not do_not_call",
+                     "known(do_not_call) and not do_not_call", "do_not_call"):
+            assert "unknown-step" not in codes(write("r.yaml", self.book(when)))
+        write("r.test.yaml", self.CASES.replace("status: needs_discovery",
+                                                "next_step: discover_needs"))
+        assert "unknown-step" not in codes(write("r.yaml", self.book("not do_not_call")))
