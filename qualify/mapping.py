@@ -30,7 +30,7 @@ picklist options that nobody told the rule base about. ``apply`` reports those v
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -125,6 +125,7 @@ class Profile:
         self.keys = tuple(model.keys)
         self.objects = frozenset(model.objects)
         self.write_back = dict(model.write_back)
+        self.positions: Positions | None = None  # where each key was written, once loaded
         shared = {m.casefold() for m in model.missing}
         self._plan: list[tuple[Any, ...]] = []
         for target, fm in model.fields.items():
@@ -202,6 +203,33 @@ class Profile:
                 out.add(src.split(".", 1)[0])
         return frozenset(out)
 
+    def check_columns(self, columns: Sequence[str], source: str) -> list[Problem]:
+        """Fields none of whose ``from`` columns the input ``source`` has: a typo in a column
+        name left the field missing from every lead. Located at the ``from``, with "did you
+        mean". A field listing alternatives is fine when one of them exists."""
+        have = set(columns)
+        out = []
+        for (target, sources, *_), fm in zip(self._plan, self.fields.values(), strict=True):
+            if not sources or any(s in have or s.split(".", 1)[0] in have for s in sources):
+                continue
+            first = sources[0]
+            hint = did_you_mean(first, columns) or (
+                f"its columns are {', '.join(columns[:12])}{', ...' if len(columns) > 12 else ''}"
+                if columns else "it has no columns")
+            names = " or ".join(f"'{s}'" for s in sources)
+            message = f"field '{target}' reads {names}: {source} has no such column"
+            if self.positions is not None:
+                at = ("fields", target, "from") if fm.source is not None else ("fields", target)
+                out.append(self.positions.problem(at, "unknown-column", message, hint))
+            else:
+                out.append(Problem("unknown-column", message, "<mapping>", 0, 0, hint))
+        return out
+
+    def unread_columns(self, columns: Sequence[str]) -> list[str]:
+        """The input's columns no field (and no key) reads."""
+        read = self.sources()
+        return [c for c in columns if c not in read]
+
     def check(self, rulebook: Rulebook, file: str = "<mapping>",
               positions: Positions | None = None) -> list[Problem]:
         """Problems with this profile against a rule base (unknown target fields)."""
@@ -262,6 +290,7 @@ def _load(data: Any, pos: Positions, rulebook: Rulebook | None) -> Profile:
                                         f"{err['msg']}"))
         raise RulebaseError(problems) from None
     profile = Profile(model)
+    profile.positions = pos
     if rulebook is not None:
         problems = profile.check(rulebook, pos.file, pos)
         if problems:
