@@ -1,0 +1,116 @@
+"""Break the code on purpose and see the tests catch it: a small, hand-picked mutation run.
+
+    .venv/bin/python tests/mutate.py [--only NAME]
+
+Each mutation is a one-line change of the kind a slip of the hand makes: a flipped
+comparison, a negation table off by one, a secret ring that only tries its last secret.
+Each runs in a fresh copy of the tracked files (the working tree is never touched) against
+the tests that should catch it; a mutation the tests let through is a hole to fill. Exit 1
+if any survives. Issue 16's review found two survivors of ten before this file existed:
+the literal-left comparison and the rotated secret (both below).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+FAST = ("tests/language", "tests/test_reference.py", "tests/test_properties.py",
+        "tests/test_rulebook.py", "tests/test_examples.py")
+MUTATIONS = [
+    Mutation("literal-left comparison not flipped", "qualify/conditions.py",
+             "left, right, op = right, left, _FLIP[op]", "left, right, op = right, left, op",
+             FAST),
+    Mutation("negation table: not (n < x) read as n > x", "qualify/compiler.py",
+             '"!=": "==", "<": ">=", ">=": "<"', '"!=": "==", "<": ">", ">=": "<"', FAST),
+    Mutation("a rotated secret only accepted in last place", "service/signatures.py",
+             "    for secret in secrets:  # no early exit", "    for secret in secrets[-1:]:  #",
+             ("tests/service/test_signatures.py",)),
+    Mutation("patterns of mappings stop ignoring case", "qualify/patterns.py",
+             "options.case_sensitive = not ignore_case", "options.case_sensitive = True",
+             ("tests/test_patterns.py", "tests/batch/test_mapping.py")),
+    Mutation("an ordered comparison's mask cut on the wrong side", "qualify/authoring/solver.py",
+             '"<": (bisect.bisect_left, True)', '"<": (bisect.bisect_right, True)',
+             ("tests/authoring/test_solver.py", "tests/authoring/test_check.py")),
+    Mutation("'surely within' that only meets", "qualify/authoring/solver.py",
+             "return all(any(_within(b, c) for c in other.boxes) for b in self.boxes)",
+             "return all(any(_meet(b, c) is not None for c in other.boxes) for b in self.boxes)",
+             ("tests/authoring/test_solver.py",)),
+    Mutation("a failing rule test lets the rule base go live", "service/state.py",
+             "        if failed:\n", "        if False:\n", ("tests/service/test_rulebook.py",)),
+    Mutation("a sibling builds from the file, not the activation", "service/state.py",
+             "new = await anyio.to_thread.run_sync(build, Sources.of_activation(activation))",
+             "new = await anyio.to_thread.run_sync(build_snapshot, self.settings.rules, "
+             "self.settings.mappings_dir)",
+             ("tests/service/test_rulebook.py",)),
+    Mutation("'Yes' no longer reads as true", "qualify/leads.py",
+             '"yes"', '"yess"', FAST),
+]
+
+
+def tracked_copy(into: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True,
+                           capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        src, dst = ROOT / name, into / name
+        if src.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+
+
+def run(m: Mutation, tree: Path) -> bool:
+    """True if the tests caught ``m`` (failed on the mutated code)."""
+    path = tree / m.file
+    original = path.read_text(encoding="utf-8")
+    if original.count(m.old) < 1:
+        raise SystemExit(f"{m.name}: '{m.old}' is not in {m.file} any more: update the mutation")
+    path.write_text(original.replace(m.old, m.new, 1), encoding="utf-8")
+    try:
+        result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p",
+                                 "no:cacheprovider", "-m", "not slow", *m.tests],
+                                cwd=tree, capture_output=True, text=True, check=False)
+        return result.returncode != 0
+    finally:
+        path.write_text(original, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="run the mutations whose name contains this")
+    args = parser.parse_args()
+    chosen = [m for m in MUTATIONS if not args.only or args.only in m.name]
+    survivors = []
+    with tempfile.TemporaryDirectory(prefix="qualify-mutate-") as tmp:
+        tree = Path(tmp)
+        tracked_copy(tree)
+        for m in chosen:
+            started = time.monotonic()
+            caught = run(m, tree)
+            print(f"{'caught  ' if caught else 'SURVIVED'} {m.name} "
+                  f"({time.monotonic() - started:.0f} s)", flush=True)
+            if not caught:
+                survivors.append(m.name)
+    print(f"{len(chosen) - len(survivors)} of {len(chosen)} mutations caught")
+    raise SystemExit(1 if survivors else 0)
+
+
+if __name__ == "__main__":
+    main()
