@@ -39,6 +39,7 @@ from qualify.verdict import (
     Verdict,
     Weakest,
     build_verdict,
+    freeze,
 )
 
 State = Literal["met", "unmet", "unknown"]
@@ -110,8 +111,8 @@ class Engine:
                                            if sign == "+" and i >= self._n_qualifiers else 0)
                             for i, rule in enumerate(c.rules_1) for sign in "+-"}
         self._names_2 = tuple((f"{j}+", s) for j, s in enumerate(rulebook.next_steps))
-        self._ref: RulebookRef = {"name": rulebook.name, "version": rulebook.version,
-                                  "sha256": rulebook.sha256}
+        self._ref: RulebookRef = freeze({"name": rulebook.name, "version": rulebook.version,
+                                         "sha256": rulebook.sha256})  # in every verdict
         verdict_keys = {ref.key for s in rulebook.next_steps for ref in s.expr.refs()
                         if ref.kind == "verdict"}
         self._q_keys = tuple((i, f"__q_{r.id}") for i, r in enumerate(rulebook.qualifiers)
@@ -400,7 +401,10 @@ class _View:
     memo_size: int  # parts kept (then it starts over); 0: none
 
     def remember(self, key: Hashable, part: _Part) -> _Part:
-        return _keep(self.memo, key, part, self.memo_size)
+        """Keep ``part`` for the next lead alike, read-only: verdicts share it from now on."""
+        if not self.memo_size:
+            return part
+        return _keep(self.memo, key, tuple(freeze(x) for x in part), self.memo_size)
 
     @classmethod
     def of(cls, rule: Rule, explainer: Explainer, w: Words, memo_size: int) -> _View:

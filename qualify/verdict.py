@@ -7,8 +7,9 @@ as ``verdict.next_step["id"]``.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -97,6 +98,47 @@ class Verdict(BaseModel):
     weakest: Weakest | None
     next_step: NextStep
     explanation: list[str] = Field(description="human lines in the verdict's locale")
+
+
+class _ReadOnly:
+    def _refuse(self, *_: object, **__: object) -> NoReturn:
+        raise TypeError("a verdict's parts are shared with other verdicts and read-only: "
+                        "change a copy (verdict.model_dump(), or copy.deepcopy)")
+
+
+class ReadOnlyDict(dict[str, Any], _ReadOnly):
+    """A dict no one can change: parts of verdicts the engine keeps and hands out again."""
+
+    __setitem__ = __delitem__ = _ReadOnly._refuse
+    clear = pop = popitem = setdefault = update = __ior__ = _ReadOnly._refuse
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return {k: copy.deepcopy(v, memo) for k, v in self.items()}
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled (to batch workers) as a plain dict
+        return dict, (dict(self),)
+
+
+class ReadOnlyList(list[Any], _ReadOnly):
+    """A list no one can change (see ReadOnlyDict)."""
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _ReadOnly._refuse
+    append = extend = insert = pop = remove = clear = sort = reverse = _ReadOnly._refuse
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
+        return [copy.deepcopy(v, memo) for v in self]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return list, (list(self),)
+
+
+def freeze(value: Any) -> Any:
+    """``value`` with every dict and list in it read-only (made once, when a part is kept)."""
+    if isinstance(value, dict):
+        return ReadOnlyDict({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return ReadOnlyList(freeze(v) for v in value)
+    return value
 
 
 _FIELDS = frozenset(Verdict.model_fields)
