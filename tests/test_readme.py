@@ -18,7 +18,8 @@ Commands a test cannot run are listed in NOT_RUN, each with the reason. A block 
 commands read `../shared`, or that belongs to a document about its data (SHARED_DOCS), runs
 only where that folder is beside the checkout and is skipped otherwise. `qualify serve`
 starts in the background on a free port; the block's later commands are sent there instead
-of 127.0.0.1:8000, and the server stops with the block.
+of 127.0.0.1:8000 (with curl: skipped where curl is not installed), and the server stops
+with the block.
 
 Blocks share the repository root, as a reader's terminal does (the `--compare` block reads
 the scored.parquet that the block before it wrote). Files the commands create at the top of the
@@ -31,6 +32,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -231,6 +233,8 @@ def test_console_block(block: Block, workspace: dict[str, str], tmp_path: Path) 
                                 or any("../shared" in c.text for c in to_run)):
         pytest.skip("reads ../shared (or what a block reading it wrote), which is not beside "
                     "the checkout")
+    if any(c.text.startswith("curl ") for c in to_run) and not shutil.which("curl"):
+        pytest.skip("curl is not installed")
     git_before, server, failures, status = _git_status(), None, [], 0
     try:
         for c in to_run:
