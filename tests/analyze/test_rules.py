@@ -1,0 +1,112 @@
+"""Analyse: each rule against the outcome, counted here from the verdicts; rules that hurt
+named first; fields that leak the outcome flagged with their evidence."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.analyze.conftest import WEIGHTS, Synthetic, run, run_json
+
+LEAKY_RULES = """\
+rulebook: leaky
+version: 1
+fields:
+  lead_id: {type: string, required: true}
+  visits: {type: integer, min: 0}
+  note: {type: string}
+qualifiers:
+  known: {label: {en: Known}, when: known(visits)}
+traits:
+  - {id: busy, kind: golden, points: 20, when: visits >= 5, label: {en: Busy}}
+  - {id: closed, kind: golden, points: 10, when: note == "closed", label: {en: Closed}}
+grades:
+  - {id: A, min_score: 60}
+  - {id: B, min_score: 0}
+next_steps:
+  - {id: call, label: {en: Call}, reason: {en: Call.}}
+"""
+
+
+@pytest.fixture(scope="module")
+def report(synthetic: Synthetic) -> dict[str, Any]:
+    return run_json(str(synthetic.path), "--outcome", "converted")
+
+
+class TestPerRule:
+    def test_traits_counted_by_hand(self, synthetic: Synthetic, report: dict[str, Any]) -> None:
+        """fired, rates when fired and otherwise, and lift of each trait, from the verdicts."""
+        ys = synthetic.outcome
+        base = sum(ys.values()) / len(ys)
+        rules = {r["id"]: r for r in report["rules"]}
+        for trait in WEIGHTS:
+            fired = [y for k, y in ys.items()
+                     if any(t["id"] == trait for t in synthetic.verdicts[k].traits)]
+            rest = [y for k, y in ys.items()
+                    if all(t["id"] != trait for t in synthetic.verdicts[k].traits)]
+            r = rules[trait]
+            assert r["fired"] == len(fired)
+            assert r["rate_when_fired"] == pytest.approx(sum(fired) / len(fired))
+            assert r["rate_otherwise"] == pytest.approx(sum(rest) / len(rest))
+            assert r["lift"] == pytest.approx(sum(fired) / len(fired) / base)
+
+    def test_qualifier_states_counted_by_hand(self, synthetic: Synthetic,
+                                              report: dict[str, Any]) -> None:
+        """A qualifier fires when met; its unmet and unknown leads are counted beside."""
+        rules = {r["id"]: r for r in report["rules"]}
+        for q in ("need", "buying_power", "authority"):
+            for state in ("met", "unmet", "unknown"):
+                leads = [y for k, y in synthetic.outcome.items()
+                         if synthetic.verdicts[k].qualifiers[q]["state"] == state]
+                assert rules[q]["states"][state] == {"leads": len(leads),
+                                                     "converted": sum(leads)}
+            assert rules[q]["fired"] == rules[q]["states"]["met"]["leads"]
+
+    def test_json_rule_keys(self, report: dict[str, Any]) -> None:
+        """Each rule has the keys the issue asks for; rates are fractions of 1."""
+        for r in report["rules"]:
+            assert {"id", "kind", "points", "fired", "rate_when_fired", "rate_otherwise",
+                    "lift", "suggested_points"} <= set(r)
+            assert r["rate_when_fired"] is None or 0 <= r["rate_when_fired"] <= 1
+
+    def test_a_golden_trait_against_the_outcome_hurts_and_comes_first(
+            self, synthetic: Synthetic, report: dict[str, Any]) -> None:
+        """nearby (golden, weighted against conversion) is named first, in text and JSON."""
+        assert report["rules"][0]["id"] == "nearby"
+        assert report["rules"][0]["hurts"] is True
+        assert [r["id"] for r in report["rules"] if r["hurts"]] == ["nearby"]
+        text = run(str(synthetic.path), "--outcome", "converted").stdout
+        assert "rules that hurt (evidence against their points): nearby" in text
+
+
+class TestLeakage:
+    @pytest.fixture
+    def leaky(self, tmp_path: Path) -> tuple[Path, Path]:
+        """A note that says the outcome for a third of the leads; visits that are noise."""
+        rnd = random.Random(1)
+        path = tmp_path / "leads.csv"
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["lead_id", "visits", "note", "won"])
+            for i in range(600):
+                won = rnd.random() < 0.4
+                note = ("closed" if won else "lost") if i % 3 == 0 else rnd.choice(["", "x"])
+                w.writerow([f"L{i}", rnd.randint(0, 10), note, "true" if won else "false"])
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(LEAKY_RULES, encoding="utf-8")
+        return path, rules
+
+    def test_a_field_that_says_the_outcome_is_flagged(self, leaky: tuple[Path, Path]) -> None:
+        """note is flagged, with its pure values as evidence; visits is not."""
+        path, rules = leaky
+        report = run_json(str(path), "--outcome", "won", "--rules", str(rules))
+        leaks = {lk["field"]: lk for lk in report["leaks"]}
+        assert set(leaks) == {"note"}
+        values = {p["value"]: p for p in leaks["note"]["pure_values"]}
+        assert values["closed"]["rate"] == 1.0
+        assert values["lost"]["rate"] == 0.0
+        assert leaks["note"]["cover"] == pytest.approx(200 / 600)
