@@ -117,7 +117,8 @@ def text(a: Analysis) -> Iterator[str]:
         yield (f"  points fitted by an L2 logistic regression on the traits, scaled "
                f"{s.scale:.2f} points per unit of log-odds, rounded to 5")
         yield (f"  AUC, {FOLDS}-fold cross-validated: {s.cv_before:.3f} with the current "
-               f"points, {s.cv_after:.3f} with the suggested ones")
+               f"points, {s.cv_after:.3f} with the suggested ones ({s.cv_fitted:.3f} with the "
+               "fitted weights before rounding)")
         for t in s.flips:
             kind = next(r.kind for r in a.rules if r.id == t)
             other = "bad" if kind == "golden" else "golden"
@@ -184,7 +185,8 @@ def to_json(a: Analysis) -> dict[str, Any]:
                              "coefficients": s.coefficients, "points": s.points,
                              "flips": s.flips, "no_evidence": s.no_evidence,
                              "cv_folds": s.cv_folds, "cv_auc_before": s.cv_before,
-                             "cv_auc_after": s.cv_after, "diff": a.diff}
+                             "cv_auc_after": s.cv_after,
+                             "cv_auc_fitted": s.cv_fitted, "diff": a.diff}
     if a.plan is not None:
         p = a.plan
         out["control"] = {

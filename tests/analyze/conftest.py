@@ -45,6 +45,7 @@ class Synthetic:
     verdicts: dict[int, Verdict]  # line -> verdict, for the leads scored
     outcome: dict[int, bool]  # line -> outcome, for the leads with one
     truth: dict[int, float]  # line -> the generating logit
+    leads: dict[int, dict[str, Any]]  # line -> the lead as written
     blank: int
     bad: int
 
@@ -63,6 +64,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory, default_rulebook: Rulebo
     truth: dict[int, float] = {}
     blank = bad = 0
     lines = []
+    leads = {}
     for line, lead in enumerate(generate(N, seed=SEED), 1):
         record: dict[str, Any] = dict(lead)
         if line % BAD_EVERY == 0:
@@ -81,10 +83,11 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory, default_rulebook: Rulebo
             record["converted"] = int(y) if line % 2 else ("yes" if y else "no")
             if line in verdicts:
                 outcome[line] = y
+        leads[line] = record
         lines.append(json.dumps(record, ensure_ascii=False))
     engine.close()
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return Synthetic(path, verdicts, outcome, truth, blank, bad)
+    return Synthetic(path, verdicts, outcome, truth, leads, blank, bad)
 
 
 def run(*args: str) -> Result:
