@@ -99,3 +99,17 @@ def run_json(*args: str) -> dict[str, Any]:
     assert result.exit_code == 0, result.output
     out: dict[str, Any] = json.loads(result.stdout)
     return out
+
+
+@pytest.fixture(scope="session")
+def report(synthetic: Synthetic) -> dict[str, Any]:
+    """The JSON analysis of the synthetic leads, with --target 200."""
+    return run_json(str(synthetic.path), "--outcome", "converted", "--target", "200")
+
+
+@pytest.fixture(scope="session")
+def text(synthetic: Synthetic) -> str:
+    """The printed analysis of the synthetic leads, with --target 200."""
+    result = run(str(synthetic.path), "--outcome", "converted", "--target", "200")
+    assert result.exit_code == 0, result.output
+    return result.stdout

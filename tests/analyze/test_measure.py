@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import binomtest
 
 from qualify.analyze.measure import delong, gains, wilson
-from tests.analyze.conftest import Synthetic, run, run_json
+from tests.analyze.conftest import Synthetic
 
 
 def mann_whitney_auc(pos: list[float], neg: list[float]) -> float:
@@ -34,16 +34,6 @@ def by_hand(s: Synthetic, key: str) -> dict[str, tuple[int, int]]:
     return {k: (a, b) for k, (a, b) in out.items()}
 
 
-@pytest.fixture(scope="module")
-def report(synthetic: Synthetic) -> dict[str, Any]:
-    return run_json(str(synthetic.path), "--outcome", "converted")
-
-
-@pytest.fixture(scope="module")
-def text(synthetic: Synthetic) -> str:
-    result = run(str(synthetic.path), "--outcome", "converted")
-    assert result.exit_code == 0, result.output
-    return result.stdout
 
 
 class TestCounts:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.analyze.conftest import WEIGHTS, Synthetic, run, run_json
+from tests.analyze.conftest import WEIGHTS, Synthetic, run_json
 
 LEAKY_RULES = """\
 rulebook: leaky
@@ -31,10 +31,6 @@ next_steps:
   - {id: call, label: {en: Call}, reason: {en: Call.}}
 """
 
-
-@pytest.fixture(scope="module")
-def report(synthetic: Synthetic) -> dict[str, Any]:
-    return run_json(str(synthetic.path), "--outcome", "converted")
 
 
 class TestPerRule:
@@ -74,12 +70,11 @@ class TestPerRule:
             assert r["rate_when_fired"] is None or 0 <= r["rate_when_fired"] <= 1
 
     def test_a_golden_trait_against_the_outcome_hurts_and_comes_first(
-            self, synthetic: Synthetic, report: dict[str, Any]) -> None:
+            self, report: dict[str, Any], text: str) -> None:
         """nearby (golden, weighted against conversion) is named first, in text and JSON."""
         assert report["rules"][0]["id"] == "nearby"
         assert report["rules"][0]["hurts"] is True
         assert [r["id"] for r in report["rules"] if r["hurts"]] == ["nearby"]
-        text = run(str(synthetic.path), "--outcome", "converted").stdout
         assert "rules that hurt (evidence against their points): nearby" in text
 
 
