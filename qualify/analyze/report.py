@@ -108,6 +108,8 @@ def text(a: Analysis) -> Iterator[str]:
     for lk in a.leaks:
         yield (f"    {lk.field} ({lk.label}): alone AUC {lk.auc:.3f}; near-pure values cover "
                f"{pct(lk.cover(m.leads))} of leads; probably recorded after the outcome")
+        yield ("      read by " + ", ".join(lk.read_by) if lk.read_by
+               else "      read by no rule: keep it out")
         for pv in lk.pure[:MAX_PURE_SHOWN]:
             yield f"      {pv.value!r}: {pv.leads:,} leads, {pct(pv.rate)} converted"
     if a.suggestion is not None:
@@ -177,6 +179,7 @@ def to_json(a: Analysis) -> dict[str, Any]:
                    "suggested_points": s.points.get(r.id) if s else None}
                   for r in a.rules],
         "leaks": [{"field": lk.field, "auc": lk.auc, "cover": lk.cover(m.leads),
+                   "read_by": list(lk.read_by),
                    "pure_values": [{"value": p.value, "leads": p.leads, "rate": p.rate}
                                    for p in lk.pure]} for lk in a.leaks],
     }

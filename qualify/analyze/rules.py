@@ -147,6 +147,7 @@ class Leak:
     auc: float  # the field alone, out of fold
     pure: list[PureValue]  # its near-pure values, most leads first
     known: int  # leads with a value
+    read_by: tuple[str, ...] = ()  # the rules whose conditions read the field
 
     def cover(self, leads: int) -> float:
         return sum(p.leads for p in self.pure) / leads if leads else 0.0
@@ -211,8 +212,10 @@ def leaks(data: Dataset) -> list[Leak]:
         pure = [PureValue(k, c, converted[k]) for k, c in counts.most_common()
                 if c >= MIN_LEADS and max(converted[k], c - converted[k]) >= PURE * c]
         a = field_auc(keys, y) if len(counts) > 1 else 0.5
-        leak = Leak(name, data.rulebook.fields[name].label[data.rulebook.locale], a, pure,
-                    n - counts[BLANK])
+        rb = data.rulebook
+        readers = tuple(r.id for r in rb.rules if name in r.sources)
+        leak = Leak(name, rb.fields[name].label[rb.locale], a, pure, n - counts[BLANK],
+                    readers)
         if leak.cover(n) >= PURE_COVER or a >= LEAK_AUC:
             out.append(leak)
     return sorted(out, key=lambda lk: (-lk.auc, lk.field))
