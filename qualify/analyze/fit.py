@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qualify.analyze.collect import Dataset
-from qualify.analyze.measure import auc
+from qualify.analyze.measure import rank_auc
 from qualify.rulebook import Rule, Rulebook
 
 C = 1.0  # inverse L2 strength (scikit-learn's default)
@@ -112,10 +112,10 @@ def suggest(data: Dataset) -> Suggestion:
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=SEED)
     for train, test in folds.split(x, y):
         fold = suggest_points(rb.traits, x[train], y[train])
-        before.append(auc(y[test], s[test]))
-        after.append(auc(y[test], score_with(rb, x[test], fold.points)))
+        before.append(rank_auc(y[test], s[test]))
+        after.append(rank_auc(y[test], score_with(rb, x[test], fold.points)))
         coef = np.asarray([fold.coefficients[t.id] for t in rb.traits])
-        fitted.append(auc(y[test], x[test] @ coef))
+        fitted.append(rank_auc(y[test], x[test] @ coef))
     out.cv_before, out.cv_after = float(np.mean(before)), float(np.mean(after))
     out.cv_fitted = float(np.mean(fitted))
     return out

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qualify.analyze.collect import Dataset
-from qualify.analyze.measure import auc, wilson
+from qualify.analyze.measure import rank_auc, wilson
 
 PURE = 0.98  # a value is near-pure when this share of its leads had one outcome ...
 MIN_LEADS = 30  # ... over at least this many leads
@@ -194,7 +194,7 @@ def field_auc(keys: list[str], y: npt.NDArray[np.bool_], folds: int = FOLDS,
         conv = np.bincount(codes[train], weights=y[train].astype(float), minlength=size)
         rate = np.where(count > 0, (conv + base) / (count + 1), base)
         pred[test] = rate[codes[test]]
-    a = auc(y, pred)
+    a = rank_auc(y, pred)
     return max(a, 1 - a)
 
 

@@ -102,14 +102,21 @@ def run_json(*args: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def report(synthetic: Synthetic) -> dict[str, Any]:
-    """The JSON analysis of the synthetic leads, with --target 200."""
-    return run_json(str(synthetic.path), "--outcome", "converted", "--target", "200")
+def suggested_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("suggested")
 
 
 @pytest.fixture(scope="session")
-def text(synthetic: Synthetic) -> str:
-    """The printed analysis of the synthetic leads, with --target 200."""
-    result = run(str(synthetic.path), "--outcome", "converted", "--target", "200")
+def report(synthetic: Synthetic, suggested_dir: Path) -> dict[str, Any]:
+    """The JSON analysis of the synthetic leads, with --target 200 and --suggest."""
+    return run_json(str(synthetic.path), "--outcome", "converted", "--target", "200",
+                    "--suggest", str(suggested_dir / "from_json.yaml"))
+
+
+@pytest.fixture(scope="session")
+def text(synthetic: Synthetic, suggested_dir: Path) -> str:
+    """The printed analysis of the synthetic leads, with --target 200 and --suggest."""
+    result = run(str(synthetic.path), "--outcome", "converted", "--target", "200",
+                 "--suggest", str(suggested_dir / "from_text.yaml"))
     assert result.exit_code == 0, result.output
     return result.stdout

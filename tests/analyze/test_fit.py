@@ -14,23 +14,16 @@ from scipy.stats import kendalltau
 from qualify import Engine, load_rulebook
 from qualify.analyze.fit import rewrite, round_points, score_with
 from qualify.rulebook import default_rules_path
-from tests.analyze.conftest import WEIGHTS, Synthetic, run
+from tests.analyze.conftest import WEIGHTS, Synthetic
 from tests.analyze.test_measure import mann_whitney_auc
 from tests.conftest import AS_OF
 
 
 @pytest.fixture(scope="module")
-def suggested(synthetic: Synthetic, tmp_path_factory: pytest.TempPathFactory
+def suggested(report: dict[str, Any], text: str, suggested_dir: Path
               ) -> tuple[dict[str, Any], Path, str]:
-    out = tmp_path_factory.mktemp("fit") / "suggested.yaml"
-    result = run(str(synthetic.path), "--outcome", "converted", "--suggest", str(out),
-                 "--format", "json")
-    assert result.exit_code == 0, result.output
-    import json
-
-    text = run(str(synthetic.path), "--outcome", "converted", "--suggest",
-               str(out.with_name("again.yaml"))).stdout
-    return json.loads(result.stdout), out, text
+    """The JSON report, the rule base it wrote, the printed report (same run, as text)."""
+    return report, suggested_dir / "from_json.yaml", text
 
 
 class TestRecovery:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from qualify.analyze.measure import delong, gains, wilson
+from qualify.analyze.measure import auc, delong, gains, rank_auc, wilson
 from tests.analyze.conftest import Synthetic
 
 
@@ -64,6 +64,13 @@ class TestAuc:
         low, high = report["auc_interval"]
         assert low < expected < high
         assert 0.01 < high - low < 0.1
+
+    def test_the_internal_auc_is_scikit_learns(self) -> None:
+        """The midrank AUC used for fields and folds equals roc_auc_score, ties included."""
+        rng = np.random.default_rng(4)
+        y = rng.random(500) < 0.3
+        s = rng.integers(0, 7, size=500).astype(float) + y
+        assert rank_auc(y, s) == pytest.approx(auc(y, s), abs=1e-12)
 
     def test_delong_variance_from_its_definition(self) -> None:
         """DeLong's interval from the structural components written out pair by pair."""
