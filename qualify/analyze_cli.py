@@ -51,6 +51,7 @@ def analyze(*, input_path: Path, outcome: str, positive: tuple[str, ...],
     the cross-validated AUC before and after) and control (--target: leads needed).
     Every input row is analysed or counted: not scored, or without an outcome.
     """
+    _need_extra()
     from qualify.analyze.outcomes import AnalyzeError
     from qualify.batch.pipeline import BatchError
 
@@ -73,6 +74,18 @@ def analyze(*, input_path: Path, outcome: str, positive: tuple[str, ...],
         click.echo(json.dumps(to_json(analysis), indent=2, ensure_ascii=False))
     else:
         click.echo("\n".join(text(analysis)))
+
+
+def _need_extra() -> None:
+    """The statistics and the round-trip YAML come with the ``analyze`` extra."""
+    import importlib.util
+
+    missing = [m for m in ("sklearn", "scipy", "ruamel.yaml")
+               if importlib.util.find_spec(m.split(".")[0]) is None]
+    if missing:
+        raise click.ClickException(
+            f"'qualify analyze' needs {', '.join(missing)}, which are not installed; "
+            "install with: pip install 'qualify[analyze]'")
 
 
 def run(input_path: Path, outcome: str, positive: tuple[str, ...], *, rules_path: Path | None,

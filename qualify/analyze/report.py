@@ -82,7 +82,7 @@ def text(a: Analysis) -> Iterator[str]:
     yield ""
     yield "analyse"
     hurt = [r for r in a.rules if r.hurts]
-    yield ("  rules that hurt (evidence against their points): "
+    yield ("  rules that hurt (their rate's 95 % interval on the wrong side of the base rate): "
            + (", ".join(r.id for r in hurt) if hurt else "none"))
     head = (f"  {'rule':<22} {'kind':<9} {'points':>6} {'fired':>7} {'rate fired':>10} "
             f"{'otherwise':>10} {'lift':>5}")
@@ -99,6 +99,8 @@ def text(a: Analysis) -> Iterator[str]:
             line += f" {'' if sp is None else f'{sp:+d}':>9}"
         if r.hurts:
             line += "  HURTS"
+        elif r.agrees is False:
+            line += "  against its points, within chance"
         yield line.rstrip()
     yield ""
     yield (f"  leakage (a field alone: out-of-fold AUC >= {LEAK_AUC}, or values >= "

@@ -88,6 +88,17 @@ class TestFiles:
         assert result.exit_code == 2
         assert "name it .yaml" in result.stderr
 
+    def test_without_the_extra(self, leads: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without scikit-learn: one line naming the extra to install, exit 1."""
+        import importlib.util
+
+        real = importlib.util.find_spec
+        monkeypatch.setattr(importlib.util, "find_spec",
+                            lambda name, *a: None if name == "sklearn" else real(name, *a))
+        result = run(str(leads), "--outcome", "converted")
+        assert result.exit_code == 1
+        assert "pip install 'qualify[analyze]'" in result.stderr
+
     def test_registered_in_the_main_group(self) -> None:
         """`qualify analyze` is a command of `qualify`."""
         from click.testing import CliRunner

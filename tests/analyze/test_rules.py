@@ -75,7 +75,9 @@ class TestPerRule:
         assert report["rules"][0]["id"] == "nearby"
         assert report["rules"][0]["hurts"] is True
         assert [r["id"] for r in report["rules"] if r["hurts"]] == ["nearby"]
-        assert "rules that hurt (evidence against their points): nearby" in text
+        assert ("rules that hurt (their rate's 95 % interval on the wrong side of the base "
+                "rate): nearby") in text
+        assert "nearby" in next(line for line in text.splitlines() if "HURTS" in line)
 
 
 class TestLeakage:
@@ -105,3 +107,23 @@ class TestLeakage:
         assert values["closed"]["rate"] == 1.0
         assert values["lost"]["rate"] == 0.0
         assert leaks["note"]["cover"] == pytest.approx(200 / 600)
+        assert leaks["note"]["read_by"] == ["closed"]
+
+    def test_parquet_gives_the_csv_analysis(self, leaky: tuple[Path, Path],
+                                            tmp_path: Path) -> None:
+        """The same leads as Parquet, the outcome a boolean column: the same analysis."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path, rules = leaky
+        with path.open(encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        table = pa.table({"lead_id": [r["lead_id"] for r in rows],
+                          "visits": [int(r["visits"]) for r in rows],
+                          "note": [r["note"] for r in rows],
+                          "won": [r["won"] == "true" for r in rows]})
+        pq.write_table(table, tmp_path / "leads.parquet")
+        a = run_json(str(path), "--outcome", "won", "--rules", str(rules))
+        b = run_json(str(tmp_path / "leads.parquet"), "--outcome", "won", "--rules", str(rules))
+        for key in ("leads", "converted", "auc", "grades", "rules", "leaks", "gains"):
+            assert a[key] == b[key], key
