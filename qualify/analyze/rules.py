@@ -153,8 +153,21 @@ class Leak:
         return sum(p.leads for p in self.pure) / leads if leads else 0.0
 
 
-def _keys(values: list[Any]) -> list[str]:
-    """Each value as a category: numbers in deciles (of the known ones), lists joined."""
+def _number(v: Any) -> Any:
+    """A number written as text ("674", as CSV gives it) as a number; anything else as is."""
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return v
+
+
+def _keys(values: list[Any], numeric: bool = False) -> list[str]:
+    """Each value as a category: numbers in deciles (of the known ones), lists joined.
+    ``numeric``: the field is a number, so numbers written as text are read as numbers."""
+    if numeric:
+        values = [_number(v) for v in values]
     nums = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
     if nums and len(nums) == sum(v is not None for v in values) and len(set(nums)) > 10:
         edges = np.unique(np.quantile(np.asarray(nums, dtype=float), np.linspace(0, 1, 11)))
@@ -206,7 +219,7 @@ def leaks(data: Dataset) -> list[Leak]:
     for name, values in data.fields.items():
         if name == "lead_id":
             continue
-        keys = _keys(values)
+        keys = _keys(values, str(data.rulebook.fields[name].type) in ("number", "integer"))
         counts: Counter[str] = Counter(keys)
         converted: Counter[str] = Counter(k for k, v in zip(keys, y, strict=True) if v)
         pure = [PureValue(k, c, converted[k]) for k, c in counts.most_common()
