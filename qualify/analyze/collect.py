@@ -55,6 +55,8 @@ class Dataset:
     qualifiers: dict[str, list[str]] = field(default_factory=dict)  # id -> state per lead
     traits: dict[str, list[bool]] = field(default_factory=dict)  # id -> fired per lead
     fields: dict[str, list[Any]] = field(default_factory=dict)  # lead field -> value (mapped)
+    # input columns no rule reads (with a mapping: not mapped, not a key) -> value
+    unread: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def leads(self) -> int:
@@ -92,12 +94,16 @@ def collect(input_path: Path, outcome: str, positive: Sequence[str] = (), *,
             hint = did_you_mean(outcome, reader.columns)
             raise AnalyzeError(f"{input_path}: no column '{outcome}' for --outcome"
                                + (f" ({hint})" if hint else ""))
+        unread: list[str] = []
+        if profile is not None and reader.columns:  # the other columns: for proposals
+            unread = [c for c in reader.columns if c not in profile.sources() and c != outcome]
         if reader.columns and not (profile is not None and profile.model.passthrough):
             wanted = set(profile.sources()) if profile is not None else set(rulebook.fields)
-            reader.select(wanted | {outcome})
+            reader.select(wanted | {outcome} | set(unread))
         scorer = Scorer(spec)
         try:
-            data = Dataset(rulebook, str(input_path), outcome, spec.as_of)
+            data = Dataset(rulebook, str(input_path), outcome, spec.as_of,
+                           unread={c: [] for c in unread})
             _score(data, scorer, iter(reader), OutcomeReader(positive))
         finally:
             scorer.close()
@@ -125,6 +131,7 @@ def _score(data: Dataset, scorer: Scorer, items: Iterator[Item], reader: Outcome
     data.qualifiers = {q: [] for q, _ in q_cols}
     data.traits = {t: [] for t in trait_ids}
     field_names = list(rb.fields)
+    placeholders = {m.strip().casefold() for m in profile.model.missing} if profile else set()
     data.fields = {f: [] for f in field_names}
     for chunk in _chunks(items):
         part = score_partition(scorer, chunk)
@@ -155,4 +162,9 @@ def _score(data: Dataset, scorer: Scorer, items: Iterator[Item], reader: Outcome
             lead = profile.apply(record) if profile is not None else record
             for f in field_names:
                 data.fields[f].append(lead.get(f))
+            for c, values in data.unread.items():
+                value = record.get(c)
+                if isinstance(value, str) and value.strip().casefold() in placeholders:
+                    value = None  # the mapping's placeholders for missing ("Select", "")
+                values.append(value)
     data.unknown_outcomes = reader.unknown

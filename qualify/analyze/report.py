@@ -13,6 +13,7 @@ from qualify.analyze.collect import Dataset
 from qualify.analyze.control import Plan
 from qualify.analyze.fit import FOLDS, Suggestion
 from qualify.analyze.measure import Group, Measures
+from qualify.analyze.proposals import Proposal
 from qualify.analyze.rules import LEAK_AUC, MIN_LEADS, PURE, PURE_COVER, Leak, RuleStats
 
 MAX_PURE_SHOWN = 4  # near-pure values shown per leaking field
@@ -28,6 +29,7 @@ class Analysis:
     suggested_file: str | None = None
     diff: list[str] | None = None  # rules diff, text
     plan: Plan | None = None
+    proposals: list[Proposal] | None = None  # input columns no rule reads (with --map)
 
 
 def pct(x: float | None) -> str:
@@ -114,6 +116,17 @@ def text(a: Analysis) -> Iterator[str]:
                else "      read by no rule: keep it out")
         for pv in lk.pure[:MAX_PURE_SHOWN]:
             yield f"      {pv.value!r}: {pv.leads:,} leads, {pct(pv.rate)} converted"
+    if a.proposals:
+        yield ""
+        yield ("  proposals: input columns no rule reads yet, by their AUC alone (out of "
+               "fold), each with its strongest value")
+        for pr in a.proposals:
+            if pr.leaks:
+                yield (f"    {pr.column}: alone AUC {pr.auc:.3f}, but it leaks the outcome: "
+                       "keep it out")
+                continue
+            yield (f"    {pr.column}: alone AUC {pr.auc:.3f}; a {pr.kind} trait when it is "
+                   f"{pr.value!r}? {pr.leads:,} leads, {pct(pr.rate)} converted")
     if a.suggestion is not None:
         s = a.suggestion
         yield ""
@@ -185,6 +198,9 @@ def to_json(a: Analysis) -> dict[str, Any]:
                    "pure_values": [{"value": p.value, "leads": p.leads, "rate": p.rate}
                                    for p in lk.pure]} for lk in a.leaks],
     }
+    out["proposals"] = [{"column": p.column, "auc": p.auc, "value": p.value, "kind": p.kind,
+                         "leads": p.leads, "converted": p.converted, "rate": p.rate,
+                         "leaks": p.leaks} for p in a.proposals or []]
     if s is not None:
         out["suggestion"] = {"file": a.suggested_file, "scale": s.scale,
                              "coefficients": s.coefficients, "points": s.points,

@@ -186,6 +186,8 @@ def _keys(values: list[Any], numeric: bool = False) -> list[str]:
             out.append(BLANK)
         elif isinstance(v, list):
             out.append(";".join(sorted(str(x) for x in v)) or BLANK)
+        elif isinstance(v, float):
+            out.append(f"{v:g}")
         else:
             out.append(str(v))
     return out

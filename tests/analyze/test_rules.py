@@ -33,6 +33,23 @@ next_steps:
 
 
 
+@pytest.fixture
+def leaky(tmp_path: Path) -> tuple[Path, Path]:
+    """A note that says the outcome for a third of the leads; visits that are noise."""
+    rnd = random.Random(1)
+    path = tmp_path / "leads.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["lead_id", "visits", "note", "won"])
+        for i in range(600):
+            won = rnd.random() < 0.4
+            note = ("closed" if won else "lost") if i % 3 == 0 else rnd.choice(["", "x"])
+            w.writerow([f"L{i}", rnd.randint(0, 10), note, "true" if won else "false"])
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(LEAKY_RULES, encoding="utf-8")
+    return path, rules
+
+
 class TestPerRule:
     def test_traits_counted_by_hand(self, synthetic: Synthetic, report: dict[str, Any]) -> None:
         """fired, rates when fired and otherwise, and lift of each trait, from the verdicts."""
@@ -81,22 +98,6 @@ class TestPerRule:
 
 
 class TestLeakage:
-    @pytest.fixture
-    def leaky(self, tmp_path: Path) -> tuple[Path, Path]:
-        """A note that says the outcome for a third of the leads; visits that are noise."""
-        rnd = random.Random(1)
-        path = tmp_path / "leads.csv"
-        with path.open("w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["lead_id", "visits", "note", "won"])
-            for i in range(600):
-                won = rnd.random() < 0.4
-                note = ("closed" if won else "lost") if i % 3 == 0 else rnd.choice(["", "x"])
-                w.writerow([f"L{i}", rnd.randint(0, 10), note, "true" if won else "false"])
-        rules = tmp_path / "rules.yaml"
-        rules.write_text(LEAKY_RULES, encoding="utf-8")
-        return path, rules
-
     def test_a_field_that_says_the_outcome_is_flagged(self, leaky: tuple[Path, Path]) -> None:
         """note is flagged, with its pure values as evidence; visits is not."""
         path, rules = leaky
@@ -127,3 +128,57 @@ class TestLeakage:
         b = run_json(str(tmp_path / "leads.parquet"), "--outcome", "won", "--rules", str(rules))
         for key in ("leads", "converted", "auc", "grades", "rules", "leaks", "gains"):
             assert a[key] == b[key], key
+
+
+MAPPING = """\
+name: test
+keys: [id]
+fields:
+  lead_id: {from: id}
+  visits: {from: visits}
+"""
+
+
+class TestProposals:
+    @pytest.fixture
+    def export(self, tmp_path: Path) -> tuple[Path, Path, Path]:
+        """An export whose unread columns are: a channel that matters, a serial number (an
+        id), a free-text column of noise, and a verdict written after the sale."""
+        rnd = random.Random(4)
+        path = tmp_path / "export.csv"
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "visits", "channel", "serial", "noise", "outcome_note", "won"])
+            for i in range(800):
+                channel = rnd.choice(["referral", "ads", "ads", "web", "Select"])
+                won = rnd.random() < (0.7 if channel == "referral" else 0.25)
+                w.writerow([f"L{i}", rnd.randint(0, 10), channel, 1000 + i,
+                            rnd.choice("abc"), "signed" if won else "gone", int(won)])
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(LEAKY_RULES, encoding="utf-8")
+        mapping = tmp_path / "mapping.yaml"
+        mapping.write_text(MAPPING, encoding="utf-8")
+        return path, rules, mapping
+
+    def test_unread_columns_proposed_with_evidence(
+            self, export: tuple[Path, Path, Path]) -> None:
+        """channel is proposed as a golden trait on 'referral' with its counts (counted here);
+        the serial number and the noise rank no better than chance and are not; outcome_note
+        is named as a leak."""
+        path, rules, mapping = export
+        report = run_json(str(path), "--outcome", "won", "--rules", str(rules), "--map",
+                          str(mapping))
+        got = {p["column"]: p for p in report["proposals"]}
+        assert set(got) == {"channel", "outcome_note"}
+        assert got["outcome_note"]["leaks"] is True
+        with path.open(encoding="utf-8") as f:
+            rows = [r for r in csv.DictReader(f) if r["channel"] == "referral"]
+        assert (got["channel"]["value"], got["channel"]["kind"]) == ("referral", "golden")
+        assert (got["channel"]["leads"], got["channel"]["converted"]) == (
+            len(rows), sum(r["won"] == "1" for r in rows))
+        assert got["channel"]["leaks"] is False
+
+    def test_no_proposals_without_a_mapping(self, leaky: tuple[Path, Path]) -> None:
+        """Without a mapping every column is a lead field: nothing is 'unread'."""
+        path, rules = leaky
+        assert run_json(str(path), "--outcome", "won", "--rules", str(rules))["proposals"] == []
