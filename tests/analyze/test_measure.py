@@ -170,3 +170,39 @@ class TestText:
                 f"be scored, {synthetic.blank} without an outcome") in text
         ys = list(synthetic.outcome.values())
         assert f"base rate {100 * sum(ys) / len(ys):.1f} %" in text
+
+    def test_printed_gains_and_bands(self, synthetic: Synthetic, text: str) -> None:
+        """Each gains line: the top k leads and the expected share of conversions among
+        them (ties at random), computed here; each band line: its counts."""
+        from tests.analyze.test_control import expected_in_top
+
+        lines = list(synthetic.outcome)
+        y = np.asarray([synthetic.outcome[k] for k in lines])
+        s = np.asarray([float(synthetic.verdicts[k].score) for k in lines])
+        for i in range(1, 11):
+            k = round(len(y) * i / 10)
+            share = 100 * expected_in_top(y, s, k) / y.sum()
+            assert re.search(rf"top {10 * i:>3} %\s+{k:,} leads\s+{share:.1f} % of "
+                             "conversions", text), i
+        for lo in range(0, 100, 10):
+            hi = 100 if lo == 90 else lo + 9
+            mine = [bool(v) for v, sc in zip(y, s, strict=True) if lo <= sc <= hi]
+            if mine:
+                assert re.search(rf"^  {lo}-{hi}\s+{len(mine):,}\s+{sum(mine):,}\s",
+                                 text, re.M), lo
+
+    def test_printed_rules_table(self, synthetic: Synthetic, text: str) -> None:
+        """Each trait's line: points, fired, rate when fired and otherwise, lift."""
+        ys = synthetic.outcome
+        base = sum(ys.values()) / len(ys)
+        points = {t["id"]: t["points"] for v in synthetic.verdicts.values() for t in v.traits}
+        for trait, pts in points.items():
+            fired = [y for k, y in ys.items()
+                     if any(t["id"] == trait for t in synthetic.verdicts[k].traits)]
+            rest = [y for k, y in ys.items()
+                    if all(t["id"] != trait for t in synthetic.verdicts[k].traits)]
+            rate = sum(fired) / len(fired)
+            pattern = (rf"^  {trait}\s+\w+\s+{re.escape(f'{pts:+d}')}\s+{len(fired):,}\s+"
+                       rf"{100 * rate:.1f} %\s+{100 * sum(rest) / len(rest):.1f} %\s+"
+                       rf"{rate / base:.2f}")
+            assert re.search(pattern, text, re.M), trait
