@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from scipy.stats import binomtest
 
 from qualify.analyze.measure import auc, delong, gains, rank_auc, wilson
-from tests.analyze.conftest import Synthetic
+from tests.analyze.conftest import Synthetic, run_json
 
 
 def mann_whitney_auc(pos: list[float], neg: list[float]) -> float:
@@ -206,3 +207,25 @@ class TestText:
                        rf"{100 * rate:.1f} %\s+{100 * sum(rest) / len(rest):.1f} %\s+"
                        rf"{rate / base:.2f}")
             assert re.search(pattern, text, re.M), trait
+
+
+class TestOrder:
+    def test_the_order_of_leads_does_not_matter(self, synthetic: Synthetic,
+                                                report: dict[str, Any], tmp_path: Path) -> None:
+        """The same leads shuffled: the same measures, rules, gains and plan (the
+        cross-validated figures are seeded by position, so they are left out)."""
+        import random
+
+        lines = synthetic.path.read_text(encoding="utf-8").splitlines()
+        random.Random(11).shuffle(lines)
+        path = tmp_path / "shuffled.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        again = run_json(str(path), "--outcome", "converted", "--target", "200")
+        for key in ("rows", "errors", "no_outcome", "leads", "converted", "auc",
+                    "auc_interval", "grades", "statuses", "next_steps", "score_bands", "gains",
+                    "control"):
+            assert again[key] == pytest.approx(report[key]) if isinstance(report[key], float) \
+                else again[key] == report[key], key
+        strip = ("suggested_points",)
+        assert [{k: v for k, v in r.items() if k not in strip} for r in again["rules"]] == \
+            [{k: v for k, v in r.items() if k not in strip} for r in report["rules"]]
