@@ -96,7 +96,7 @@ def run(input_path: Path, outcome: str, positive: tuple[str, ...], *, rules_path
     from qualify.analyze.fit import suggest as fit_suggest
     from qualify.analyze.fit import write_suggestion
     from qualify.analyze.measure import measure
-    from qualify.analyze.proposals import proposals
+    from qualify.analyze.proposals import proposals, thresholds
     from qualify.analyze.report import Analysis
     from qualify.analyze.rules import hurting_first, leaks, rule_stats
     from qualify.authoring.diff import compare, text_report
@@ -107,6 +107,7 @@ def run(input_path: Path, outcome: str, positive: tuple[str, ...], *, rules_path
     m = measure(data)
     a = Analysis(data, m, hurting_first(rule_stats(data)), leaks(data))
     a.proposals = proposals(data)
+    a.thresholds = thresholds(data)
     if suggest is not None:
         s = fit_suggest(data)
         source = rules_path or default_rules_path()

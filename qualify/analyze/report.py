@@ -13,7 +13,7 @@ from qualify.analyze.collect import Dataset
 from qualify.analyze.control import Plan
 from qualify.analyze.fit import FOLDS, Suggestion
 from qualify.analyze.measure import Group, Measures
-from qualify.analyze.proposals import Proposal
+from qualify.analyze.proposals import Proposal, Threshold
 from qualify.analyze.rules import LEAK_AUC, MIN_LEADS, PURE, PURE_COVER, Leak, RuleStats
 
 MAX_PURE_SHOWN = 4  # near-pure values shown per leaking field
@@ -30,6 +30,7 @@ class Analysis:
     diff: list[str] | None = None  # rules diff, text
     plan: Plan | None = None
     proposals: list[Proposal] | None = None  # input columns no rule reads (with --map)
+    thresholds: list[Threshold] | None = None  # better numbers for traits' comparisons
 
 
 def pct(x: float | None) -> str:
@@ -127,6 +128,14 @@ def text(a: Analysis) -> Iterator[str]:
                 continue
             yield (f"    {pr.column}: alone AUC {pr.auc:.3f}; a {pr.kind} trait when it is "
                    f"{pr.value!r}? {pr.leads:,} leads, {pct(pr.rate)} converted")
+    if a.thresholds:
+        yield ""
+        yield ("  proposals: thresholds that would rank leads better, the points unchanged "
+               "(in sample: check on other leads)")
+        for th in a.thresholds:
+            yield (f"    {th.trait}: {th.field} {th.op} {th.best:g} instead of {th.current:g}: "
+                   f"AUC {th.auc_now:.3f} -> {th.auc_best:.3f}, fired for "
+                   f"{th.fired_now:,} -> {th.fired_best:,} leads")
     if a.suggestion is not None:
         s = a.suggestion
         yield ""
@@ -201,6 +210,10 @@ def to_json(a: Analysis) -> dict[str, Any]:
     out["proposals"] = [{"column": p.column, "auc": p.auc, "value": p.value, "kind": p.kind,
                          "leads": p.leads, "converted": p.converted, "rate": p.rate,
                          "leaks": p.leaks} for p in a.proposals or []]
+    out["thresholds"] = [{"trait": t.trait, "field": t.field, "op": t.op,
+                          "current": t.current, "best": t.best, "auc_now": t.auc_now,
+                          "auc_best": t.auc_best, "fired_now": t.fired_now,
+                          "fired_best": t.fired_best} for t in a.thresholds or []]
     if s is not None:
         out["suggestion"] = {"file": a.suggested_file, "scale": s.scale,
                              "coefficients": s.coefficients, "points": s.points,

@@ -182,3 +182,51 @@ class TestProposals:
         """Without a mapping every column is a lead field: nothing is 'unread'."""
         path, rules = leaky
         assert run_json(str(path), "--outcome", "won", "--rules", str(rules))["proposals"] == []
+
+
+THRESHOLD_RULES = """\
+rulebook: threshold
+version: 1
+score: {base: 50, min: 0, max: 100}
+fields:
+  lead_id: {type: string, required: true}
+  visits: {type: integer, min: 0}
+qualifiers:
+  known: {label: {en: Known}, when: known(visits)}
+traits:
+  - {id: busy, kind: golden, points: 20, when: visits >= 7, label: {en: Busy}}
+grades:
+  - {id: A, min_score: 60}
+  - {id: B, min_score: 0}
+next_steps:
+  - {id: call, label: {en: Call}, reason: {en: Call.}}
+"""
+
+
+class TestThresholds:
+    def test_the_number_that_ranks_best(self, tmp_path: Path) -> None:
+        """Leads convert from 3 visits on; the rule says 7: 3 is proposed, with the AUC of
+        the score it would give (a Mann-Whitney count here)."""
+        from tests.analyze.test_measure import mann_whitney_auc
+
+        rnd = random.Random(9)
+        path = tmp_path / "leads.csv"
+        rows = []
+        for _ in range(1000):
+            visits = rnd.randint(0, 10)
+            won = rnd.random() < (0.7 if visits >= 3 else 0.1)
+            rows.append((visits, won))
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["lead_id", "visits", "won"])
+            w.writerows([f"L{i}", v, int(won)] for i, (v, won) in enumerate(rows))
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(THRESHOLD_RULES, encoding="utf-8")
+        report = run_json(str(path), "--outcome", "won", "--rules", str(rules))
+        [th] = report["thresholds"]
+        assert (th["trait"], th["field"], th["op"], th["current"], th["best"]) == \
+            ("busy", "visits", ">=", 7, 3)
+        scores = [(50 + 20 * (v >= 3), won) for v, won in rows]
+        assert th["auc_best"] == pytest.approx(mann_whitney_auc(
+            [s for s, won in scores if won], [s for s, won in scores if not won]))
+        assert th["fired_best"] == sum(v >= 3 for v, _ in rows)
