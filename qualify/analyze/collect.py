@@ -4,7 +4,9 @@ The rule base and the mapping are loaded and checked by ``qualify.batch.pipeline
 leads are read by the batch readers and scored in this process by
 ``qualify.batch.score_partition`` (the batch's unit of work), with the outcome column carried
 through as a key column. Every input row ends up analysed or counted: a lead that could not
-be scored (``errors``), or one with a blank or unreadable outcome (``no_outcome``).
+be scored (``errors``), or one with a blank or unreadable outcome (``no_outcome``). Beside
+each verdict it keeps the lead's fields as mapped (for leakage) and, with a mapping, the
+input columns the mapping does not read (for proposals).
 """
 
 from __future__ import annotations
