@@ -60,6 +60,14 @@ def analyze(*, input_path: Path, outcome: str, positive: tuple[str, ...],
     if suggest is not None and suggest.suffix.lower() not in (".yaml", ".yml"):
         raise click.UsageError(f"--suggest {suggest}: the suggestion is a rule base; name "
                                "it .yaml")
+    if suggest is not None:
+        from qualify.rulebook import default_rules_path
+
+        for what, path in (("the rule base", rules_path or default_rules_path()),
+                           ("the input", input_path), ("the mapping", mapping)):
+            if path is not None and Path(path).resolve() == suggest.resolve():
+                raise click.UsageError(f"--suggest {suggest} is {what}; write the "
+                                       "suggestion under another name")
     try:
         analysis = run(input_path, outcome, positive, rules_path=rules_path, mapping=mapping,
                        as_of=as_of, suggest=suggest, target=target)

@@ -99,6 +99,18 @@ class TestFiles:
         assert result.exit_code == 1
         assert "pip install 'qualify[analyze]'" in result.stderr
 
+    def test_suggest_never_overwrites_the_rule_base(self, leads: Path, tmp_path: Path) -> None:
+        """--suggest naming the rule base it reads is refused, and the file is untouched."""
+        rules = tmp_path / "rules.yaml"
+        text = (Path(__file__).resolve().parents[2] / "rules" / "default.yaml").read_text(
+            encoding="utf-8")
+        rules.write_text(text, encoding="utf-8")
+        result = run(str(leads), "--outcome", "converted", "--rules", str(rules),
+                     "--suggest", str(rules))
+        assert result.exit_code == 2
+        assert "is the rule base; write the suggestion under another name" in result.stderr
+        assert rules.read_text(encoding="utf-8") == text
+
     def test_registered_in_the_main_group(self) -> None:
         """`qualify analyze` is a command of `qualify`."""
         from click.testing import CliRunner
