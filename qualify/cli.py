@@ -85,6 +85,7 @@ class LazyGroup(click.Group):
     lazy: ClassVar[dict[str, str]] = {
         "rules": "qualify.rules_cli:rules",
         "map": "qualify.map_cli:map_group",
+        "analyze": "qualify.analyze_cli:analyze",
         "batch": "qualify.batch_cli:batch",
         "serve": "service.cli:serve",
         "outbox": "service.cli:outbox",
