@@ -13,6 +13,9 @@ CPU the servers share with it) sends a bounded number of requests at concurrency
    req/s, p50 and p99 for each. ``--leads`` distinct bodies are cycled (default 2,000):
    the engine's memos learn repeated leads, so ``--leads 62000`` (more than the warm-up
    and three rounds send) measures all-new leads.
+   ``--batch N`` adds POST /v1/score/batch with N of those leads per request;
+   ``--decision-log`` has the service append every decision to a file; ``--qualify-only``
+   leaves the trivial app out.
 2. reload: POST /v1/score for ``--reload-seconds`` while the rule base file is switched
    between two versions and reloaded ``--reloads`` times; failed requests are counted.
 
@@ -259,30 +262,43 @@ async def main(args: argparse.Namespace) -> int:
     env.update(QUALIFY_API_KEYS=API_KEY, QUALIFY_ADMIN_KEY=ADMIN_KEY)
     py = sys.executable
     qport, tport = free_port(), free_port()
+    decisions = ["--decision-log", str(scratch / "decisions.jsonl")] if args.decision_log \
+        else []
     servers = [
         Server("qualify", [py, "-c", START, "serve", "--rules", str(rules), "--host", HOST,
-                           "--port", str(qport), "--workers", str(args.workers)],
+                           "--port", str(qport), "--workers", str(args.workers), *decisions],
                env, qport, scratch / "qualify.log"),
-        Server("trivial", [py, "-m", "uvicorn", "bench.service:trivial_app", "--app-dir",
-                           str(ROOT), "--host", HOST, "--port", str(tport), "--workers",
-                           str(args.workers), "--no-access-log", "--log-level", "warning"],
-               env, tport, scratch / "trivial.log"),
     ]
+    if not args.qualify_only:
+        servers.append(
+            Server("trivial", [py, "-m", "uvicorn", "bench.service:trivial_app", "--app-dir",
+                               str(ROOT), "--host", HOST, "--port", str(tport), "--workers",
+                               str(args.workers), "--no-access-log", "--log-level",
+                               "warning"], env, tport, scratch / "trivial.log"))
     try:
         await servers[0].wait_ready("/readyz")
-        await servers[1].wait_ready("/ping")
-        leads = [json.dumps(lead, ensure_ascii=False).encode()
-                 for lead in generate(args.leads, seed=1)]
-        targets = [
+        if not args.qualify_only:
+            await servers[1].wait_ready("/ping")
+        generated = list(generate(args.leads, seed=1))
+        leads = [json.dumps(lead, ensure_ascii=False).encode() for lead in generated]
+        targets = [] if args.qualify_only else [
             ("trivial FastAPI GET /ping", tport, [get("/ping", tport)]),
             ("trivial FastAPI POST /score (parse)", tport,
              [post("/score", tport, b, None) for b in leads]),
-            ("qualify POST /v1/score", qport, [post("/v1/score", qport, b) for b in leads]),
         ]
+        targets.append(("qualify POST /v1/score", qport,
+                        [post("/v1/score", qport, b) for b in leads]))
+        if args.batch:
+            batches = [json.dumps({"leads": generated[i:i + args.batch]},
+                                  ensure_ascii=False).encode()
+                       for i in range(0, len(generated) - args.batch + 1, args.batch)]
+            targets.append((f"qualify POST /v1/score/batch ({args.batch})", qport,
+                            [post("/v1/score/batch", qport, b) for b in batches]))
         print(f"qualify service bench: {args.workers} workers each, concurrency "
               f"{args.concurrency}, {args.requests} requests per endpoint and round "
               f"(cycling {len(leads):,} distinct leads), "
-              f"{args.rounds} round(s) interleaved, {HOST}, {os.cpu_count()} CPUs "
+              f"{args.rounds} round(s) interleaved, decision log "
+              f"{'on' if args.decision_log else 'off'}, {HOST}, {os.cpu_count()} CPUs "
               f"(shared with this client), load average before "
               f"{os.getloadavg()[0]:.2f}")
         print(f"{'endpoint':<38} {'done':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
@@ -297,13 +313,15 @@ async def main(args: argparse.Namespace) -> int:
                                                concurrency=args.concurrency,
                                                total=args.requests)
                 print(r.line(), flush=True)
+            if args.qualify_only:
+                continue
             score, trivial = results[targets[2][0]], results[targets[1][0]]
             ratios.append(score.rate / trivial.rate)
             print(f"round {round_ + 1}: score/trivial POST {ratios[-1]:.0%} of the req/s "
                   f"(target >= 50%), score/trivial GET "
                   f"{score.rate / results[targets[0][0]].rate:.0%}; score p99 "
                   f"{score.p99_ms:.1f} ms (target <= 20 ms)", flush=True)
-        if args.rounds > 1:
+        if args.rounds > 1 and ratios:
             print(f"score/trivial POST over {args.rounds} rounds: median "
                   f"{statistics.median(ratios):.0%}, best {max(ratios):.0%}")
 
@@ -322,7 +340,7 @@ async def main(args: argparse.Namespace) -> int:
                     reloads.append(status)
 
             name = f"qualify POST /v1/score + {args.reloads} reloads"
-            reqs = targets[2][2]
+            reqs = next(r for n, _, r in targets if n == "qualify POST /v1/score")
             run, _ = await asyncio.gather(
                 load(name, qport, reqs, concurrency=args.concurrency,
                      seconds=args.reload_seconds, track_sha=True),
@@ -364,6 +382,12 @@ def cli() -> int:
     parser.add_argument("--reloads", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2,
                         help="throughput rounds, endpoints interleaved (default 2)")
+    parser.add_argument("--batch", type=int, default=0, metavar="N",
+                        help="also POST /v1/score/batch with N leads a request (default: no)")
+    parser.add_argument("--decision-log", action="store_true",
+                        help="serve with --decision-log (a file in the scratch directory)")
+    parser.add_argument("--qualify-only", action="store_true",
+                        help="leave the trivial FastAPI app out")
     args = parser.parse_args()
     try:
         import uvloop

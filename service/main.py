@@ -87,7 +87,8 @@ async def _start(service: Service) -> None:
     settings = service.settings
     service.logs = LogSetup(settings)
     if settings.decision_log:
-        service.scorer.decisions = DecisionLog(settings.decision_log)
+        service.scorer.decisions = DecisionLog(settings.decision_log,
+                                               lost=service.metrics.decisions_lost.inc)
     registry = service.registry
     if not registry.loaded:  # the app is being started again
         registry.load()

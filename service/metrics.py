@@ -46,6 +46,10 @@ class Metrics:
                                 ["grade", "status", "source"], registry=r)
         self.errors = Counter("qualify_errors", "Error answers, by kind", ["kind"],
                               registry=r)
+        self.decisions_lost = Counter(
+            "qualify_decision_log_failures", "Decisions (verdicts and lead errors) answered "
+            "but not written to the decision log (full disk, file size limit, I/O error)",
+            registry=r)
         self.reloads = Counter("qualify_rulebook_reloads", "Rule base reloads, by outcome",
                                ["outcome"], registry=r)
         self.webhooks = Counter("qualify_webhook_deliveries", "Webhook deliveries, by outcome",

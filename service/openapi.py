@@ -1,6 +1,8 @@
 """The OpenAPI document: FastAPI's, plus the lead schema of the loaded rule base and a
 worked example for every operation (the score example is a real verdict, computed once per
-rule base). Rebuilt after a reload changes the rule base.
+rule base). Each webhook source (mapping profile) gets an operation of its own: its CRM's
+body, with the fields its profile reads, and its authentication. Rebuilt after a reload
+changes the rule base.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from qualify import LeadError, Rulebook
+from qualify import LeadError, Profile, Rulebook
 from qualify.leads import MAX_ID, MAX_ITEMS, MAX_TEXT
 from qualify.rulebook import FieldSpec
 from service.deps import Service
+from service.inbound.base import SECURITY_SCHEMES
 from service.schemas import BatchRequest
 from service.security import SCHEMES
 from service.signatures import GENERIC_SIGNATURE, HUBSPOT_SIGNATURE, HUBSPOT_TIMESTAMP
@@ -84,6 +87,108 @@ def field_schema(spec: FieldSpec) -> dict[str, Any]:
     return _nullable({"type": "string", "maxLength": MAX_TEXT}, description=label)
 
 
+def record_schema(profile: Profile, rulebook: Rulebook) -> dict[str, Any]:
+    """What a source's record holds, from its profile: each ``from`` path (dotted: nested
+    objects) with what its field accepts, or one of the profile's labels for it. A field the
+    rule base requires needs one of its top-level sources, else its first path."""
+    root = _Node()
+    for target, mapping in profile.fields.items():
+        spec = rulebook.fields.get(target)
+        if spec is None:
+            continue
+        leaf = field_schema(spec)
+        if mapping.values:
+            leaf = {"anyOf": [{"type": "string", "enum": [str(k) for k in mapping.values]},
+                              *leaf.get("anyOf", [leaf])], "description": leaf["description"]}
+        sources = mapping.source if isinstance(mapping.source, list) else \
+            [mapping.source] if mapping.source else []
+        for path in sources:
+            root.add(path.split("."), leaf)
+        if spec.required and sources:
+            flat = [path for path in sources if "." not in path]
+            if flat:
+                root.one_of.append(flat)
+            else:
+                root.require(sources[0].split("."))
+    if profile.model.passthrough:  # the rule base's own field names are read as they are
+        for name, spec in rulebook.fields.items():
+            if name not in root.children:
+                root.add([name], field_schema(spec))
+    out = root.schema()
+    out["description"] = f"the record profile '{profile.name}' reads: " + (
+        profile.model.description or "its fields")
+    return out
+
+
+class _Node:
+    """A key of a record: its value's schema, the keys under it, which of them it needs."""
+
+    def __init__(self) -> None:
+        self.leaf: dict[str, Any] | None = None
+        self.children: dict[str, _Node] = {}
+        self.required: list[str] = []
+        self.one_of: list[list[str]] = []  # one key of each list is needed
+
+    def add(self, steps: list[str], leaf: dict[str, Any]) -> None:
+        node = self.children.setdefault(steps[0], _Node())
+        if len(steps) == 1:
+            node.leaf = node.leaf or leaf
+        else:
+            node.add(steps[1:], leaf)
+
+    def require(self, steps: list[str]) -> None:
+        if steps[0] not in self.required:
+            self.required.append(steps[0])
+        if len(steps) > 1:
+            self.children[steps[0]].require(steps[1:])
+
+    def schema(self) -> dict[str, Any]:
+        if not self.children:
+            return self.leaf or {}
+        out: dict[str, Any] = {"type": "object", "properties": {
+            name: child.schema() for name, child in self.children.items()},
+            "additionalProperties": True}
+        if self.required:
+            out["required"] = self.required
+        if len(self.one_of) == 1 and len(self.one_of[0]) == 1:
+            out["required"] = [*self.required, self.one_of[0][0]]
+        elif self.one_of:
+            out["allOf"] = [{"anyOf": [{"required": [key]} for key in keys]}
+                            for keys in self.one_of]
+        if self.leaf is None:
+            return out
+        return {"anyOf": [out, *self.leaf.get("anyOf", [self.leaf])],
+                "description": self.leaf.get("description", "")}
+
+
+def _source_operations(doc: dict[str, Any], service: Service,
+                       snapshot: Snapshot) -> dict[str, Any]:
+    """``POST /v1/webhooks/<name>`` for each mapping profile, from the templated one."""
+    template = doc["paths"].get("/v1/webhooks/{source}", {}).get("post")
+    if template is None:
+        return {}
+    out = {}
+    for name in sorted(snapshot.profiles):
+        profile = snapshot.profiles[name]
+        scheme = service.webhooks.scheme(name)
+        op = copy.deepcopy(template)
+        op["operationId"] = f"webhook_{name}"
+        op["summary"] = f"Score a {name} webhook"
+        op["description"] = f"{profile.model.description or name}.\n\n" \
+            f"{(type(scheme).__doc__ or '').strip()} Enabled by {scheme.setting}."
+        op["parameters"] = [p for p in op.get("parameters", []) if p["name"] != "source"]
+        op["requestBody"] = {"required": True, "content": copy.deepcopy(scheme.content(
+            record_schema(profile, snapshot.rulebook), profile))}
+        op["security"] = copy.deepcopy(scheme.security)
+        responses = op["responses"]
+        responses["200"] = {"description": responses["200"]["description"],
+                            "content": copy.deepcopy(scheme.answer())}
+        if name != "salesforce":
+            responses.pop("403", None)
+        out[f"/v1/webhooks/{name}"] = {"post": op}
+    return out
+
+
 def lead_schema(rulebook: Rulebook) -> dict[str, Any]:
     return {
         "title": "Lead", "type": "object",
@@ -137,7 +242,7 @@ def document(app: FastAPI) -> dict[str, Any]:
     doc = get_openapi(title=app.title, version=app.version, description=app.description,
                       routes=app.routes, tags=app.openapi_tags)
     components = doc.setdefault("components", {})
-    components["securitySchemes"] = SCHEMES
+    components["securitySchemes"] = {**SCHEMES, **SECURITY_SCHEMES}
     schemas = components.setdefault("schemas", {})
     schemas["Lead"] = lead_schema(snapshot.rulebook)
     batch = copy.deepcopy(BatchRequest.model_json_schema())
@@ -148,7 +253,9 @@ def document(app: FastAPI) -> dict[str, Any]:
         "title": "WebhookPayload", "type": "object", "additionalProperties": True,
         "description": "The CRM's own payload; the source's mapping profile turns it into "
                        f"a lead. Signed with {HUBSPOT_SIGNATURE} + {HUBSPOT_TIMESTAMP} "
-                       f"(hubspot), HTTP basic auth (pipedrive) or {GENERIC_SIGNATURE}."}
+                       f"(hubspot), HTTP basic auth (pipedrive), a token (zoho, dynamics), "
+                       f"the organisation id (salesforce) or {GENERIC_SIGNATURE}; each "
+                       "source's own operation describes its body."}
 
     ex = _examples(snapshot)
     ok = ex["verdict"]
@@ -177,6 +284,16 @@ def document(app: FastAPI) -> dict[str, Any]:
     _set(doc, "/v1/webhooks/{source}", "post", "401", {"stale": _json({
         "error": "unauthorized",
         "message": "stale timestamp: more than 300 s from the server's clock"})})
+    paths = doc["paths"]
+    sources = _source_operations(doc, service, snapshot)
+    doc["paths"] = {}  # each source's operation after the templated one
+    for path, item in paths.items():
+        doc["paths"][path] = item
+        if path == "/v1/webhooks/{source}":
+            doc["paths"].update(sources)
+    for name, example in (("hubspot", HUBSPOT_EXAMPLE), ("pipedrive", PIPEDRIVE_EXAMPLE),
+                          ("generic", EXAMPLE_LEAD)):
+        _set(doc, f"/v1/webhooks/{name}", "post", None, {name: _json(example)})
     _set(doc, "/v1/rulebook/reload", "post", "200", {"reloaded": _json({
         "status": "reloaded", "rulebook": snapshot.ref(),
         "loaded_at": snapshot.loaded_at.isoformat(), "previous": snapshot.ref(),

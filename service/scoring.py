@@ -95,6 +95,8 @@ class Scorer:
     def _batch(self, snapshot: Snapshot, leads: Sequence[Any], as_of: dt.date | None,
                locale: str | None) -> BatchOutcome:
         engine = snapshot.engine
+        decisions = self.decisions
+        lines: list[str | None] = []  # the decision log's, written at once at the end
         parts: list[bytes] = []
         ok = 0
         for raw in leads:
@@ -102,8 +104,8 @@ class Scorer:
                 verdict = engine.score(raw, as_of=as_of, locale=locale)
             except LeadError as e:
                 parts.append(_dumps({"ok": False, "error": e.to_dict()}))
-                if self.decisions:
-                    self.decisions.write(source="batch", lead=raw, error=e.to_dict())
+                if decisions:
+                    lines.append(decisions.line(source="batch", lead=raw, error=e.to_dict()))
                 continue
             except EngineClosedError:
                 raise
@@ -116,8 +118,10 @@ class Scorer:
             parts.append(b'{"ok":true,"verdict":' + text + b"}")
             ok += 1
             self.metrics.verdict(verdict.grade, verdict.status, "batch")
-            if self.decisions:
-                self.decisions.write(source="batch", lead=raw, verdict_json=text)
+            if decisions:
+                lines.append(decisions.line(source="batch", lead=raw, verdict_json=text))
+        if decisions and lines:
+            decisions.append(lines)
         head = _dumps({"rulebook": snapshot.ref(), "count": len(leads), "ok": ok,
                        "failed": len(leads) - ok})
         body = head[:-1] + b',"results":[' + b",".join(parts) + b"]}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from fastapi import Request
 
@@ -37,14 +37,56 @@ class Inbound:
     ack: bytes | None = None  # the answer the CRM requires (Salesforce: a SOAP Ack)
 
 
+# The OpenAPI security schemes of the webhook sources; each adapter names its own in
+# ``security`` (service/openapi.py puts them in the document).
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "HubSpotSignature": {
+        "type": "apiKey", "in": "header", "name": "X-HubSpot-Signature-v3",
+        "description": "base64 HMAC-SHA256, with the app's client secret "
+                       "(QUALIFY_HUBSPOT_SECRETS), of method + URL + body + timestamp. "
+                       "The older X-HubSpot-Signature (v1, v2) is accepted too."},
+    "HubSpotTimestamp": {
+        "type": "apiKey", "in": "header", "name": "X-HubSpot-Request-Timestamp",
+        "description": "milliseconds since 1970, at most 5 minutes from the server's clock"},
+    "PipedriveBasic": {
+        "type": "http", "scheme": "basic",
+        "description": "a user:password of QUALIFY_PIPEDRIVE_CREDENTIALS, set as the "
+                       "webhook's HTTP auth"},
+    "QualifySignature": {
+        "type": "apiKey", "in": "header", "name": "X-Qualify-Signature",
+        "description": 't=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body> with a secret '
+                       "of QUALIFY_GENERIC_SECRETS, at most 5 minutes from the server's "
+                       "clock"},
+    "WebhookToken": {
+        "type": "apiKey", "in": "header", "name": "X-Qualify-Token",
+        "description": "a token of QUALIFY_ZOHO_TOKENS (zoho) or QUALIFY_DYNAMICS_TOKENS "
+                       "(dynamics); also accepted as Authorization: Bearer"},
+    "WebhookTokenQuery": {
+        "type": "apiKey", "in": "query", "name": "token",
+        "description": "the same token as a URL parameter (Dataverse WebhookKey: ?code=)"},
+}
+TOKEN_SECURITY: list[dict[str, list[str]]] = [{"WebhookToken": []}, {"WebhookTokenQuery": []}]
+RECORD_ANSWER: dict[str, Any] = {"application/json": {"schema": {
+    "$ref": "#/components/schemas/WebhookResult"}}}
+
+
 class Scheme(Protocol):
     name: str
     setting: str  # the environment variable that enables it
+    # OpenAPI: the schemes of SECURITY_SCHEMES it takes (alternatives, each a set of them)
+    security: ClassVar[list[dict[str, list[str]]]]
 
     def enabled(self) -> bool: ...
     def authenticate(self, request: Request, body: bytes, now: float) -> None: ...
     def parse(self, body: bytes, content_type: str) -> Any: ...
     def unwrap(self, payload: Any, profile: Profile) -> Inbound: ...
+
+    def content(self, record: dict[str, Any], profile: Profile) -> dict[str, Any]:
+        """OpenAPI: the request body's content (media type -> schema), around ``record``,
+        the JSON Schema of what the profile reads."""
+
+    def answer(self) -> dict[str, Any]:
+        """OpenAPI: the content of a 200 answer."""
 
 
 class JsonBody:
@@ -52,6 +94,12 @@ class JsonBody:
 
     def parse(self, body: bytes, content_type: str) -> Any:
         return parse_json(body)
+
+    def content(self, record: dict[str, Any], profile: Profile) -> dict[str, Any]:
+        return {"application/json": {"schema": record}}
+
+    def answer(self) -> dict[str, Any]:
+        return RECORD_ANSWER
 
 
 def as_object(payload: Any, what: str) -> Mapping[str, Any]:

@@ -75,11 +75,58 @@ def attributes(entity: Any) -> dict[str, Any]:
 
 
 class Dynamics(JsonBody, TokenAuth):
+    """Dataverse webhooks: a step's RemoteExecutionContext, a static token."""
+
     name = "dynamics"
     setting = "QUALIFY_DYNAMICS_TOKENS"
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings.dynamics_tokens)
+
+    def content(self, record: dict[str, Any], profile: Profile) -> dict[str, Any]:
+        """The RemoteExecutionContext: the record's columns are the target's and the
+        post-image's ``Attributes`` (money and option values as ``{"Value": ...}``, option
+        labels in ``FormattedValues``)."""
+        columns = record.get("properties", {})
+        attribute = {"anyOf": [
+            {"type": "object", "required": ["key", "value"], "properties": {
+                "key": {"const": name}, "value": {"anyOf": [column, {
+                    "type": "object", "required": ["Value"],
+                    "properties": {"__type": {"type": "string"}, "Value": column}}]}}}
+            for name, column in columns.items()]} if columns else {"type": "object"}
+        labels = {"type": "object", "required": ["key", "value"], "properties": {
+            "key": {"type": "string", "enum": sorted(columns)} if columns else
+            {"type": "string"}, "value": {"type": "string"}}}
+        entity = {"title": "Entity", "type": "object", "required": ["LogicalName", "Attributes"],
+                  "properties": {
+                      "LogicalName": {"type": "string"},
+                      "Id": {"type": "string", "format": "uuid"},
+                      "Attributes": {"type": "array", "items": attribute, "maxItems": 40},
+                      "FormattedValues": {"type": "array", "items": labels,
+                                          "maxItems": 10}}}
+        entities = sorted(set(profile.objects) | {"account", "contact", "lead", "opportunity"})
+        uuid = {"type": "string", "format": "uuid"}
+        schema = {
+            "title": "RemoteExecutionContext", "type": "object", "additionalProperties": True,
+            "required": ["MessageName", "PrimaryEntityName", "PrimaryEntityId",
+                         "InputParameters"],
+            "properties": {
+                "MessageName": {"type": "string", "enum": [*SCORED, "Delete", "Assign",
+                                                           "SetState"],
+                                "description": "Create and Update are scored"},
+                "PrimaryEntityName": {"type": "string", "enum": entities,
+                                      "description": "records of other tables than the "
+                                                     "profile's are skipped"},
+                "PrimaryEntityId": uuid,
+                "OperationId": {**uuid, "description": "the same for a retry"},
+                "RequestId": uuid,
+                "InputParameters": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
+                    "type": "object", "required": ["key", "value"], "properties": {
+                        "key": {"const": "Target"}, "value": entity}}},
+                "PostEntityImages": {"type": "array", "maxItems": 1, "items": {
+                    "type": "object", "required": ["key", "value"], "properties": {
+                        "key": {"type": "string"}, "value": entity}}}}}
+        return {"application/json": {"schema": schema}}
 
     def unwrap(self, payload: Any, profile: Profile) -> Inbound:
         context = as_object(payload, "a Dataverse RemoteExecutionContext")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import Request
 
@@ -16,6 +16,7 @@ class Generic(JsonBody):
     """Any JSON object, signed with X-Qualify-Signature (the Stripe scheme)."""
 
     setting = "QUALIFY_GENERIC_SECRETS"
+    security: ClassVar[list[dict[str, list[str]]]] = [{"QualifySignature": []}]
 
     def __init__(self, name: str, settings: Settings) -> None:
         self.name = name

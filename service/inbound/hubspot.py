@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import Request
 
@@ -11,7 +11,7 @@ from qualify import Profile
 from qualify.leads import kind_of
 from qualify.mapping import lookup
 from service.errors import ApiError
-from service.inbound.base import Event, Inbound, JsonBody, as_id, as_object
+from service.inbound.base import RECORD_ANSWER, Event, Inbound, JsonBody, as_id, as_object
 from service.settings import Settings
 from service.signatures import (
     HUBSPOT_LEGACY_SIGNATURE,
@@ -34,6 +34,8 @@ class HubSpot(JsonBody):
 
     name = "hubspot"
     setting = "QUALIFY_HUBSPOT_SECRETS"
+    security: ClassVar[list[dict[str, list[str]]]] = [
+        {"HubSpotSignature": [], "HubSpotTimestamp": []}]
 
     def __init__(self, settings: Settings) -> None:
         self.secrets = [s.get_secret_value() for s in settings.hubspot_secrets]
@@ -66,6 +68,37 @@ class HubSpot(JsonBody):
         verify_hubspot_legacy(self.secrets, version=headers.get(HUBSPOT_SIGNATURE_VERSION),
                               method=request.method, uri=self.uri(request), body=body,
                               signature=headers.get(HUBSPOT_LEGACY_SIGNATURE))
+
+    def content(self, record: dict[str, Any], profile: Profile) -> dict[str, Any]:
+        """A workflow webhook's record, or app webhook events (a list, or one)."""
+        objects = [prefix for prefix, plural in HUBSPOT_OBJECTS.items()
+                   if not profile.objects or plural in profile.objects] or ["contact"]
+        kinds = [f"{o}.{a}" for o in objects
+                 for a in (*HUBSPOT_SCORED, "deletion", "associationChange")]
+        event = {
+            "title": "HubSpotEvent", "type": "object", "additionalProperties": True,
+            "required": ["eventId", "subscriptionType", "objectId"],
+            "description": "an app webhook event: ids only, the outbox fetches the record",
+            "properties": {
+                "eventId": {"type": "integer", "minimum": 1},
+                "subscriptionId": {"type": "integer"}, "portalId": {"type": "integer"},
+                "appId": {"type": "integer"},
+                "occurredAt": {"type": "integer", "minimum": 0,
+                               "maximum": 253_402_300_799_000, "description": "epoch ms"},
+                "subscriptionType": {"type": "string", "enum": kinds},
+                "attemptNumber": {"type": "integer", "minimum": 0},
+                "objectId": {"type": "integer", "minimum": 1},
+                "primaryObjectId": {"type": "integer", "minimum": 1},
+                "propertyName": {"type": "string"}, "propertyValue": {"type": "string"},
+                "changeSource": {"type": "string"}, "sourceId": {"type": "string"}}}
+        events = {"type": "array", "items": event, "maxItems": 100,
+                  "description": "an app webhook delivery: up to 100 events"}
+        return {"application/json": {"schema": {"anyOf": [record, events, event]}}}
+
+    def answer(self) -> dict[str, Any]:
+        return {"application/json": {"schema": {"anyOf": [
+            RECORD_ANSWER["application/json"]["schema"],
+            {"$ref": "#/components/schemas/WebhookEvents"}]}}}
 
     def unwrap(self, payload: Any, profile: Profile) -> Inbound:
         if isinstance(payload, list):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import Request
 
@@ -14,12 +14,17 @@ from service.inbound.base import Event, Inbound, JsonBody, as_id, as_object, eve
 from service.settings import Settings
 from service.signatures import verify_basic
 
+# Pipedrive's webhook entities (webhooks v2)
+ENTITIES = frozenset({"activity", "deal", "lead", "note", "organization", "person", "pipeline",
+                      "product", "project", "stage", "user"})
+
 
 class Pipedrive(JsonBody):
     """Pipedrive webhooks v2 ``{data, previous, meta}`` and v1 ``{current, previous, meta}``."""
 
     name = "pipedrive"
     setting = "QUALIFY_PIPEDRIVE_CREDENTIALS"
+    security: ClassVar[list[dict[str, list[str]]]] = [{"PipedriveBasic": []}]
 
     def __init__(self, settings: Settings) -> None:
         self.credentials = [c.get_secret_value() for c in settings.pipedrive_credentials]
@@ -31,6 +36,30 @@ class Pipedrive(JsonBody):
 
     def authenticate(self, request: Request, body: bytes, now: float) -> None:
         verify_basic(self.credentials, request.headers.get("authorization"))
+
+    def content(self, record: dict[str, Any], profile: Profile) -> dict[str, Any]:
+        """Webhooks v2: ``data`` (the record the profile reads), ``previous``, ``meta``."""
+        entities = sorted(set(profile.objects) | ENTITIES)
+        meta = {"type": "object", "additionalProperties": True,
+                "required": ["action", "entity"], "properties": {
+            "action": {"type": "string", "enum": ["create", "change", "delete"]},
+            "entity": {"type": "string", "enum": entities,
+                       "description": "the object; events of objects the profile does not "
+                                      "score are skipped"},
+            "entity_id": {"type": "string"},
+            "id": {"type": "string", "format": "uuid",
+                   "description": "the event's id: a retry of the event has the same"},
+            "timestamp": {"type": "string", "format": "date-time",
+                          "description": "the event's time: the verdict's as_of date"},
+            "version": {"type": "string", "example": "2.0"},
+            "change_source": {"type": "string", "enum": ["app", "api"]},
+            "user_id": {"type": "integer"}, "attempt": {"type": "integer"}}}
+        data = dict(record.get("properties", {}).get("data") or {"type": "object"})
+        schema = {**record, "required": ["meta"], "properties": {
+            **record.get("properties", {}), "meta": meta,
+            "data": {"anyOf": [data, {"type": "null"}]},
+            "previous": {"anyOf": [{"type": "object"}, {"type": "null"}]}}}
+        return {"application/json": {"schema": schema}}
 
     def unwrap(self, payload: Any, profile: Profile) -> Inbound:
         body = as_object(payload, "a Pipedrive webhook body")

@@ -17,7 +17,7 @@ Reference: https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
@@ -49,8 +49,12 @@ def _local(tag: str) -> str:
 
 
 class Salesforce:
+    """Salesforce Outbound Messages (SOAP), from the organisations allowed."""
+
     name = "salesforce"
     setting = "QUALIFY_SALESFORCE_ORG_IDS"
+    # Nothing signs it: the OrganizationId in the message is checked against the settings.
+    security: ClassVar[list[dict[str, list[str]]]] = []
 
     def __init__(self, settings: Settings) -> None:
         self.orgs = {org.strip()[:15] for org in settings.salesforce_org_ids if org.strip()}
@@ -97,6 +101,42 @@ class Salesforce:
                                  or "").strip(),
                 "action": (notifications.findtext(f"{OUTBOUND}ActionId") or "").strip(),
                 "notifications": out}
+
+    def content(self, record: dict[str, Any], profile: Profile) -> dict[str, Any]:
+        """The SOAP notifications document (OpenAPI's ``xml`` names and namespaces); each
+        sObject holds the fields the profile reads, as text."""
+        fields: dict[str, Any] = {
+            name: {"type": "string", "maxLength": 100,
+                   "description": column.get("description", name),
+                   "xml": {"prefix": "sf", "namespace": SOBJECT[1:-1]}}
+            for name, column in record.get("properties", {}).items()}
+        kinds = [f"sf:{o}" for o in sorted(profile.objects)] or ["sf:Lead"]
+        fields["type"] = {"type": "string", "enum": kinds, "xml": {
+            "name": "type", "attribute": True, "prefix": "xsi", "namespace": XSI[1:-1]}}
+        text = {"type": "string", "maxLength": 100}
+        notification = {"type": "object", "required": ["Id", "sObject"], "properties": {
+            "Id": {"type": "string", "minLength": 1, "maxLength": 18},
+            "sObject": {"type": "object", "required": ["type", *record.get("required", [])],
+                        "properties": fields}}}
+        schema = {
+            "title": "OutboundMessage", "type": "object", "required": ["Body"],
+            "xml": {"name": "Envelope", "prefix": "soapenv", "namespace": SOAP[1:-1]},
+            "properties": {"Body": {
+                "type": "object", "required": ["notifications"],
+                "xml": {"prefix": "soapenv"}, "properties": {"notifications": {
+                    "type": "object", "required": ["OrganizationId", "Notification"],
+                    "xml": {"namespace": OUTBOUND[1:-1]}, "properties": {
+                        "OrganizationId": {
+                            "type": "string", "pattern": "^00D[0-9A-Za-z]{12}([0-9A-Za-z]{3})?$",
+                            "description": "one of QUALIFY_SALESFORCE_ORG_IDS, else 403"},
+                        "ActionId": text, "SessionId": text, "EnterpriseUrl": text,
+                        "PartnerUrl": text,
+                        "Notification": {"type": "array", "items": notification,
+                                         "minItems": 1, "maxItems": 100}}}}}}}
+        return {"text/xml": {"schema": schema}}
+
+    def answer(self) -> dict[str, Any]:
+        return {"text/xml": {"schema": {"type": "string"}, "example": ACK.decode()}}
 
     def unwrap(self, payload: Any, profile: Profile) -> Inbound:
         org = payload["organization"]

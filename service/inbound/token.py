@@ -14,10 +14,12 @@ a token, unlike a signature, is worth stealing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from fastapi import Request
 from pydantic import SecretStr
 
+from service.inbound.base import TOKEN_SECURITY
 from service.signatures import verify_token
 
 TOKEN_HEADER = "X-Qualify-Token"
@@ -45,6 +47,7 @@ class TokenAuth:
     """The authentication half of a static-token adapter."""
 
     setting: str  # the variable that holds the tokens
+    security: ClassVar[list[dict[str, list[str]]]] = TOKEN_SECURITY
 
     def __init__(self, tokens: Sequence[SecretStr]) -> None:
         self.tokens = [t.get_secret_value() for t in tokens]

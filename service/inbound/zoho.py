@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 from qualify import Profile
 from service.bodies import parse_json
 from service.errors import ApiError
-from service.inbound.base import Event, Inbound, as_id, as_object
+from service.inbound.base import RECORD_ANSWER, Event, Inbound, as_id, as_object
 from service.inbound.token import TokenAuth
 from service.settings import Settings
 
@@ -26,6 +26,8 @@ MAX_FIELDS = 1000
 
 
 class Zoho(TokenAuth):
+    """Zoho CRM workflow webhooks: the record's fields as a form or as JSON, a static token."""
+
     name = "zoho"
     setting = "QUALIFY_ZOHO_TOKENS"
 
@@ -53,6 +55,18 @@ class Zoho(TokenAuth):
                                "given twice", field=key[:64])
             form[key] = value
         return form
+
+    def content(self, record: dict[str, Any], profile: Profile) -> dict[str, Any]:
+        """Form fields (Zoho's default; every value is text) or a JSON object."""
+        form = {**record, "additionalProperties": {"type": "string"}, "properties": {
+            name: {"type": "string", "maxLength": 200,
+                   "description": spec.get("description", name)}
+            for name, spec in record.get("properties", {}).items()}}
+        return {"application/x-www-form-urlencoded": {"schema": form},
+                "application/json": {"schema": record}}
+
+    def answer(self) -> dict[str, Any]:
+        return RECORD_ANSWER
 
     def unwrap(self, payload: Any, profile: Profile) -> Inbound:
         record = as_object(payload, "a Zoho CRM webhook body")

@@ -24,7 +24,7 @@ from service.direct import DirectRoute
 from service.errors import COMMON, ApiError, ErrorBody
 from service.inbound import Event, Inbound
 from service.middleware import log_fields
-from service.schemas import WebhookResult
+from service.schemas import WebhookEvents, WebhookResult
 from service.signatures import SignatureError
 from service.store import NewJob
 
@@ -64,11 +64,16 @@ def _replayed(answer: bytes | None, source: str, delivery_id: str) -> bytes:
 @router.post(
     "/{source}", summary="Score a CRM's webhook payload", operation_id="webhook",
     response_class=Response,
-    responses={200: {"model": WebhookResult, "description": "the verdict for the record, or "
-                     "why it was not scored; for a list of HubSpot events, what was queued "
-                     "(a retry of the same delivery gets the same answer)"},
+    responses={200: {"model": WebhookResult | WebhookEvents,
+                     "description": "the verdict for the record, or why it was not scored; "
+                     "for a list of events (HubSpot app webhooks), what was queued; for "
+                     "Salesforce, its SOAP acknowledgement (a retry of the same delivery "
+                     "gets the same answer)",
+                     "content": {"text/xml": {"schema": {"type": "string"}}}},
                401: {"model": ErrorBody, "description": "bad signature, stale timestamp "
                      "or wrong credentials: nothing is scored"},
+               403: {"model": ErrorBody, "description": "salesforce: an organisation that "
+                     "is not in QUALIFY_SALESFORCE_ORG_IDS; nothing is queued"},
                404: {"model": ErrorBody, "description": "no such source, or its "
                      "credentials are not configured"},
                **COMMON},
@@ -83,8 +88,15 @@ async def webhook(request: Request) -> Response:
       (at most 5 minutes off).
     - `pipedrive`: webhooks v2 `{data, previous, meta}` (or v1) with HTTP basic auth. A
       retry (same `meta.id`) gets the same answer; `as_of` defaults to the event's date.
+    - `salesforce`: an Outbound Message (SOAP) from an organisation of
+      `QUALIFY_SALESFORCE_ORG_IDS`; answered with its acknowledgement once stored.
+    - `zoho` (form fields or JSON) and `dynamics` (a Dataverse RemoteExecutionContext): a
+      static token as `X-Qualify-Token`, `Authorization: Bearer` or `?token=`.
     - any other source: a JSON object signed with
       `X-Qualify-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>`.
+
+    Each source is also documented as its own operation (`POST /v1/webhooks/hubspot`, ...)
+    with the body its CRM sends and the fields its mapping profile reads.
 
     A record the rule base cannot read is answered 200 with `scored: false` and the reason.
     """

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 import warnings
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+import httpx
+import pytest
 
 from service.settings import Settings
 from service.signatures import basic_header, generic_header, hubspot_v3_signature
@@ -14,7 +24,7 @@ with warnings.catch_warnings():  # starlette asks for httpx2; plain httpx still 
     warnings.filterwarnings("ignore", message=".*install `httpx2`")
     from starlette.testclient import TestClient
 
-__all__ = ["TestClient"]
+__all__ = ["Server", "TestClient"]
 
 API_KEY = "test-api-key"
 ADMIN_KEY = "test-admin-key"
@@ -80,3 +90,72 @@ def generic_headers(body: bytes, *, secret: str = GENERIC_SECRET,
 def pipedrive_headers(user: str = PIPEDRIVE_USER,
                       password: str = PIPEDRIVE_PASSWORD) -> dict[str, str]:
     return {"Authorization": basic_header(user, password), "Content-Type": "application/json"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Server:
+    """``qualify serve --workers N`` as a real process on 127.0.0.1, in a session of its
+    own; ``args`` and ``env`` add options and QUALIFY_* variables."""
+
+    START = "import sys; from qualify.cli import main; sys.exit(main())"
+
+    def __init__(self, rules: Path, log: Path, *, workers: int = 2, args: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("QUALIFY_")}
+        environ.update(QUALIFY_API_KEYS=API_KEY, QUALIFY_ADMIN_KEY=ADMIN_KEY,
+                       QUALIFY_RELOAD_POLL="0.2", QUALIFY_RELOAD_GRACE="1", **(env or {}))
+        environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.log = log
+        self._out = log.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", self.START, "serve", "--rules", str(rules), "--host",
+             "127.0.0.1", "--port", str(self.port), "--workers", str(workers), *args],
+            stdout=self._out, stderr=subprocess.STDOUT, env=environ, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the server exited: {self.log.read_text(errors='replace')}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        pytest.fail("the server did not become ready")
+
+    def workers(self) -> list[int]:
+        """The uvicorn worker processes' ids (children started by multiprocessing)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:  # gone meanwhile
+                continue
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            if ppid == self.process.pid and b"spawn_main" in cmdline:
+                found.append(int(entry.name))
+        return found
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)  # our own child's session
+                self.process.wait(timeout=5)
+        self._out.close()
+        return self.process.returncode

@@ -10,11 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -25,58 +20,9 @@ import httpx
 import pytest
 
 from qualify import Engine, load_rulebook
-from tests.service.helpers import ADMIN_KEY, API_KEY, LEAD
+from tests.service.helpers import ADMIN_KEY, API_KEY, LEAD, Server
 
 pytestmark = pytest.mark.slow
-
-START = "import sys; from qualify.cli import main; sys.exit(main())"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Server:
-    def __init__(self, rules: Path, log: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("QUALIFY_")}
-        env.update(QUALIFY_API_KEYS=API_KEY, QUALIFY_ADMIN_KEY=ADMIN_KEY,
-                   QUALIFY_RELOAD_POLL="0.2", QUALIFY_RELOAD_GRACE="1")
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        self.log = log
-        self._out = log.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", START, "serve", "--rules", str(rules), "--host",
-             "127.0.0.1", "--port", str(self.port), "--workers", "2"],
-            stdout=self._out, stderr=subprocess.STDOUT, env=env)
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the server exited: {self.log.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        pytest.fail("the server did not become ready")
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()  # our own child, by its handle
-                self.process.wait(timeout=5)
-        self._out.close()
-        return self.process.returncode
 
 
 @pytest.fixture

@@ -238,7 +238,39 @@ class TestOpenAPI:
             assert "examples" in ops[key]["requestBody"]["content"]["application/json"]
         assert set(ops[("/v1/webhooks/{source}", "post")]["responses"]) >= {
             "200", "400", "401", "404", "413", "422"}
-        assert {"ApiKey", "AdminKey"} == set(doc["components"]["securitySchemes"])
+        assert {"ApiKey", "AdminKey"} <= set(doc["components"]["securitySchemes"])
+
+    def test_each_source_has_its_operation(self, secure_client: TestClient) -> None:
+        """Every webhook source is an operation of its own: its CRM's body around the fields
+        its profile reads, its authentication, its answer."""
+        doc = secure_client.get("/openapi.json").json()
+        schemes = doc["components"]["securitySchemes"]
+        for name in ("dynamics", "generic", "hubspot", "pipedrive", "salesforce", "zoho"):
+            op = doc["paths"][f"/v1/webhooks/{name}"]["post"]
+            assert op["operationId"] == f"webhook_{name}"
+            assert "source" not in {p["name"] for p in op["parameters"]}
+            for requirement in op["security"]:
+                assert set(requirement) <= set(schemes)
+        ops = {name: doc["paths"][f"/v1/webhooks/{name}"]["post"] for name in
+               ("hubspot", "pipedrive", "salesforce", "zoho")}
+        assert ops["hubspot"]["security"] == [{"HubSpotSignature": [], "HubSpotTimestamp": []}]
+        record, events, _ = ops["hubspot"]["requestBody"]["content"]["application/json"][
+            "schema"]["anyOf"]
+        assert record["properties"]["properties"]["properties"]["budget"]["anyOf"][0][
+            "properties"]["value"]["description"].startswith("Budget")
+        assert {"required": ["objectId"]} in record["allOf"][0]["anyOf"]  # a lead id
+        assert events["items"]["required"] == ["eventId", "subscriptionType", "objectId"]
+        answer = ops["hubspot"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert {"$ref": "#/components/schemas/WebhookEvents"} in answer["anyOf"]
+        pipedrive = ops["pipedrive"]["requestBody"]["content"]["application/json"]["schema"]
+        assert pipedrive["required"] == ["meta"]
+        assert pipedrive["properties"]["data"]["anyOf"][0]["required"] == ["id"]
+        soap = ops["salesforce"]["requestBody"]["content"]["text/xml"]["schema"]
+        assert soap["xml"]["name"] == "Envelope"
+        assert "403" in ops["salesforce"]["responses"]
+        assert "text/xml" in ops["salesforce"]["responses"]["200"]["content"]
+        assert set(ops["zoho"]["requestBody"]["content"]) == {
+            "application/x-www-form-urlencoded", "application/json"}
 
     def test_docs_page(self, client: TestClient) -> None:
         """/docs serves the interactive page."""
