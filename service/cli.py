@@ -19,6 +19,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import uvicorn
@@ -30,6 +31,7 @@ from service.logs import uvicorn_log_config
 from service.settings import Settings
 from service.state import build_snapshot
 from service.store import Store, default_url, describe
+from service.transport import raise_file_limit, uvicorn_options
 
 log = logging.getLogger("qualify.cli")
 
@@ -154,9 +156,29 @@ MAPPINGS_OPTION = click.option(
               default=None, help="Append each input and verdict to this JSON-lines file.")
 @click.option("--forwarded-allow-ips", default=None, metavar="IPS",
               help="Proxies trusted for X-Forwarded-For/-Proto (uvicorn's option).")
+@click.option("--max-connections", type=click.IntRange(1), default=None,
+              help="Connections a worker serves at once; a request beyond them gets 503 "
+              "(default: QUALIFY_MAX_CONNECTIONS, else 10000; lowered to fit the open-file "
+              "limit).")
+@click.option("--header-timeout", type=click.FloatRange(0, min_open=True), default=None,
+              metavar="SECONDS", help="Time for a request's line and headers; then 408 and "
+              "the connection is closed (default: QUALIFY_HEADER_TIMEOUT, else 10).")
+@click.option("--body-timeout", type=click.FloatRange(0, min_open=True), default=None,
+              metavar="SECONDS", help="Time for a request's body; then 408 (default: "
+              "QUALIFY_BODY_TIMEOUT, else 30).")
+@click.option("--keep-alive-timeout", type=click.IntRange(1), default=None,
+              metavar="SECONDS", help="An idle kept-alive connection is closed after this; "
+              "keep it above a proxy's idle timeout (default: QUALIFY_KEEP_ALIVE_TIMEOUT, "
+              "else 5).")
+@click.option("--max-header-bytes", type=click.IntRange(1024), default=None,
+              help="Request line and headers at most; more gets 431 (default: "
+              "QUALIFY_MAX_HEADER_BYTES, else 16384).")
 def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: int,
           workers: int, log_level: str | None, log_format: str | None,
-          decision_log: Path | None, forwarded_allow_ips: str | None) -> None:
+          decision_log: Path | None, forwarded_allow_ips: str | None,
+          max_connections: int | None, header_timeout: float | None,
+          body_timeout: float | None, keep_alive_timeout: int | None,
+          max_header_bytes: int | None) -> None:
     """Serve the HTTP API: scoring, CRM webhooks, rule base reload, health and metrics.
 
     Keys and secrets come from the environment: QUALIFY_API_KEYS, QUALIFY_ADMIN_KEY,
@@ -169,7 +191,10 @@ def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: in
     settings = _settings(RULES=rules_path and rules_path.resolve(),
                          MAPPINGS=mappings and mappings.resolve(), LOG_LEVEL=log_level,
                          LOG_FORMAT=log_format,
-                         DECISION_LOG=decision_log and decision_log.resolve())
+                         DECISION_LOG=decision_log and decision_log.resolve(),
+                         MAX_CONNECTIONS=max_connections, HEADER_TIMEOUT=header_timeout,
+                         BODY_TIMEOUT=body_timeout, KEEP_ALIVE_TIMEOUT=keep_alive_timeout,
+                         MAX_HEADER_BYTES=max_header_bytes)
     logging.config.dictConfig(uvicorn_log_config(settings))
 
     try:  # check before forking workers: every problem, with its location
@@ -179,6 +204,7 @@ def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: in
             click.echo(str(problem), err=True)
         raise SystemExit(2) from None
     _migrate(settings)
+    connections = _connections(settings)
 
     if settings.open_access and not is_loopback(host):
         log.warning("no API keys configured (QUALIFY_API_KEYS): binding 127.0.0.1 instead "
@@ -189,7 +215,24 @@ def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: in
         uvicorn.run(APP, factory=True, host=host, port=port, workers=workers,
                     log_config=uvicorn_log_config(settings), access_log=False,
                     server_header=False, forwarded_allow_ips=forwarded_allow_ips,
-                    timeout_graceful_shutdown=15)
+                    timeout_graceful_shutdown=15, **connections)
+
+
+def _connections(settings: Settings) -> dict[str, Any]:
+    """uvicorn's connection settings, the open-file limit raised first (workers inherit
+    it), and both logged."""
+    files = raise_file_limit()
+    options = uvicorn_options(settings, files)
+    limit = options["limit_concurrency"]
+    if limit < settings.max_connections:
+        log.warning("at most %d connections per worker, not %d (QUALIFY_MAX_CONNECTIONS): "
+                    "the open-file limit is %d; raise it (ulimit -n, systemd LimitNOFILE=)",
+                    limit, settings.max_connections, files)
+    log.info("connections: at most %d per worker (open-file limit %d); request headers "
+             "within %g s and %d bytes, bodies within %g s; idle connections closed after "
+             "%d s", limit, files, settings.header_timeout, settings.max_header_bytes,
+             settings.body_timeout, settings.keep_alive_timeout)
+    return options
 
 
 @click.command()

@@ -40,6 +40,7 @@ from service.security import Keys
 from service.settings import Settings
 from service.state import Registry
 from service.store import Store, default_url, describe
+from service.transport import raise_file_limit
 
 log = logging.getLogger("qualify.service")
 
@@ -98,7 +99,8 @@ async def _start(service: Service) -> None:
     log.info("serving rule base", extra={"fields": {
         **snapshot.ref(), "sources": sorted(snapshot.profiles),
         "decision_log": str(settings.decision_log) if settings.decision_log else None,
-        "database": describe(service.store.url), "write_back": sorted(service.clients)}})
+        "database": describe(service.store.url), "write_back": sorted(service.clients),
+        "open_files": raise_file_limit()}})  # each connection is one
     if settings.outbox_in_app:
         service.outbox.start()
     if registry.channel:

@@ -92,7 +92,8 @@ async def retry(request: Request, _: AdminAuth, service: ServiceDep) -> Response
     """Queue jobs again with their attempts reset: by id, or every job in `states`
     (default: every dead one). An invalid job is scored again, with the rule base and
     mapping now loaded. An empty body retries every dead job."""
-    body = await read_body(request, service.settings.max_body_bytes)
+    body = await read_body(request, service.settings.max_body_bytes,
+                           service.settings.body_timeout)
     try:
         asked = RetryRequest.model_validate(parse_json(body) if body.strip() else {})
     except ValidationError as e:

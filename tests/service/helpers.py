@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from service.settings import Settings
 from service.signatures import basic_header, generic_header, hubspot_v3_signature
@@ -80,3 +90,63 @@ def generic_headers(body: bytes, *, secret: str = GENERIC_SECRET,
 def pipedrive_headers(user: str = PIPEDRIVE_USER,
                       password: str = PIPEDRIVE_PASSWORD) -> dict[str, str]:
     return {"Authorization": basic_header(user, password), "Content-Type": "application/json"}
+
+
+# ----------------------------------------------------------------------------- real servers
+
+START = "import sys; from qualify.cli import main; sys.exit(main())"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Serve:
+    """A real server process (``qualify serve`` unless ``command`` says otherwise) on
+    ``host`` and a free port, in a session of its own: ``stop`` ends every process in it.
+    Its environment has no QUALIFY_* variable but ``env`` and a store in ``tmp``."""
+
+    def __init__(self, tmp: Path, *options: str, env: Mapping[str, str] | None = None,
+                 command: Sequence[str] = ("-c", START, "serve"),
+                 host: str = "127.0.0.1") -> None:
+        self.port = free_port(host)
+        self.url = f"http://{host}:{self.port}"
+        environment = {k: v for k, v in os.environ.items()
+                       if not k.startswith("QUALIFY_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+        environment.update(QUALIFY_DATABASE_URL=f"sqlite:///{tmp / 'serve.db'}",
+                           QUALIFY_ACCESS_LOG="false", **(env or {}))
+        self.log = tmp / "serve.log"
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, *command, "--host", host, "--port", str(self.port),
+                 *options], stdout=out, stderr=subprocess.STDOUT, env=environment,
+                start_new_session=True)
+
+    def wait_ready(self, timeout: float = 40) -> Serve:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited: {self.output()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"the server did not become ready: {self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """SIGINT to the session, then SIGKILL if it has not ended in 20 s."""
+        for sig, wait in ((signal.SIGINT, 20), (signal.SIGKILL, 10)):
+            if self.process.poll() is not None:
+                break
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=wait)

@@ -18,6 +18,8 @@ from click.testing import CliRunner
 import service.cli
 import service.main as service_main
 from qualify.cli import main
+from service.settings import Settings
+from service.transport import FILES_RESERVED, HttpProtocol, connection_limit
 from tests.service.helpers import position
 
 
@@ -242,3 +244,31 @@ class TestBlankKeys:
         assert "QUALIFY_API_KEYS" in result.output
         assert "empty" in result.output
         assert runs == []
+
+
+def test_connection_settings_reach_uvicorn(runs: list[dict[str, Any]]) -> None:
+    """The connection options become uvicorn's settings (the protocol with header limits,
+    the keep-alive timeout, the connection limit) and QUALIFY_* variables for the workers,
+    and one line says what they are."""
+    result = CliRunner().invoke(main, [
+        "serve", "--max-connections", "50", "--keep-alive-timeout", "7",
+        "--header-timeout", "3", "--body-timeout", "4", "--max-header-bytes", "8192"])
+    assert result.exit_code == 0, result.output
+    [call] = runs
+    assert (call["http"], call["timeout_keep_alive"], call["limit_concurrency"]) == (
+        HttpProtocol, 7, 50)
+    assert {k: call["env"][f"QUALIFY_{k}"] for k in (
+        "HEADER_TIMEOUT", "BODY_TIMEOUT", "MAX_HEADER_BYTES")} == {
+        "HEADER_TIMEOUT": "3.0", "BODY_TIMEOUT": "4.0", "MAX_HEADER_BYTES": "8192"}
+    line = next(json.loads(x) for x in result.stderr.splitlines() if "connections:" in x)
+    assert line["message"].startswith("connections: at most 50 per worker (open-file limit ")
+    assert "headers within 3 s and 8192 bytes, bodies within 4 s" in line["message"]
+
+
+def test_the_connection_limit_leaves_files_for_the_rest() -> None:
+    """The connection limit stays below the open-file limit, so that requests beyond it
+    are answered 503 before accept() runs out of files and resets them unseen."""
+    settings = Settings()
+    assert connection_limit(settings, 1 << 20) == settings.max_connections
+    assert connection_limit(settings, 1024) == 1024 - FILES_RESERVED
+    assert connection_limit(settings, 10) == 1
