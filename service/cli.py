@@ -8,7 +8,6 @@ files and the reload channel, and is removed at exit.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import logging.config
 import os
@@ -28,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from qualify import RulebaseError
 from service.logs import uvicorn_log_config
+from service.security import is_loopback
 from service.settings import Settings
 from service.state import build_snapshot
 from service.store import Store, default_url, describe
@@ -36,15 +36,6 @@ from service.transport import raise_file_limit, uvicorn_options
 log = logging.getLogger("qualify.cli")
 
 APP = "service.main:worker_app"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @contextlib.contextmanager
@@ -144,7 +135,8 @@ MAPPINGS_OPTION = click.option(
 @RULES_OPTION
 @MAPPINGS_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind. Without API keys only loopback is allowed.")
+              help="Address to bind. Without API keys, scoring answers only clients on "
+              "this machine.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes (the engine is CPU-bound: about one per core).")
@@ -207,9 +199,9 @@ def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: in
     connections = _connections(settings)
 
     if settings.open_access and not is_loopback(host):
-        log.warning("no API keys configured (QUALIFY_API_KEYS): binding 127.0.0.1 instead "
-                    "of %s", host)
-        host = "127.0.0.1"
+        log.warning("no API keys configured (QUALIFY_API_KEYS): on %s, scoring and admin "
+                    "endpoints answer only clients on this machine (403 for the others)",
+                    host)
 
     with _worker_scratch(), _outbox_process():
         uvicorn.run(APP, factory=True, host=host, port=port, workers=workers,

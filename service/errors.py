@@ -172,4 +172,6 @@ COMMON: dict[int | str, dict[str, Any]] = {
 }
 AUTH: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "missing or wrong API key"},
+    403: {"model": ErrorBody, "description": "no API key is configured, and the client is "
+          "not on the service's machine"},
 }

@@ -50,7 +50,8 @@ grade, every rule that fired with the facts that made it fire, what is still unk
 weakest factor and the next step. Every verdict names the SHA-256 of the rule base it used.
 
 Scoring needs an API key (`Authorization: Bearer <key>`) when `QUALIFY_API_KEYS` is set;
-reload needs the admin key. Errors are `{error, message, field}`.
+without one it answers only clients on the service's own machine. Reload needs the admin
+key. Errors are `{error, message, field}`.
 """
 
 TAGS = [
@@ -93,8 +94,8 @@ async def _start(service: Service) -> None:
     if not registry.loaded:  # the app is being started again
         registry.load()
     if service.keys.open_access:
-        log.warning("no API keys configured (QUALIFY_API_KEYS): scoring is open to anyone "
-                    "who can connect, so serve on loopback (127.0.0.1) only")
+        log.warning("no API keys configured (QUALIFY_API_KEYS): scoring and admin endpoints "
+                    "answer only clients on this machine (loopback, not through a proxy)")
     snapshot = registry.current
     log.info("serving rule base", extra={"fields": {
         **snapshot.ref(), "sources": sorted(snapshot.profiles),

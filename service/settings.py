@@ -173,5 +173,5 @@ class Settings(BaseSettings):
 
     @property
     def open_access(self) -> bool:
-        """No API key is configured: scoring is open, so the service stays on loopback."""
+        """No API key is configured: scoring answers only clients on the same machine."""
         return not self.api_keys

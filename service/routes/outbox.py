@@ -57,7 +57,8 @@ class RetryResult(BaseModel):
 
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "missing or wrong admin key"},
-    403: {"model": ErrorBody, "description": "no admin key is configured"}}
+    403: {"model": ErrorBody, "description": "no admin key is configured (without API "
+          "keys either: the client is not on the service's machine)"}}
 
 
 @router.get("", summary="Write-back jobs (admin)", operation_id="outbox",

@@ -22,9 +22,20 @@ from service.signatures import basic_header, generic_header, hubspot_v3_signatur
 
 with warnings.catch_warnings():  # starlette asks for httpx2; plain httpx still works
     warnings.filterwarnings("ignore", message=".*install `httpx2`")
-    from starlette.testclient import TestClient
+    from starlette.testclient import TestClient as StarletteTestClient
 
 __all__ = ["TestClient"]
+
+LOOPBACK = ("127.0.0.1", 50000)
+
+
+class TestClient(StarletteTestClient):
+    """Starlette's test client, as a client on the service's machine (127.0.0.1:50000, not
+    starlette's "testclient"): without API keys the service answers only those."""
+
+    def __init__(self, app: Any, *args: Any, client: tuple[str, int] = LOOPBACK,
+                 **kwargs: Any) -> None:
+        super().__init__(app, *args, client=client, **kwargs)
 
 API_KEY = "test-api-key"
 ADMIN_KEY = "test-admin-key"
