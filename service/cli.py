@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from qualify import RulebaseError
+from service.lifetime import SERVE_PID
 from service.logs import uvicorn_log_config
 from service.security import is_loopback
 from service.settings import Settings
@@ -97,8 +98,7 @@ def _outbox_process() -> Iterator[None]:
             with lock:
                 if stopping.is_set():
                     return
-                child = subprocess.Popen(argv, env={**os.environ,
-                                                    "QUALIFY_OUTBOX_PARENT": str(os.getpid())})
+                child = subprocess.Popen(argv)  # it dies with serve (service.lifetime)
                 current[:] = [child]
             code = child.wait()
             if not stopping.is_set():
@@ -203,6 +203,7 @@ def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: in
                     "endpoints answer only clients on this machine (403 for the others)",
                     host)
 
+    os.environ[SERVE_PID] = str(os.getpid())  # its workers and outbox die with it
     with _worker_scratch(), _outbox_process():
         uvicorn.run(APP, factory=True, host=host, port=port, workers=workers,
                     log_config=uvicorn_log_config(settings), access_log=False,

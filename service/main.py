@@ -30,6 +30,7 @@ from service.direct import DirectApp
 from service.inbound import Webhooks
 from service.inbound.pipedrive import Pipedrive as PipedriveHooks
 from service.intake import Deliveries
+from service.lifetime import die_with_parent
 from service.logs import DecisionLog, LogSetup
 from service.metrics import Metrics
 from service.middleware import Observe
@@ -206,8 +207,10 @@ def _learn_own_writes(client: Pipedrive, scheme: PipedriveHooks, service: Servic
 
 
 def worker_app() -> FastAPI:
-    """The app of a ``qualify serve`` worker process. The modules it imported are frozen
+    """The app of a ``qualify serve`` worker process, which dies with serve (a ``kill -9``
+    of serve left its workers holding the port). The modules it imported are frozen
     out of the cycle collector's sight before the rule base is built: a full collection
     over all of them took 40-48 ms, a pause every request in flight waited for."""
+    die_with_parent()
     tune_gc()
     return create_app()

@@ -153,7 +153,8 @@ class Serve:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
-        """SIGINT to the session, then SIGKILL if it has not ended in 20 s."""
+        """SIGINT to the session, then SIGKILL if it has not ended in 20 s; SIGKILL to any
+        process of it that outlived the server."""
         for sig, wait in ((signal.SIGINT, 20), (signal.SIGKILL, 10)):
             if self.process.poll() is not None:
                 break
@@ -161,3 +162,20 @@ class Serve:
                 os.killpg(self.process.pid, sig)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=wait)
+        for pid in session(self.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def session(sid: int) -> dict[int, str]:
+    """The live processes of session ``sid`` (zombies are dead) and their command lines."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            found[int(stat.parent.name)] = command.decode(errors="replace")
+    return found
