@@ -67,10 +67,10 @@ def uvicorn_options(settings: Settings, files: int) -> dict[str, Any]:
 
 
 @functools.cache
-def _limits() -> tuple[float, int]:
-    """(header timeout, max header bytes) of this process's settings, read once."""
+def _limits() -> tuple[float, int, float]:
+    """(header timeout, max header bytes, body timeout) of this process's settings."""
     settings = Settings()
-    return settings.header_timeout, settings.max_header_bytes
+    return settings.header_timeout, settings.max_header_bytes, settings.body_timeout
 
 
 class _Tally:
@@ -95,6 +95,8 @@ _late = _Tally("request headers not complete in time (QUALIFY_HEADER_TIMEOUT): a
                "such line")
 _large = _Tally("request headers over QUALIFY_MAX_HEADER_BYTES: %d request(s) answered 431 "
                 "since the last such line")
+_unread = _Tally("request bodies still coming after the answer, not complete in time "
+                 "(QUALIFY_BODY_TIMEOUT): %d connection(s) closed since the last such line")
 _full = _Tally("a connection opened at the limit (QUALIFY_MAX_CONNECTIONS): requests are "
                "answered 503 until some close; %d such connection(s) since the last such line")
 
@@ -124,13 +126,15 @@ class HttpProtocol(HttpToolsProtocol):
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.header_timeout, self.max_header_bytes = _limits()
+        self.header_timeout, self.max_header_bytes, self.body_timeout = _limits()
         self.reading_headers = False  # of a request: from connecting or its first byte
-        self.header_bytes = 0  # received while reading them (a chunk more at most)
+        self.header_bytes = 0  # in chunks wholly read while reading them: a chunk less at most
+        self.uncounted = 0  # bytes of the chunk in which a later request began: a bound
         self.begun = False  # a byte of the request came
         self.chunk = 0  # bytes in the last data received
         self.headers_due = 0.0  # loop time
         self.header_deadline: asyncio.TimerHandle | None = None
+        self.body_deadline: asyncio.TimerHandle | None = None  # for a body answered early
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -141,6 +145,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
+        self._cancel_body_deadline()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -161,13 +166,14 @@ class HttpProtocol(HttpToolsProtocol):
         if not self.reading_headers:  # a later request on a kept-alive connection: its
             self.reading_headers = True  # deadline is set only if its headers are split
             self.header_bytes = 0
+            self.uncounted = self.chunk
             self.headers_due = self.loop.time() + self.header_timeout
         self.begun = True
 
     def on_headers_complete(self) -> None:
         self.reading_headers = self.begun = False
         self._cancel_deadline()
-        if self.header_bytes + self.chunk > self.max_header_bytes and (  # else surely fewer
+        if self.header_bytes + self.uncounted > self.max_header_bytes and (  # else fewer
                 len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers) + 16
                 > self.max_header_bytes):  # all came in one chunk: answered by uvicorn's cycle
             _large(client=self.client and self.client[0])
@@ -179,9 +185,24 @@ class HttpProtocol(HttpToolsProtocol):
             return
         super().on_headers_complete()
 
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self.body_deadline is not None:  # the body answered early is all here: the
+            self._cancel_body_deadline()  # connection is idle, and uvicorn's timer was
+            if not self.transport.is_closing():  # stopped by the body's bytes
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        cycle = self.cycle
+        if cycle.response_complete and cycle.more_body and not self.transport.is_closing():
+            # Answered before its body came (a 401, a 405): the rest has the body's time.
+            self.body_deadline = self.loop.call_later(self.body_timeout, self._body_late)
+
     def _await_headers(self) -> None:
         self.reading_headers = True
-        self.header_bytes = 0
+        self.header_bytes = self.uncounted = 0
         self.headers_due = self.loop.time() + self.header_timeout
         self.header_deadline = self.loop.call_at(self.headers_due, self._headers_late)
 
@@ -189,6 +210,17 @@ class HttpProtocol(HttpToolsProtocol):
         if self.header_deadline is not None:
             self.header_deadline.cancel()
             self.header_deadline = None
+
+    def _cancel_body_deadline(self) -> None:
+        if self.body_deadline is not None:
+            self.body_deadline.cancel()
+            self.body_deadline = None
+
+    def _body_late(self) -> None:
+        self.body_deadline = None
+        if not self.transport.is_closing():
+            _unread(client=self.client and self.client[0], timeout=self.body_timeout)
+            self.transport.close()  # answered already: nothing more to say
 
     def _headers_late(self) -> None:
         self.header_deadline = None

@@ -180,15 +180,21 @@ class TestHeaderDeadline:
 class TestHeaderSize:
     def test_headers_over_the_cap_are_answered_431(self, server: Serve) -> None:
         """20 KB of headers (the cap is 16,384 bytes) get a 431 in the service's error
-        shape; 12 KB are served."""
-        for size, status in ((12, 200), (20, 431)):
-            extra = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"a" * 1000) for i in range(size))
-            request = _score_request().replace(b"\r\n\r\n", b"\r\n" + extra + b"\r\n", 1)
-            with _connect(server) as sock:
-                sock.sendall(request)
-                got, _, body = _response(sock)
-            assert got == status
-        assert json.loads(body)["error"] == "headers_too_large"
+        shape, and the connection is closed; 12 KB are served. The same for a later request
+        on a kept-alive connection."""
+        for later in (False, True):
+            for size, status in ((12, 200), (20, 431)):
+                extra = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"a" * 1000) for i in range(size))
+                request = _score_request().replace(b"\r\n\r\n", b"\r\n" + extra + b"\r\n", 1)
+                with _connect(server) as sock:
+                    if later:
+                        sock.sendall(_score_request())
+                        assert _response(sock)[0] == 200
+                    sock.sendall(request)
+                    got, headers, body = _response(sock)
+                assert got == status
+            assert (json.loads(body)["error"], headers["connection"]) == (
+                "headers_too_large", "close")
 
     def test_an_endless_header_is_refused_and_memory_stays_flat(
             self, server: Serve) -> None:
@@ -224,3 +230,29 @@ class TestBodyDeadline:
             408, "request_timeout", "close")
         assert "10 bytes came" in error["message"]
         assert BODY_TIMEOUT - 0.2 < seconds < BODY_TIMEOUT + 2
+
+    def test_a_body_answered_before_it_came_has_the_body_timeout(
+            self, server: Serve) -> None:
+        """Answered 401 before its body (a wrong key), then the body trickles: the
+        connection is closed after the body timeout (before: held for ever, as uvicorn
+        restarts no timer for a body nobody reads)."""
+        request = _score_request(b"x" * 1000).replace(API_KEY.encode(), b"wrong")
+        with _connect(server) as sock:
+            sock.sendall(request[:-990])
+            assert _response(sock)[0] == 401
+            seconds, _ = _closed_after(sock, trickle=b"x")
+        assert BODY_TIMEOUT - 0.5 < seconds < BODY_TIMEOUT + 2
+
+    def test_after_a_body_answered_early_an_idle_connection_is_closed(
+            self, server: Serve) -> None:
+        """The rest of that body comes, then nothing: closed after the keep-alive timeout
+        (before: idle for ever, the keep-alive timer stopped by the body's bytes)."""
+        request = _score_request(b"x" * 1000).replace(API_KEY.encode(), b"wrong")
+        with _connect(server) as sock:
+            sock.sendall(request[:-990])
+            assert _response(sock)[0] == 401
+            time.sleep(0.2)
+            sock.sendall(request[-990:])
+            seconds, received = _closed_after(sock)
+        assert received == b""
+        assert seconds < KEEP_ALIVE + 1
