@@ -9,9 +9,12 @@ and one endless header grew a worker by 200 MB in 40 s. ``HttpProtocol`` adds bo
 - the request line and headers must arrive within ``QUALIFY_HEADER_TIMEOUT`` seconds of
   connecting, or of the first byte of a later request on a kept-alive connection: else a
   408 (or, when nothing came, no answer) and the connection is closed;
-- they may take ``QUALIFY_MAX_HEADER_BYTES``: more is answered 431 and the connection closed.
+- they may take ``QUALIFY_MAX_HEADER_BYTES``: more is answered 431 and the connection closed;
+- a body answered before it all came (a 401 before the body is read) has
+  ``QUALIFY_BODY_TIMEOUT`` to finish, then the connection is closed: uvicorn stops its
+  keep-alive timer at every byte and restarts it only after a response.
 
-Both read the same ``QUALIFY_*`` settings as the app. With ``uvicorn service.main:create_app
+They read the same ``QUALIFY_*`` settings as the app. With ``uvicorn service.main:create_app
 --factory``, add ``--http service.transport:HttpProtocol`` (and uvicorn's
 ``--limit-concurrency`` and ``--timeout-keep-alive``). The body's deadline is the app's
 (``bodies.read_body``).
@@ -175,7 +178,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._cancel_deadline()
         if self.header_bytes + self.uncounted > self.max_header_bytes and (  # else fewer
                 len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers) + 16
-                > self.max_header_bytes):  # all came in one chunk: answered by uvicorn's cycle
+                > self.max_header_bytes):  # too many, all come: 431 by uvicorn's cycle
             _large(client=self.client and self.client[0])
             app, self.app = self.app, _too_large
             try:
@@ -226,6 +229,10 @@ class HttpProtocol(HttpToolsProtocol):
         self.header_deadline = None
         if self.transport.is_closing():
             return
+        if self._responding():  # to a request before (pipelined): more time, after it
+            self.header_deadline = self.loop.call_later(self.header_timeout,
+                                                        self._headers_late)
+            return
         _late(client=self.client and self.client[0], timeout=self.header_timeout)
         if self.begun:
             self._answer(408, "request_timeout", "the request line and headers did not "
@@ -234,8 +241,16 @@ class HttpProtocol(HttpToolsProtocol):
         else:  # nothing to answer: an idle connection
             self.transport.close()
 
+    def _responding(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
     def _answer(self, status: int, error: str, message: str) -> None:
-        """A JSON error in the service's shape, then close (the rest is not read)."""
+        """A JSON error in the service's shape, then close (the rest is not read); only
+        close if a response to a request before it is under way (pipelined)."""
+        self._cancel_deadline()
+        if self._responding():
+            self.transport.close()
+            return
         body = _error(error, message)
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
@@ -244,4 +259,3 @@ class HttpProtocol(HttpToolsProtocol):
                     b"connection: close\r\n\r\n" % len(body))
         self.transport.write(b"".join(head) + body)
         self.transport.close()
-        self._cancel_deadline()
