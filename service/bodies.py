@@ -7,6 +7,7 @@ Infinity, no number that overflows. Each failure is a 400 that says where and wh
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -43,28 +44,35 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, "too_large", f"the request body is over the limit of {limit:,} bytes")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused (413) as soon as it is known to exceed ``limit`` bytes."""
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The raw body, refused (413) as soon as it is known to exceed ``limit`` bytes, and
+    408 if it has not all arrived within ``timeout`` seconds (a slow client held a
+    connection and a task for as long as it liked)."""
     length = request.headers.get("content-length", "")
     if length.isascii() and length.isdigit() and int(length) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
     except ClientDisconnect:  # the client's doing, not a server error: no 500, no trace
         raise ApiError(499, "client_closed_request", "the client closed the connection "
                        "before sending the whole body") from None
+    except TimeoutError:  # the rest of the body is not read: the connection is closed
+        raise ApiError(408, "request_timeout", f"the request body did not arrive within "
+                       f"{timeout:g} s ({size:,} bytes came): send it faster",
+                       headers={"Connection": "close"}) from None
     return b"".join(chunks)
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """Read (at most ``limit`` bytes) and parse the body."""
-    return parse_json(await read_body(request, limit))
+async def read_json(request: Request, limit: int, timeout: float) -> Any:
+    """Read (at most ``limit`` bytes, within ``timeout`` seconds) and parse the body."""
+    return parse_json(await read_body(request, limit, timeout))
 
 
 def require_object(value: Any, what: str) -> Mapping[str, Any]:

@@ -8,7 +8,6 @@ files and the reload channel, and is removed at exit.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import logging.config
 import os
@@ -19,6 +18,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import uvicorn
@@ -27,23 +27,17 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from qualify import RulebaseError
 from service.channel import ReloadChannel
+from service.lifetime import SERVE_PID
 from service.logs import uvicorn_log_config
+from service.security import is_loopback
 from service.settings import Settings
 from service.state import Sources, build_snapshot
 from service.store import Store, default_url, describe
+from service.transport import raise_file_limit, uvicorn_options
 
 log = logging.getLogger("qualify.cli")
 
 APP = "service.main:worker_app"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @contextlib.contextmanager
@@ -109,8 +103,7 @@ def _outbox_process() -> Iterator[None]:
             with lock:
                 if stopping.is_set():
                     return
-                child = subprocess.Popen(argv, env={**os.environ,
-                                                    "QUALIFY_OUTBOX_PARENT": str(os.getpid())})
+                child = subprocess.Popen(argv)  # it dies with serve (service.lifetime)
                 current[:] = [child]
             code = child.wait()
             if not stopping.is_set():
@@ -147,7 +140,8 @@ MAPPINGS_OPTION = click.option(
 @RULES_OPTION
 @MAPPINGS_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind. Without API keys only loopback is allowed.")
+              help="Address to bind. Without API keys, scoring answers only clients on "
+              "this machine.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes (the engine is CPU-bound: about one per core).")
@@ -159,9 +153,29 @@ MAPPINGS_OPTION = click.option(
               default=None, help="Append each input and verdict to this JSON-lines file.")
 @click.option("--forwarded-allow-ips", default=None, metavar="IPS",
               help="Proxies trusted for X-Forwarded-For/-Proto (uvicorn's option).")
+@click.option("--max-connections", type=click.IntRange(1), default=None,
+              help="Connections a worker serves at once; a request beyond them gets 503 "
+              "(default: QUALIFY_MAX_CONNECTIONS, else 10000; lowered to fit the open-file "
+              "limit).")
+@click.option("--header-timeout", type=click.FloatRange(0, min_open=True), default=None,
+              metavar="SECONDS", help="Time for a request's line and headers; then 408 and "
+              "the connection is closed (default: QUALIFY_HEADER_TIMEOUT, else 10).")
+@click.option("--body-timeout", type=click.FloatRange(0, min_open=True), default=None,
+              metavar="SECONDS", help="Time for a request's body; then 408 (default: "
+              "QUALIFY_BODY_TIMEOUT, else 30).")
+@click.option("--keep-alive-timeout", type=click.IntRange(1), default=None,
+              metavar="SECONDS", help="An idle kept-alive connection is closed after this; "
+              "keep it above a proxy's idle timeout (default: QUALIFY_KEEP_ALIVE_TIMEOUT, "
+              "else 5).")
+@click.option("--max-header-bytes", type=click.IntRange(1024), default=None,
+              help="Request line and headers at most; more gets 431 (default: "
+              "QUALIFY_MAX_HEADER_BYTES, else 16384).")
 def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: int,
           workers: int, log_level: str | None, log_format: str | None,
-          decision_log: Path | None, forwarded_allow_ips: str | None) -> None:
+          decision_log: Path | None, forwarded_allow_ips: str | None,
+          max_connections: int | None, header_timeout: float | None,
+          body_timeout: float | None, keep_alive_timeout: int | None,
+          max_header_bytes: int | None) -> None:
     """Serve the HTTP API: scoring, CRM webhooks, rule base reload, health and metrics.
 
     Keys and secrets come from the environment: QUALIFY_API_KEYS, QUALIFY_ADMIN_KEY,
@@ -174,7 +188,10 @@ def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: in
     settings = _settings(RULES=rules_path and rules_path.resolve(),
                          MAPPINGS=mappings and mappings.resolve(), LOG_LEVEL=log_level,
                          LOG_FORMAT=log_format,
-                         DECISION_LOG=decision_log and decision_log.resolve())
+                         DECISION_LOG=decision_log and decision_log.resolve(),
+                         MAX_CONNECTIONS=max_connections, HEADER_TIMEOUT=header_timeout,
+                         BODY_TIMEOUT=body_timeout, KEEP_ALIVE_TIMEOUT=keep_alive_timeout,
+                         MAX_HEADER_BYTES=max_header_bytes)
     logging.config.dictConfig(uvicorn_log_config(settings))
 
     try:  # check (and test) before forking workers: every problem, with its location
@@ -185,17 +202,36 @@ def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: in
         raise SystemExit(2) from None
     snapshot.engine.close()
     _migrate(settings)
+    connections = _connections(settings)
 
     if settings.open_access and not is_loopback(host):
-        log.warning("no API keys configured (QUALIFY_API_KEYS): binding 127.0.0.1 instead "
-                    "of %s", host)
-        host = "127.0.0.1"
+        log.warning("no API keys configured (QUALIFY_API_KEYS): on %s, scoring and admin "
+                    "endpoints answer only clients on this machine (403 for the others)",
+                    host)
 
+    os.environ[SERVE_PID] = str(os.getpid())  # its workers and outbox die with it
     with _worker_scratch(snapshot.sources), _outbox_process():
         uvicorn.run(APP, factory=True, host=host, port=port, workers=workers,
                     log_config=uvicorn_log_config(settings), access_log=False,
                     server_header=False, forwarded_allow_ips=forwarded_allow_ips,
-                    timeout_graceful_shutdown=15)
+                    timeout_graceful_shutdown=15, **connections)
+
+
+def _connections(settings: Settings) -> dict[str, Any]:
+    """uvicorn's connection settings, the open-file limit raised first (workers inherit
+    it), and both logged."""
+    files = raise_file_limit()
+    options = uvicorn_options(settings, files)
+    limit = options["limit_concurrency"]
+    if limit < settings.max_connections:
+        log.warning("at most %d connections per worker, not %d (QUALIFY_MAX_CONNECTIONS): "
+                    "the open-file limit is %d; raise it (ulimit -n, systemd LimitNOFILE=)",
+                    limit, settings.max_connections, files)
+    log.info("connections: at most %d per worker (open-file limit %d); request headers "
+             "within %g s and %d bytes, bodies within %g s; idle connections closed after "
+             "%d s", limit, files, settings.header_timeout, settings.max_header_bytes,
+             settings.body_timeout, settings.keep_alive_timeout)
+    return options
 
 
 @click.command()

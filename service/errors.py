@@ -25,9 +25,9 @@ from service.logs import REQUEST_ID
 log = logging.getLogger("qualify.service")
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 406: "not_acceptable", 413: "too_large",
-               415: "unsupported_media_type", 422: "invalid_request", 429: "too_many_requests",
-               503: "not_ready"}
+               405: "method_not_allowed", 406: "not_acceptable", 408: "request_timeout",
+               413: "too_large", 415: "unsupported_media_type", 422: "invalid_request",
+               429: "too_many_requests", 503: "not_ready"}
 
 
 class FieldError(BaseModel):
@@ -164,10 +164,14 @@ def install(app: FastAPI) -> None:
 # Documented on every operation (schemathesis checks that no other status appears).
 COMMON: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "malformed JSON, or a body that is not JSON"},
+    408: {"model": ErrorBody, "description": "the body did not arrive in time "
+          "(QUALIFY_BODY_TIMEOUT, 30 s)"},
     413: {"model": ErrorBody, "description": "the body is over the size limit (1 MiB)"},
     422: {"model": ErrorBody, "description": "an input has the wrong type or value; "
           "``field`` names it"},
 }
 AUTH: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "missing or wrong API key"},
+    403: {"model": ErrorBody, "description": "no API key is configured, and the client is "
+          "not on the service's machine"},
 }

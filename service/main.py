@@ -30,6 +30,7 @@ from service.direct import DirectApp
 from service.inbound import Webhooks
 from service.inbound.pipedrive import Pipedrive as PipedriveHooks
 from service.intake import Deliveries
+from service.lifetime import die_with_parent
 from service.logs import DecisionLog, LogSetup
 from service.metrics import Metrics
 from service.middleware import Observe
@@ -40,6 +41,7 @@ from service.security import Keys
 from service.settings import Settings
 from service.state import Registry
 from service.store import Store, default_url, describe
+from service.transport import raise_file_limit
 
 log = logging.getLogger("qualify.service")
 
@@ -49,7 +51,8 @@ grade, every rule that fired with the facts that made it fire, what is still unk
 weakest factor and the next step. Every verdict names the SHA-256 of the rule base it used.
 
 Scoring needs an API key (`Authorization: Bearer <key>`) when `QUALIFY_API_KEYS` is set;
-reload needs the admin key. Errors are `{error, message, field}`.
+without one it answers only clients on the service's own machine. Reload needs the admin
+key. Errors are `{error, message, field}`.
 """
 
 TAGS = [
@@ -93,13 +96,14 @@ async def _start(service: Service) -> None:
     if not registry.loaded:  # the app is being started again
         registry.load()
     if service.keys.open_access:
-        log.warning("no API keys configured (QUALIFY_API_KEYS): scoring is open to anyone "
-                    "who can connect, so serve on loopback (127.0.0.1) only")
+        log.warning("no API keys configured (QUALIFY_API_KEYS): scoring and admin endpoints "
+                    "answer only clients on this machine (loopback, not through a proxy)")
     snapshot = registry.current
     log.info("serving rule base", extra={"fields": {
         **snapshot.ref(), "sources": sorted(snapshot.profiles),
         "decision_log": str(settings.decision_log) if settings.decision_log else None,
-        "database": describe(service.store.url), "write_back": sorted(service.clients)}})
+        "database": describe(service.store.url), "write_back": sorted(service.clients),
+        "open_files": raise_file_limit()}})  # each connection is one
     if settings.outbox_in_app:
         service.outbox.start()
     if registry.channel:
@@ -204,8 +208,10 @@ def _learn_own_writes(client: Pipedrive, scheme: PipedriveHooks, service: Servic
 
 
 def worker_app() -> FastAPI:
-    """The app of a ``qualify serve`` worker process. The modules it imported are frozen
+    """The app of a ``qualify serve`` worker process, which dies with serve (a ``kill -9``
+    of serve left its workers holding the port). The modules it imported are frozen
     out of the cycle collector's sight before the rule base is built: a full collection
     over all of them took 40-48 ms, a pause every request in flight waited for."""
+    die_with_parent()
     tune_gc()
     return create_app()

@@ -26,7 +26,6 @@ again after a crash (in flight when its worker was killed) find its values alrea
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import os
@@ -288,11 +287,12 @@ def run_process(settings: Settings) -> None:
     import asyncio
     import signal
 
+    from service.lifetime import die_with_parent
     from service.logs import LogSetup
     from service.main import crm_clients
     from service.store import default_url
 
-    _die_with_parent()
+    die_with_parent()
     if settings.outbox_nice:
         os.nice(settings.outbox_nice)
     logs = LogSetup(settings)
@@ -327,17 +327,3 @@ def run_process(settings: Settings) -> None:
         log.info("outbox stopped")
         logs.close()
 
-
-def _die_with_parent() -> None:
-    """Started by ``qualify serve`` (QUALIFY_OUTBOX_PARENT): on Linux, SIGTERM when it dies,
-    even by SIGKILL, so that no outbox outlives its service."""
-    parent = os.environ.get("QUALIFY_OUTBOX_PARENT", "")
-    if not parent.isdigit():
-        return
-    import ctypes
-    import signal
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != int(parent):  # it died before we asked
-        raise SystemExit(0)

@@ -93,6 +93,24 @@ class Settings(BaseSettings):
                                       "up to 24 hours)")
 
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, ge=1)
+    body_timeout: float = Field(default=30.0, gt=0, le=3600, description="seconds a "
+                                "request's body may take to arrive; then 408")
+    header_timeout: float = Field(default=10.0, gt=0, le=3600, description="seconds a "
+                                  "request's line and headers may take to arrive, from "
+                                  "connecting (or from the first byte of a later request "
+                                  "on a kept-alive connection); then 408, or closed if "
+                                  "nothing came (service.transport)")
+    max_header_bytes: int = Field(default=16_384, ge=1024, le=1_048_576, description=""
+                                  "bytes of request line and headers; more is answered "
+                                  "431 and the connection closed")
+    keep_alive_timeout: int = Field(default=5, ge=1, le=3600, description="seconds an "
+                                    "idle kept-alive connection stays open (uvicorn's "
+                                    "timeout_keep_alive): above a proxy's idle timeout for "
+                                    "its upstream connections")
+    max_connections: int = Field(default=10_000, ge=1, description="connections a worker "
+                                 "serves at once (uvicorn's limit_concurrency): a request "
+                                 "beyond them is answered 503; lowered to fit the open-file "
+                                 "limit")
     max_batch: int = Field(default=MAX_BATCH, ge=1, le=100_000)
     inline_batch: int = Field(default=8, ge=0, description="batches up to this size are "
                               "scored on the event loop; larger ones in a worker thread")
@@ -155,5 +173,5 @@ class Settings(BaseSettings):
 
     @property
     def open_access(self) -> bool:
-        """No API key is configured: scoring is open, so the service stays on loopback."""
+        """No API key is configured: scoring answers only clients on the same machine."""
         return not self.api_keys

@@ -57,7 +57,8 @@ class RetryResult(BaseModel):
 
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "missing or wrong admin key"},
-    403: {"model": ErrorBody, "description": "no admin key is configured"}}
+    403: {"model": ErrorBody, "description": "no admin key is configured (without API "
+          "keys either: the client is not on the service's machine)"}}
 
 
 @router.get("", summary="Write-back jobs (admin)", operation_id="outbox",
@@ -92,7 +93,8 @@ async def retry(request: Request, _: AdminAuth, service: ServiceDep) -> Response
     """Queue jobs again with their attempts reset: by id, or every job in `states`
     (default: every dead one). An invalid job is scored again, with the rule base and
     mapping now loaded. An empty body retries every dead job."""
-    body = await read_body(request, service.settings.max_body_bytes)
+    body = await read_body(request, service.settings.max_body_bytes,
+                           service.settings.body_timeout)
     try:
         asked = RetryRequest.model_validate(parse_json(body) if body.strip() else {})
     except ValidationError as e:

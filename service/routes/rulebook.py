@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from qualify import Problem, RulebaseError
 from qualify.rulebook import Rule
 from service.deps import RegistryDep
-from service.errors import ErrorBody
+from service.errors import AUTH, ErrorBody
 from service.middleware import log_fields
 from service.schemas import ReloadFailed, ReloadResult, RulebookInfo
 from service.security import ADMIN, CLIENT, AdminAuth, ClientAuth
@@ -58,7 +58,7 @@ def info(snapshot: Snapshot) -> dict[str, Any]:
 
 @router.get("", summary="The rule base in use", operation_id="rulebook",
             response_class=Response, openapi_extra=CLIENT,
-            responses={200: {"model": RulebookInfo}, 401: {"model": ErrorBody}})
+            responses={200: {"model": RulebookInfo}, **AUTH})
 async def rulebook(_: ClientAuth, registry: RegistryDep) -> Response:
     """Name, version, sha256 and load time; every field (type, label, allowed values) and
     every rule (its condition as written), grades, next steps and webhook sources."""
@@ -75,7 +75,8 @@ async def rulebook(_: ClientAuth, registry: RegistryDep) -> Response:
     response_class=Response, openapi_extra=ADMIN,
     responses={200: {"model": ReloadResult, "description": "swapped in (or unchanged)"},
                401: {"model": ErrorBody, "description": "missing or wrong admin key"},
-               403: {"model": ErrorBody, "description": "no admin key is configured"},
+               403: {"model": ErrorBody, "description": "no admin key is configured "
+                     "(without API keys either: the client is not on the service's machine)"},
                422: {"model": ReloadFailed | ErrorBody, "description": "the new rule base "
                      "has problems (the old one keeps serving), or `force` is not a boolean"}})
 async def reload(request: Request, _: AdminAuth, registry: RegistryDep,

@@ -37,8 +37,9 @@ async def score(request: Request) -> Response:
     not false: the verdict lists what is unknown and what to find out next.
     """
     service, options = await scoring(request)
-    lead = require_object(await read_json(request, service.settings.max_body_bytes),
-                          "a lead")
+    settings = service.settings
+    lead = require_object(await read_json(request, settings.max_body_bytes,
+                                          settings.body_timeout), "a lead")
     scored = service.scorer.score(lead, as_of=options.as_of, locale=options.locale,
                                   source="api", fields=log_fields(request))
     return Response(scored.json, media_type=JSON,
@@ -57,7 +58,8 @@ async def score_batch(request: Request) -> Response:
     result equals what `POST /v1/score` gives for that lead."""
     service, options = await scoring(request)
     settings, scorer = service.settings, service.scorer
-    body = require_object(await read_json(request, settings.max_body_bytes),
+    body = require_object(await read_json(request, settings.max_body_bytes,
+                                          settings.body_timeout),
                           '{"leads": [...]}')
     try:
         leads = BatchRequest.model_validate(body).leads

@@ -118,7 +118,8 @@ async def webhook(request: Request) -> Response:
     if not scheme.enabled():
         raise ApiError(404, "source_disabled", f"webhook source '{source}' is not enabled: "
                        f"set {scheme.setting}", field="source")
-    body = await read_body(request, service.settings.max_body_bytes)
+    body = await read_body(request, service.settings.max_body_bytes,
+                           service.settings.body_timeout)
     try:
         scheme.authenticate(request, body, time.time())
     except SignatureError as e:

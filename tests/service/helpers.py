@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,20 @@ from service.signatures import basic_header, generic_header, hubspot_v3_signatur
 
 with warnings.catch_warnings():  # starlette asks for httpx2; plain httpx still works
     warnings.filterwarnings("ignore", message=".*install `httpx2`")
-    from starlette.testclient import TestClient
+    from starlette.testclient import TestClient as StarletteTestClient
 
 __all__ = ["Server", "TestClient"]
+
+LOOPBACK = ("127.0.0.1", 50000)
+
+
+class TestClient(StarletteTestClient):
+    """Starlette's test client, as a client on the service's machine (127.0.0.1:50000, not
+    starlette's "testclient"): without API keys the service answers only those."""
+
+    def __init__(self, app: Any, *args: Any, client: tuple[str, int] = LOOPBACK,
+                 **kwargs: Any) -> None:
+        super().__init__(app, *args, client=client, **kwargs)
 
 API_KEY = "test-api-key"
 ADMIN_KEY = "test-admin-key"
@@ -92,9 +104,14 @@ def pipedrive_headers(user: str = PIPEDRIVE_USER,
     return {"Authorization": basic_header(user, password), "Content-Type": "application/json"}
 
 
-def free_port() -> int:
+# ----------------------------------------------------------------------------- real servers
+
+START = "import sys; from qualify.cli import main; sys.exit(main())"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
 
@@ -159,3 +176,69 @@ class Server:
                 self.process.wait(timeout=5)
         self._out.close()
         return self.process.returncode
+
+
+class Serve:
+    """A real server process (``qualify serve`` unless ``command`` says otherwise) on
+    ``host`` and a free port, in a session of its own: ``stop`` ends every process in it.
+    Its environment has no QUALIFY_* variable but ``env`` and a store in ``tmp``."""
+
+    def __init__(self, tmp: Path, *options: str, env: Mapping[str, str] | None = None,
+                 command: Sequence[str] = ("-c", START, "serve"),
+                 host: str = "127.0.0.1") -> None:
+        self.port = free_port(host)
+        self.url = f"http://{host}:{self.port}"
+        environment = {k: v for k, v in os.environ.items()
+                       if not k.startswith("QUALIFY_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+        environment.update(QUALIFY_DATABASE_URL=f"sqlite:///{tmp / 'serve.db'}",
+                           QUALIFY_ACCESS_LOG="false", **(env or {}))
+        self.log = tmp / "serve.log"
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, *command, "--host", host, "--port", str(self.port),
+                 *options], stdout=out, stderr=subprocess.STDOUT, env=environment,
+                start_new_session=True)
+
+    def wait_ready(self, timeout: float = 40) -> Serve:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited: {self.output()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"the server did not become ready: {self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """SIGINT to the session, then SIGKILL if it has not ended in 20 s; SIGKILL to any
+        process of it that outlived the server."""
+        for sig, wait in ((signal.SIGINT, 20), (signal.SIGKILL, 10)):
+            if self.process.poll() is not None:
+                break
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=wait)
+        for pid in session(self.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def session(sid: int) -> dict[int, str]:
+    """The live processes of session ``sid`` (zombies are dead) and their command lines."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            found[int(stat.parent.name)] = command.decode(errors="replace")
+    return found

@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import service.cli
 import service.main as service_main
 from qualify.cli import main
+from service.security import is_loopback
+from service.settings import Settings
+from service.transport import FILES_RESERVED, HttpProtocol, connection_limit
 from tests.service.helpers import position
 
 
@@ -71,14 +73,15 @@ def test_starts_the_factory_on_loopback(runs: list[dict[str, Any]]) -> None:
     assert "service.logs.JsonFormatter" in str(call["log_config"])
 
 
-def test_no_keys_means_loopback_only(runs: list[dict[str, Any]]) -> None:
-    """Asked to bind 0.0.0.0 without API keys, serve binds 127.0.0.1 and says so."""
+def test_no_keys_binds_the_host_and_says_who_is_answered(runs: list[dict[str, Any]]) -> None:
+    """Asked to bind 0.0.0.0 without API keys, serve binds it (the app itself answers only
+    clients on this machine: test_open_access.py) and says so."""
     result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0"])
     assert result.exit_code == 0, result.output
-    assert runs[0]["host"] == "127.0.0.1"
+    assert runs[0]["host"] == "0.0.0.0"
     warning = json.loads(result.stderr.strip().splitlines()[-1])
     assert (warning["level"], warning["logger"]) == ("warning", "qualify.cli")
-    assert "binding 127.0.0.1 instead of 0.0.0.0" in warning["message"]
+    assert "answer only clients on this machine" in warning["message"]
 
 
 def test_with_keys_any_host(runs: list[dict[str, Any]]) -> None:
@@ -91,11 +94,13 @@ def test_with_keys_any_host(runs: list[dict[str, Any]]) -> None:
 
 @pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("127.8.0.1", True),
                                                 ("::1", True), ("localhost", True),
+                                                ("::ffff:127.0.0.1", True),
                                                 ("0.0.0.0", False), ("::", False),
-                                                ("10.0.0.5", False), ("example.com", False)])
+                                                ("10.0.0.5", False), ("example.com", False),
+                                                ("::ffff:10.0.0.5", False)])
 def test_is_loopback(host: str, loopback: bool) -> None:
-    """Loopback means 127.0.0.0/8, ::1 and localhost."""
-    assert service.cli.is_loopback(host) is loopback
+    """Loopback means 127.0.0.0/8, ::1 (IPv4-mapped too) and localhost."""
+    assert is_loopback(host) is loopback
 
 
 def test_options_reach_the_workers(runs: list[dict[str, Any]], rules_dir: Path) -> None:
@@ -242,3 +247,31 @@ class TestBlankKeys:
         assert "QUALIFY_API_KEYS" in result.output
         assert "empty" in result.output
         assert runs == []
+
+
+def test_connection_settings_reach_uvicorn(runs: list[dict[str, Any]]) -> None:
+    """The connection options become uvicorn's settings (the protocol with header limits,
+    the keep-alive timeout, the connection limit) and QUALIFY_* variables for the workers,
+    and one line says what they are."""
+    result = CliRunner().invoke(main, [
+        "serve", "--max-connections", "50", "--keep-alive-timeout", "7",
+        "--header-timeout", "3", "--body-timeout", "4", "--max-header-bytes", "8192"])
+    assert result.exit_code == 0, result.output
+    [call] = runs
+    assert (call["http"], call["timeout_keep_alive"], call["limit_concurrency"]) == (
+        HttpProtocol, 7, 50)
+    assert {k: call["env"][f"QUALIFY_{k}"] for k in (
+        "HEADER_TIMEOUT", "BODY_TIMEOUT", "MAX_HEADER_BYTES")} == {
+        "HEADER_TIMEOUT": "3.0", "BODY_TIMEOUT": "4.0", "MAX_HEADER_BYTES": "8192"}
+    line = next(json.loads(x) for x in result.stderr.splitlines() if "connections:" in x)
+    assert line["message"].startswith("connections: at most 50 per worker (open-file limit ")
+    assert "headers within 3 s and 8192 bytes, bodies within 4 s" in line["message"]
+
+
+def test_the_connection_limit_leaves_files_for_the_rest() -> None:
+    """The connection limit stays below the open-file limit, so that requests beyond it
+    are answered 503 before accept() runs out of files and resets them unseen."""
+    settings = Settings()
+    assert connection_limit(settings, 1 << 20) == settings.max_connections
+    assert connection_limit(settings, 1024) == 1024 - FILES_RESERVED
+    assert connection_limit(settings, 10) == 1
