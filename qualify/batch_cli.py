@@ -16,7 +16,7 @@ from qualify.batch.compare import render as render_comparison
 from qualify.batch.interrupts import sigterm_as_interrupt
 from qualify.batch.pipeline import BatchError, InterruptedWhenWritten, Job, Outcome, run_batch
 from qualify.batch.runner import WorkerError
-from qualify.batch.summary import plural
+from qualify.batch.summary import plural, rows_line
 from qualify.batch.summary import render as render_summary
 from qualify.cli import RULES_OPTION, parse_as_of
 from qualify.errors import QualifyError, RulebaseError
@@ -92,8 +92,8 @@ def summary_text(o: Outcome) -> str:
     """What the command prints when done."""
     s, rb, job = o.summary, o.rulebook, o.job
     rate = s.leads / o.seconds if o.seconds else 0.0
-    header = [f"{s.leads:,} rows from {job.input} in {o.seconds:.1f} s ({rate:,.0f} leads/s, "
-              f"{o.workers} worker{'s' if o.workers != 1 else ''})",
+    header = [f"{s.rows_in:,} rows from {job.input} in {o.seconds:.1f} s ({rate:,.0f} leads/s, "
+              f"{o.workers} worker{'s' if o.workers != 1 else ''})", rows_line(s),
               f"rule base {rb.name} v{rb.version} (sha256 {rb.sha256[:12]}), "
               f"as of {o.as_of.isoformat()}"]
     footer = [""]

@@ -29,7 +29,7 @@ from itertools import islice
 from typing import Any
 
 from qualify.batch.compare import Snapshot, snapshot
-from qualify.batch.readers import BadRecord, Item, Raw, decode, raw_items
+from qualify.batch.readers import BadRecord, Item, Raw, Record, decode, raw_items
 from qualify.batch.rows import Layout, Row, key_value
 from qualify.batch.summary import Summary
 from qualify.batch.writers import encoder
@@ -111,6 +111,7 @@ def score_partition(scorer: Scorer, items: Iterable[Item]) -> Partition:
         lead_id: str | None = None
         try:
             if isinstance(record, BadRecord):
+                lead_id = _bad_lead_id(fields, profile)
                 raise LeadError(None, record.reason)
             raw: Any = profile.apply(record, unread) if profile is not None else record
             lead_id = _lead_id(raw)
@@ -144,9 +145,11 @@ class Block:
     snapshots: list[Snapshot] | None  # for --compare
 
 
-def run_partition(scorer: Scorer, items: Iterable[Item]) -> Block:
-    """Score ``items`` and encode the rows for the output format (both pure)."""
+def run_partition(scorer: Scorer, items: list[Item]) -> Block:
+    """Score ``items`` and encode the rows for the output format (both pure). The summary
+    counts the records read here, apart from the rows that scoring makes of them."""
     part = score_partition(scorer, items)
+    part.summary.rows_in = len(items)
     snapshots = None
     if scorer.spec.compare:
         names = scorer.layout.names
@@ -158,6 +161,14 @@ def run_partition(scorer: Scorer, items: Iterable[Item]) -> Block:
 def _lead_id(raw: Any) -> str | None:
     value = raw.get("lead_id") if isinstance(raw, dict) else None
     return key_value(value) if isinstance(value, str | int) else None
+
+
+def _bad_lead_id(fields: Record, profile: Profile | None) -> str | None:
+    """The lead id in what could be read of a bad row, if any."""
+    try:
+        return _lead_id(profile.apply(fields) if profile is not None else fields)
+    except Exception:  # a mapping's patterns on a half-read row: the id is not needed
+        return None
 
 
 def _error(e: Exception) -> tuple[str | None, str]:
