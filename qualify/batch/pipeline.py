@@ -13,7 +13,7 @@ import dataclasses
 import datetime as dt
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +122,27 @@ def _needed(rulebook: Rulebook, profile: Profile | None, keys: tuple[str, ...]) 
     return wanted | set(keys)
 
 
+def _no_columns(reader: Reader, rulebook: Rulebook, profile: Profile | None) -> str | None:
+    """Every row's error when the input has none of the columns scoring reads (None: it
+    has some, or its records have keys of their own, as JSONL's do)."""
+    if profile is None:
+        expected = list(rulebook.fields)
+    else:
+        expected = sorted(profile.sources(keys=False))
+        if profile.model.passthrough:
+            expected += [f for f in rulebook.fields if f not in expected]
+    if not reader.columns or not expected or set(expected) & set(reader.columns):
+        return None
+    return (f"no column the rule base reads (found: {_names(reader.columns)}; expected: "
+            f"{_names(expected)}); name the columns as the rule base does, or map them "
+            "with --map")
+
+
+def _names(names: Sequence[str], shown: int = 8) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 def prepare(job: Job) -> tuple[Spec, Rulebook, Profile | None]:
     """Load and check the rule base and the mapping (raises RulebaseError)."""
     rules_path = job.rules or default_rules_path()
@@ -181,7 +202,8 @@ def run_batch(job: Job) -> Outcome:
             raise BatchError(str(e)) from None
         if previous is not None:
             stack.callback(previous.close)
-        spec = dataclasses.replace(spec, keys=keys, compare=previous is not None)
+        spec = dataclasses.replace(spec, keys=keys, compare=previous is not None,
+                                   no_columns=_no_columns(reader, rulebook, profile))
         pool = scorer = None
         if workers > 1:  # first: no engine and no other thread here yet, see Pool
             # Ctrl-C waits until every worker started and the pool is on the exit stack: a

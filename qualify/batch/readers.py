@@ -489,7 +489,10 @@ class ParquetReader(_Decoding):
         first = 1
         try:
             for batch in self._file.iter_batches(batch_size=size, columns=self._selected):
-                yield Raw("parquet", first, batch)
+                if batch.num_columns:
+                    yield Raw("parquet", first, batch)
+                else:  # unpickled, an Arrow batch with no columns has no rows either
+                    yield raw_items([(first + i, {}) for i in range(batch.num_rows)])
                 first += batch.num_rows
                 self._done = first - 1
         except (OSError, pa.ArrowException) as e:

@@ -63,6 +63,7 @@ class Spec:
     verdicts: bool = False  # carry each whole verdict as JSON (JSONL output)
     output_format: str = "csv"  # how workers encode their rows: csv, jsonl or parquet
     compare: bool = False  # also send a snapshot of each row, for --compare
+    no_columns: str | None = None  # every row's error: the input has no column scoring reads
 
 
 class Scorer:
@@ -105,6 +106,9 @@ def score_partition(scorer: Scorer, items: Iterable[Item]) -> Partition:
     out = Partition(verdicts=[] if spec.verdicts else None)
     keys = spec.keys
     unread: list[tuple[str, Any]] = []  # values of 'unmapped: unknown' fields left out
+    if spec.no_columns is not None:
+        items = [(line, BadRecord(spec.no_columns, r.fields if isinstance(r, BadRecord) else r))
+                 for line, r in items]
     for line, record in items:
         fields = record.fields if isinstance(record, BadRecord) else record
         key_values = [key_value(fields.get(k)) for k in keys]

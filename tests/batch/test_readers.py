@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import pickle
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,18 @@ class TestParquet:
         reader.select(["lead_id", "y"])
         assert list(reader) == [(1, {"lead_id": "a", "y": 2})]
         reader.close()
+
+    def test_no_column_selected_keeps_every_row(self, tmp_path: Path) -> None:
+        """With no column selected, each row is still a record, also after the partition is
+        pickled for a worker (an Arrow batch with no columns is unpickled with no rows)."""
+        f = tmp_path / "a.parquet"
+        pq.write_table(pa.table({"x": list(range(2500))}), f)
+        reader = open_reader(f)
+        reader.select([])
+        got = [item for raw in reader.partitions(1000)
+               for item in decode(pickle.loads(pickle.dumps(raw)))]
+        reader.close()
+        assert got == [(i, {}) for i in range(1, 2501)]
 
     def test_not_parquet_is_an_input_error(self, tmp_path: Path) -> None:
         """A file that is not Parquet is refused with one line."""
