@@ -2,7 +2,8 @@
 
 Exit codes: 0 every row scored; 1 some rows could not be scored (see the errors file);
 2 the run could not start (a file, the rule base or the mapping is bad); 3 a worker process
-died; 130 interrupted. Only a complete run leaves files under their final names.
+died; 4 an output file could not be written (a full disk, a file-size limit, an I/O error);
+130 interrupted. Only a complete run leaves files under their final names.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from qualify.batch.pipeline import BatchError, InterruptedWhenWritten, Job, Outc
 from qualify.batch.runner import WorkerError
 from qualify.batch.summary import plural, rows_line
 from qualify.batch.summary import render as render_summary
+from qualify.batch.writers import OutputError
 from qualify.cli import RULES_OPTION, parse_as_of
 from qualify.errors import QualifyError, RulebaseError
 from qualify.tuning import BATCH_GC_THRESHOLD, tune_gc
@@ -56,7 +58,8 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
     lists every lead whose status, grade or next step changed.
 
     Exit status: 0 every row scored, 1 some rows could not be scored, 2 the run could not
-    start (a file, the rule base or the mapping), 3 a worker process died, 130 interrupted.
+    start (a file, the rule base or the mapping), 3 a worker process died, 4 an output file
+    could not be written (a full disk, a file-size limit, an I/O error), 130 interrupted.
     Files appear under their names only when the whole run succeeds.
     """
     job = Job(input=input_path, output=output, rules=rules_path, mapping=mapping,
@@ -76,6 +79,9 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
     except WorkerError as e:
         click.echo(f"error: {e}; no output written", err=True)
         raise SystemExit(3) from None
+    except OutputError as e:
+        click.echo(f"error: {e}; no output written", err=True)
+        raise SystemExit(4) from None
     except InterruptedWhenWritten:
         click.echo(f"interrupted: {job.output} and its files were complete and are written",
                    err=True)

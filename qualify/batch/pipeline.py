@@ -1,9 +1,10 @@
 """One batch run: read -> map -> score (in partitions, in processes) -> write, compare, sum up.
 
 ``run_batch(job)`` does it all and returns an ``Outcome``. It raises ``BatchError`` (one
-line) for a file it cannot read or write, ``RulebaseError`` for a bad rule base or mapping
-(every problem, located), and ``WorkerError`` if a worker process dies. Whatever happens,
-no output file is left under its final name unless the whole run succeeded.
+line) for a file it cannot read or create, ``OutputError`` (one line) when writing fails
+(a full disk), ``RulebaseError`` for a bad rule base or mapping (every problem, located),
+and ``WorkerError`` if a worker process dies. Whatever happens, no output file is left
+under its final name unless the whole run succeeded.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from qualify.batch.runner import (
     score_all,
 )
 from qualify.batch.summary import Summary
-from qualify.batch.writers import Writer, open_writer
+from qualify.batch.writers import Pending, Writer, open_writer
 from qualify.compiler import compile_rulebook
 from qualify.engine import today
 from qualify.errors import Problem, RulebaseError, did_you_mean
@@ -217,7 +218,7 @@ def run_batch(job: Job) -> Outcome:
             stack.callback(scorer.close)
         layout = layout_of(spec, rulebook)
         outcome = Outcome(job, rulebook, spec.as_of, workers)
-        writers: list[Writer] = []
+        writers: list[Pending] = []  # every file of the run: committed together, or none
         try:
             out = _open(job.output, layout.names, writers)
             outcome.errors_path = sibling(job.output, "errors")
@@ -247,7 +248,10 @@ def run_batch(job: Job) -> Outcome:
             if job.report is not None:
                 from qualify.batch.report import write_report
 
-                write_report(job.report, outcome)
+                with held():
+                    writers.append(write_report(job.report, outcome))
+            for w in writers:  # all on disk before any rename: a full disk fails here
+                w.finish()
             try:
                 with held():  # all renamed, or (interrupted before this) none
                     for w in reversed(writers):  # the output last: it appears when all is done
@@ -276,7 +280,7 @@ def _closer(pool: Pool) -> Callable[..., None]:
     return close
 
 
-def _open(path: Path, columns: tuple[str, ...], writers: list[Writer]) -> Writer:
+def _open(path: Path, columns: tuple[str, ...], writers: list[Pending]) -> Writer:
     """A writer, recorded in ``writers`` before an interrupt can land: its .partial file
     is always one that ``_abort`` removes (an orphan was once left in CI)."""
     with held():
@@ -288,7 +292,7 @@ def _open(path: Path, columns: tuple[str, ...], writers: list[Writer]) -> Writer
     return w
 
 
-def _abort(writers: list[Writer]) -> None:
+def _abort(writers: list[Pending]) -> None:
     with held():  # a second Ctrl-C does not cut the clean-up short
         for w in writers:
             with contextlib.suppress(Exception):

@@ -247,12 +247,10 @@ def render(o: Outcome) -> str:
             f"</head><body>{''.join(body)}</body></html>\n")
 
 
-def write_report(path: Path, outcome: Outcome) -> None:
-    """Write the page atomically (a temporary name, then a rename)."""
+def write_report(path: Path, outcome: Outcome) -> AtomicFile:
+    """Write the page under a temporary name; the caller commits it (renames it into
+    place) with the run's other files. Raises OutputError."""
     temp = AtomicFile(path)
-    try:
-        temp.file.write(render(outcome).encode("utf-8"))
-        temp.commit()
-    except BaseException:
-        temp.abort()
-        raise
+    with temp.removed_on_error():
+        temp.write(render(outcome).encode("utf-8"))
+    return temp

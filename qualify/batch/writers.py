@@ -1,15 +1,20 @@
 """Write rows to CSV, JSONL or Parquet, under a temporary name renamed at the end.
 
 Until ``commit``, rows go to a hidden ``.<name>.<random>.partial`` file beside the target.
-``commit`` flushes, syncs and renames it over the target in one step; ``abort`` deletes it.
-An interrupted run (Ctrl-C, a crash, a kill) therefore never leaves a file under the target
-name that looks complete: at worst a hidden ``.partial`` file.
+``finish`` flushes and syncs it (where a full disk shows), ``commit`` renames it over the
+target in one step; ``abort`` deletes it. An interrupted run (Ctrl-C, a crash, a kill)
+therefore never leaves a file under the target name that looks complete: at worst a hidden
+``.partial`` file.
+
+A write that fails (a full disk, a file-size limit, an I/O error) raises ``OutputError``,
+one line naming the file, the system's words for the error and what to do.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
@@ -22,17 +27,58 @@ from qualify.batch.readers import FORMATS, InputError
 from qualify.batch.rows import INT_COLUMNS, Row
 
 ROW_GROUP = 16_384  # Parquet rows buffered per row group (the explanation text dominates)
+# what to do, by errno, when an output cannot be written
+_ADVICE = {
+    errno.ENOSPC: "free some space on that disk, or write --out to another one",
+    errno.EDQUOT: "your disk quota is used up: free some space, or write --out elsewhere",
+    errno.EFBIG: "a limit on the size of files was reached (ulimit -f, or the largest file "
+                 "the filesystem holds): raise it, or write --out to another filesystem",
+    errno.EROFS: "the filesystem is read-only: write --out elsewhere",
+    errno.EIO: "the disk reported an I/O error: check it, or write --out elsewhere",
+}
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
-class Writer(Protocol):
+class OutputError(Exception):
+    """An output file could not be written: one line, with the file and what to do."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        self.path = path
+        self.errno = error.errno
+        if error.errno:  # the system's words (pyarrow's text wraps them in its own)
+            name = errno.errorcode.get(error.errno, str(error.errno))
+            said = f"{os.strerror(error.errno)} ({name})"
+        else:
+            said = str(error).strip().splitlines()[0] if str(error).strip() else "OSError"
+        advice = _ADVICE.get(error.errno or 0, "check the disk and the folder, or write "
+                                                "--out elsewhere")
+        super().__init__(f"cannot write {path}: {said}; {advice}")
+
+
+@contextlib.contextmanager
+def output_errors(path: Path) -> Iterator[None]:
+    """OSError in the block -> OutputError naming ``path``."""
+    try:
+        yield
+    except OSError as e:
+        raise OutputError(path, e) from None
+
+
+class Pending(Protocol):
+    """A file written under a temporary name, renamed into place by ``commit``."""
+
     path: Path
 
+    def finish(self) -> None: ...  # everything on disk; raises OutputError
+    def commit(self) -> None: ...  # ``finish``, then the rename
+    def abort(self) -> None: ...
+
+
+class Writer(Pending, Protocol):
     def write(self, rows: Sequence[Row], verdicts: Sequence[str | None] | None = None) -> None:
         ...
 
     def write_block(self, data: Any) -> None: ...  # what ``encoder`` made of some rows
-    def commit(self) -> None: ...
-    def abort(self) -> None: ...
 
 
 Encoder = Callable[[Sequence[Row], Sequence[str | None] | None], Any]
@@ -108,9 +154,12 @@ class AtomicFile:
         if path.is_dir():
             raise InputError(f"{path}: is a directory")
         self.temp = directory / f".{path.name}.{secrets.token_hex(4)}.partial"
+        self._finished = False
         try:  # O_EXCL: never clobber; mode 0o666 less the umask, as open() would give
             fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except OSError as e:
+            if e.errno in _NO_ROOM:
+                raise OutputError(path, e) from None
             raise InputError(f"{path}: cannot write here ({e.strerror or e})") from None
         try:
             self.file = os.fdopen(fd, "wb")
@@ -128,15 +177,28 @@ class AtomicFile:
             self.abort()
             raise
 
+    def write(self, data: bytes) -> None:
+        with output_errors(self.path):
+            self.file.write(data)
+
+    def finish(self) -> None:
+        """Close the file and sync it: the data reaches the disk before any rename."""
+        if self._finished:
+            return
+        with output_errors(self.path):
+            if not self.file.closed:
+                self.file.close()
+            fd = os.open(self.temp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._finished = True
+
     def commit(self) -> None:
-        if not self.file.closed:
-            self.file.close()
-        fd = os.open(self.temp, os.O_RDONLY)  # the data reaches the disk before the rename
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(self.temp, self.path)
+        self.finish()
+        with output_errors(self.path):
+            os.replace(self.temp, self.path)
 
     def abort(self) -> None:
         with contextlib.suppress(OSError):
@@ -151,22 +213,32 @@ class CsvWriter:
     def __init__(self, path: Path, columns: Sequence[str]) -> None:
         self.path = path
         self._temp = AtomicFile(path)
-        with self._temp.removed_on_error():
+        self._detached = False
+        with self._temp.removed_on_error(), output_errors(path):
             self._text = io.TextIOWrapper(self._temp.file, encoding="utf-8", newline="",
                                           write_through=False)
             self._csv = csv.writer(self._text)
             self._csv.writerow(columns)
 
     def write(self, rows: Sequence[Row], verdicts: Sequence[str | None] | None = None) -> None:
-        self._csv.writerows(rows)
+        with output_errors(self.path):
+            self._csv.writerows(rows)
 
     def write_block(self, data: bytes) -> None:
-        self._text.flush()
-        self._temp.file.write(data)
+        with output_errors(self.path):
+            self._text.flush()
+        self._temp.write(data)
+
+    def finish(self) -> None:
+        if not self._detached:  # the text layer hands the file back to the AtomicFile
+            with output_errors(self.path):
+                self._text.flush()
+            self._text.detach()
+            self._detached = True
+        self._temp.finish()
 
     def commit(self) -> None:
-        self._text.flush()
-        self._text.detach()
+        self.finish()
         self._temp.commit()
 
     def abort(self) -> None:
@@ -187,7 +259,10 @@ class JsonlWriter:
         self.write_block(encode_jsonl(self._columns, rows, verdicts))
 
     def write_block(self, data: bytes) -> None:
-        self._temp.file.write(data)
+        self._temp.write(data)
+
+    def finish(self) -> None:
+        self._temp.finish()
 
     def commit(self) -> None:
         self._temp.commit()
@@ -207,7 +282,7 @@ class ParquetWriter:
         self._pa = pa
         self._schema = arrow_schema(columns)
         self._temp = AtomicFile(path)
-        with self._temp.removed_on_error():
+        with self._temp.removed_on_error(), output_errors(path):
             self._temp.file.close()  # pyarrow writes the file by name
             self._writer = pq.ParquetWriter(str(self._temp.temp), self._schema)
         self._buffer: list[Any] = []
@@ -228,12 +303,18 @@ class ParquetWriter:
     def _flush(self) -> None:
         if self._buffer:
             table = self._pa.Table.from_batches(self._buffer, schema=self._schema)
-            self._writer.write_table(table, row_group_size=max(self._buffered, 1))
+            with output_errors(self.path):
+                self._writer.write_table(table, row_group_size=max(self._buffered, 1))
             self._buffer, self._buffered = [], 0
 
-    def commit(self) -> None:
+    def finish(self) -> None:
         self._flush()
-        self._writer.close()
+        with output_errors(self.path):
+            self._writer.close()  # the footer; a second close does nothing
+        self._temp.finish()
+
+    def commit(self) -> None:
+        self.finish()
         self._temp.commit()
 
     def abort(self) -> None:
