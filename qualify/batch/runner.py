@@ -29,6 +29,7 @@ from itertools import islice
 from typing import Any
 
 from qualify.batch.compare import Snapshot, snapshot
+from qualify.batch.orphans import die_with_parent
 from qualify.batch.readers import BadRecord, Item, Raw, Record, decode, raw_items
 from qualify.batch.rows import Layout, Row, key_value
 from qualify.batch.summary import Summary
@@ -193,6 +194,7 @@ _failed: QualifyError | None = None  # why it could not be built (_ready raises 
 
 def _start(spec: Spec) -> None:
     global _scorer, _failed  # noqa: PLW0603 - one engine per worker process, by design
+    die_with_parent()  # a `kill -9` of the command ends its workers too
     # Ctrl-C reaches the whole process group; the parent decides what happens. A worker
     # it killed could die halfway through sending a result, and the executor's thread
     # would then wait forever for the rest (seen: a hang in 1 of 25 interrupts). SIGTERM

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from qualify import Engine, default_rules_path
-from tests.batch.conftest import ROOT, read_rows, run, synthetic, write_leads
+from tests.batch.conftest import ROOT, read_rows, run, synthetic, write_leads, writing_into
 from tests.conftest import AS_OF
 
 
@@ -229,14 +229,14 @@ TOO_COMPLEX = _too_complex()
 
 def _writing(src: Path, output: Path) -> subprocess.Popen[str]:
     """`qualify batch SRC --out OUTPUT --workers 2` in its own process group, once it has
-    started writing (its .partial file exists)."""
+    started writing (it has a file open in OUTPUT's folder: one with no name yet)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", "from qualify.cli import main; main()", "batch", str(src),
          "--out", str(output), "--workers", "2", "--as-of", "2026-01-01"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     deadline = time.monotonic() + 30
-    while not any(n.endswith(".partial") for n in names(output.parent)):
+    while not writing_into(proc.pid, output.parent):
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.02)
     return proc
