@@ -284,13 +284,23 @@ class CsvReader(_FileReader):
 class _Splitter:
     """Records as the csv module finds them in lines read on demand, except that a record
     with a stray quote (``_stray``) is cut back to its first line, and the lines after that
-    are read again. ``record`` appends the lines of one record to ``out``."""
+    are read again. ``record`` appends the lines of one record to ``out``.
+
+    Records are read in strict mode, which fails where a writer's quoting is broken (a
+    quote followed by text, or never closed); such a record is read again as the workers
+    read it (not strict), to find where it ends."""
 
     def __init__(self, more: Callable[[], list[str]], out: list[str], width: int,
                  names: tuple[str, ...]) -> None:
         self.pending: deque[str] = deque()  # lines read, not yet given to the csv module
         self._more, self._out, self._width, self._names = more, out, width, names
-        self._reader = csv.reader(self._feed())
+        self._readers()
+
+    def _readers(self) -> None:
+        """Readers over a new feed (after lines go back: the old feed may have ended)."""
+        feed = self._feed()
+        self._strict = csv.reader(feed, strict=True)
+        self._lenient = csv.reader(feed)
 
     def _feed(self) -> Iterator[str]:
         pending, out = self.pending, self._out
@@ -303,6 +313,12 @@ class _Splitter:
             out.append(line)
             yield line
 
+    def _back(self, start: int) -> None:
+        """The lines from ``out[start]`` on go back, to be read again."""
+        self.pending.extendleft(reversed(self._out[start:]))
+        del self._out[start:]
+        self._readers()
+
     def record(self) -> str | None:
         """Read one record: None, or why its row has a stray quote. StopIteration at the
         end of the input."""
@@ -310,16 +326,20 @@ class _Splitter:
         start = len(out)
         row: list[str] | None
         try:
-            row = next(self._reader)
-        except csv.Error:  # on one line: the worker meets it too, and says so
-            row = None
+            row = next(self._strict)
+            broken = False
+        except csv.Error:
+            broken = True
+            self._back(start)
+            try:
+                row = next(self._lenient)
+            except csv.Error:  # on one line: the worker meets it too, and says so
+                row = None
         if len(out) - start < 2:
             return None
-        why = _stray(out[start:], row, self._width, self._names)
+        why = _stray(out[start:], row, broken, self._width, self._names)
         if why is not None:
-            self.pending.extendleft(reversed(out[start + 1:]))
-            del out[start + 1:]
-            self._reader = csv.reader(self._feed())  # the old one may have met the end
+            self._back(start + 1)
         return why
 
 
@@ -333,24 +353,20 @@ def _alone(line: str, **dialect: Any) -> list[str]:
     return next(csv.reader([line], **dialect), [])
 
 
-def _stray(lines: list[str], row: list[str] | None, width: int,
+def _stray(lines: list[str], row: list[str] | None, broken: bool, width: int,
            names: tuple[str, ...]) -> str | None:
-    """Why a record over several ``lines`` (``row``, None if the csv module gave up on it)
-    is a row whose first line has a stray quote, or None for a quoted value that spans
-    lines. A CSV writer never writes what the first three tests find (no row, the wrong
-    number of values, a quote followed by text or never closed). The fourth finds a quote
-    closed as a writer would close it, by another stray one at the end of a value: the
-    first line, without its quote, and a line after it each read as a whole row."""
-    if row is not None and _fits(row, width):
-        try:
-            for _ in csv.reader(io.StringIO("".join(lines), newline=""), strict=True):
-                pass
-        except csv.Error:
-            pass
-        else:
-            if width < _ROW_LIKE_WIDTH or not _fits(_unquoted(lines[0]), width) or not any(
-                    _fits(_alone(line), width) for line in lines[1:]):
-                return None
+    """Why a record over several ``lines`` (``row``, None if the csv module gave up on it;
+    ``broken``: its quoting is not a writer's) is a row whose first line has a stray
+    quote, or None for a quoted value that spans lines. A writer never writes what the
+    first three tests find (no row, broken quoting, the wrong number of values). The
+    fourth finds a quote closed as a writer would close it, by another stray one at the
+    end of a value: the first line, without its quote, and a line after it each read as a
+    whole row."""
+    if row is not None and not broken and _fits(row, width) and (
+            width < _ROW_LIKE_WIDTH or lines[0].count(",") < width - 1
+            or not _fits(_unquoted(lines[0]), width)
+            or not any(_fits(_alone(line), width) for line in lines[1:])):
+        return None
     opened = len(_alone(lines[0])) - 1  # the value the quote opened: the line's last
     column = f"column '{names[opened]}'" if opened < len(names) else f"value {opened + 1}"
     took = f"{len(lines) - 1:,} line{'s' if len(lines) > 2 else ''}"
