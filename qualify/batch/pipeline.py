@@ -84,7 +84,8 @@ class Outcome:
 
     @property
     def failed(self) -> bool:
-        return self.summary.errors > 0
+        """Some rows could not be scored (or, a bug, some record read gave no row)."""
+        return self.summary.errors > 0 or self.summary.rows_in != self.summary.leads
 
 
 def sibling(output: Path, kind: str) -> Path:
@@ -281,8 +282,8 @@ def _closer(pool: Pool) -> Callable[..., None]:
 
 
 def _open(path: Path, columns: tuple[str, ...], writers: list[Pending]) -> Writer:
-    """A writer, recorded in ``writers`` before an interrupt can land: its .partial file
-    is always one that ``_abort`` removes (an orphan was once left in CI)."""
+    """A writer, recorded in ``writers`` before an interrupt can land: its temporary file
+    is always one that ``_abort`` removes (an orphan .partial was once left in CI)."""
     with held():
         try:
             w = open_writer(path, columns)
