@@ -2,7 +2,8 @@
 
 Exit codes: 0 every row scored; 1 some rows could not be scored (see the errors file);
 2 the run could not start (a file, the rule base or the mapping is bad); 3 a worker process
-died; 130 interrupted. Only a complete run leaves files under their final names.
+died; 4 an output file could not be written (a full disk, a file-size limit, an I/O error);
+130 interrupted. Only a complete run leaves files under their final names.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from qualify.batch.compare import render as render_comparison
 from qualify.batch.interrupts import sigterm_as_interrupt
 from qualify.batch.pipeline import BatchError, InterruptedWhenWritten, Job, Outcome, run_batch
 from qualify.batch.runner import WorkerError
-from qualify.batch.summary import plural
+from qualify.batch.summary import plural, rows_line
 from qualify.batch.summary import render as render_summary
+from qualify.batch.writers import OutputError
 from qualify.cli import RULES_OPTION, parse_as_of
 from qualify.errors import QualifyError, RulebaseError
 from qualify.tuning import BATCH_GC_THRESHOLD, tune_gc
@@ -56,7 +58,8 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
     lists every lead whose status, grade or next step changed.
 
     Exit status: 0 every row scored, 1 some rows could not be scored, 2 the run could not
-    start (a file, the rule base or the mapping), 3 a worker process died, 130 interrupted.
+    start (a file, the rule base or the mapping), 3 a worker process died, 4 an output file
+    could not be written (a full disk, a file-size limit, an I/O error), 130 interrupted.
     Files appear under their names only when the whole run succeeds.
     """
     job = Job(input=input_path, output=output, rules=rules_path, mapping=mapping,
@@ -76,6 +79,9 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
     except WorkerError as e:
         click.echo(f"error: {e}; no output written", err=True)
         raise SystemExit(3) from None
+    except OutputError as e:
+        click.echo(f"error: {e}; no output written", err=True)
+        raise SystemExit(4) from None
     except InterruptedWhenWritten:
         click.echo(f"interrupted: {job.output} and its files were complete and are written",
                    err=True)
@@ -92,8 +98,8 @@ def summary_text(o: Outcome) -> str:
     """What the command prints when done."""
     s, rb, job = o.summary, o.rulebook, o.job
     rate = s.leads / o.seconds if o.seconds else 0.0
-    header = [f"{s.leads:,} rows from {job.input} in {o.seconds:.1f} s ({rate:,.0f} leads/s, "
-              f"{o.workers} worker{'s' if o.workers != 1 else ''})",
+    header = [f"{s.rows_in:,} rows from {job.input} in {o.seconds:.1f} s ({rate:,.0f} leads/s, "
+              f"{o.workers} worker{'s' if o.workers != 1 else ''})", rows_line(s),
               f"rule base {rb.name} v{rb.version} (sha256 {rb.sha256[:12]}), "
               f"as of {o.as_of.isoformat()}"]
     footer = [""]

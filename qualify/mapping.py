@@ -194,9 +194,10 @@ class Profile:
             lead[target] = value
         return lead
 
-    def sources(self) -> frozenset[str]:
-        """Every input key this profile reads: each ``from`` path, and its first segment."""
-        out: set[str] = set(self.keys)
+    def sources(self, keys: bool = True) -> frozenset[str]:
+        """Every input key this profile reads: each ``from`` path, and its first segment;
+        and the ``keys`` it copies, unless ``keys`` is false."""
+        out: set[str] = set(self.keys) if keys else set()
         for _, sources, *_ in self._plan:
             for src in sources:
                 out.add(src)

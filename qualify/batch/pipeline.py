@@ -1,9 +1,10 @@
 """One batch run: read -> map -> score (in partitions, in processes) -> write, compare, sum up.
 
 ``run_batch(job)`` does it all and returns an ``Outcome``. It raises ``BatchError`` (one
-line) for a file it cannot read or write, ``RulebaseError`` for a bad rule base or mapping
-(every problem, located), and ``WorkerError`` if a worker process dies. Whatever happens,
-no output file is left under its final name unless the whole run succeeded.
+line) for a file it cannot read or create, ``OutputError`` (one line) when writing fails
+(a full disk), ``RulebaseError`` for a bad rule base or mapping (every problem, located),
+and ``WorkerError`` if a worker process dies. Whatever happens, no output file is left
+under its final name unless the whole run succeeded.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 import datetime as dt
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from qualify.batch.runner import (
     score_all,
 )
 from qualify.batch.summary import Summary
-from qualify.batch.writers import Writer, open_writer
+from qualify.batch.writers import Pending, Writer, open_writer
 from qualify.compiler import compile_rulebook
 from qualify.engine import today
 from qualify.errors import Problem, RulebaseError, did_you_mean
@@ -83,7 +84,8 @@ class Outcome:
 
     @property
     def failed(self) -> bool:
-        return self.summary.errors > 0
+        """Some rows could not be scored (or, a bug, some record read gave no row)."""
+        return self.summary.errors > 0 or self.summary.rows_in != self.summary.leads
 
 
 def sibling(output: Path, kind: str) -> Path:
@@ -120,6 +122,27 @@ def _keys(job: Job, profile: Profile | None, reader: Reader) -> tuple[str, ...]:
 def _needed(rulebook: Rulebook, profile: Profile | None, keys: tuple[str, ...]) -> set[str]:
     wanted = set(profile.sources()) if profile is not None else set(rulebook.fields)
     return wanted | set(keys)
+
+
+def _no_columns(reader: Reader, rulebook: Rulebook, profile: Profile | None) -> str | None:
+    """Every row's error when the input has none of the columns scoring reads (None: it
+    has some, or its records have keys of their own, as JSONL's do)."""
+    if profile is None:
+        expected = list(rulebook.fields)
+    else:
+        expected = sorted(profile.sources(keys=False))
+        if profile.model.passthrough:
+            expected += [f for f in rulebook.fields if f not in expected]
+    if not reader.columns or not expected or set(expected) & set(reader.columns):
+        return None
+    return (f"no column the rule base reads (found: {_names(reader.columns)}; expected: "
+            f"{_names(expected)}); name the columns as the rule base does, or map them "
+            "with --map")
+
+
+def _names(names: Sequence[str], shown: int = 8) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def prepare(job: Job) -> tuple[Spec, Rulebook, Profile | None]:
@@ -181,7 +204,8 @@ def run_batch(job: Job) -> Outcome:
             raise BatchError(str(e)) from None
         if previous is not None:
             stack.callback(previous.close)
-        spec = dataclasses.replace(spec, keys=keys, compare=previous is not None)
+        spec = dataclasses.replace(spec, keys=keys, compare=previous is not None,
+                                   no_columns=_no_columns(reader, rulebook, profile))
         pool = scorer = None
         if workers > 1:  # first: no engine and no other thread here yet, see Pool
             # Ctrl-C waits until every worker started and the pool is on the exit stack: a
@@ -195,7 +219,7 @@ def run_batch(job: Job) -> Outcome:
             stack.callback(scorer.close)
         layout = layout_of(spec, rulebook)
         outcome = Outcome(job, rulebook, spec.as_of, workers)
-        writers: list[Writer] = []
+        writers: list[Pending] = []  # every file of the run: committed together, or none
         try:
             out = _open(job.output, layout.names, writers)
             outcome.errors_path = sibling(job.output, "errors")
@@ -225,7 +249,10 @@ def run_batch(job: Job) -> Outcome:
             if job.report is not None:
                 from qualify.batch.report import write_report
 
-                write_report(job.report, outcome)
+                with held():
+                    writers.append(write_report(job.report, outcome))
+            for w in writers:  # all on disk before any rename: a full disk fails here
+                w.finish()
             try:
                 with held():  # all renamed, or (interrupted before this) none
                     for w in reversed(writers):  # the output last: it appears when all is done
@@ -254,9 +281,9 @@ def _closer(pool: Pool) -> Callable[..., None]:
     return close
 
 
-def _open(path: Path, columns: tuple[str, ...], writers: list[Writer]) -> Writer:
-    """A writer, recorded in ``writers`` before an interrupt can land: its .partial file
-    is always one that ``_abort`` removes (an orphan was once left in CI)."""
+def _open(path: Path, columns: tuple[str, ...], writers: list[Pending]) -> Writer:
+    """A writer, recorded in ``writers`` before an interrupt can land: its temporary file
+    is always one that ``_abort`` removes (an orphan .partial was once left in CI)."""
     with held():
         try:
             w = open_writer(path, columns)
@@ -266,7 +293,7 @@ def _open(path: Path, columns: tuple[str, ...], writers: list[Writer]) -> Writer
     return w
 
 
-def _abort(writers: list[Writer]) -> None:
+def _abort(writers: list[Pending]) -> None:
     with held():  # a second Ctrl-C does not cut the clean-up short
         for w in writers:
             with contextlib.suppress(Exception):

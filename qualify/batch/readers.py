@@ -11,6 +11,8 @@ read at all (missing, not UTF-8 in its header, not Parquet) raises ``InputError`
 - CSV: the standard library's C parser. It gives the physical line each record starts on
   (quoted values may span lines) and reads past a broken row; pyarrow's CSV reader does
   neither, and infers column types per block. Bytes that are not UTF-8 make that row bad.
+  A quote that opens a value and runs on over lines it should not have (see ``_stray``)
+  makes its row bad, and the lines it took are read again as rows of their own.
 - JSONL: one JSON object per line; NaN and Infinity are refused, as JSON itself does.
 - Parquet: pyarrow, streamed by batches of rows, reading only the columns asked for.
   NaN (how pandas writes "missing") becomes missing; decimals become text.
@@ -22,7 +24,7 @@ import csv
 import io
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
@@ -35,6 +37,9 @@ FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "pa
            ".pq": "parquet"}
 PARTITION = 1000  # records per partition when a reader is iterated
 _BLOCK = 1 << 16  # characters of CSV read at a time
+# A line inside a quoted value that has the header's number of values is a row the quote
+# swallowed, in files this wide; in narrower ones a line of prose with a comma looks the same
+_ROW_LIKE_WIDTH = 3
 
 
 class InputError(Exception):
@@ -61,14 +66,29 @@ class Raw:
     data: Any  # CSV text | JSONL lines (bytes) | Arrow RecordBatch | decoded items
     columns: tuple[tuple[str, int], ...] = ()  # CSV: (name, position) of the columns kept
     width: int = 0  # CSV: the header's number of values
+    stray: tuple[tuple[int, str], ...] = ()  # CSV: (line offset in data, why) of rows with
+    # a stray quote, each one line: the reader found them, the worker skips them
 
 
 def decode(raw: Raw) -> list[Item]:
     """The records of a raw partition (pure; runs in the worker that scores them)."""
     if raw.kind == "csv":
-        reader = csv.reader(io.StringIO(raw.data, newline=""))
         clean = _bad_bytes(raw.data) is None  # then no record needs the check
-        return list(_csv_records(reader, raw.first - 1, raw.width, list(raw.columns), clean))
+        index = list(raw.columns)
+        if not raw.stray:
+            reader = csv.reader(io.StringIO(raw.data, newline=""))
+            return list(_csv_records(reader, raw.first - 1, raw.width, index, clean))
+        lines = list(io.StringIO(raw.data, newline=""))
+        out: list[Item] = []
+        start = 0  # the records between rows with a stray quote are whole: parsed apart
+        for offset, reason in raw.stray:
+            reader = csv.reader(lines[start:offset])
+            out += _csv_records(reader, raw.first - 1 + start, raw.width, index, clean)
+            out.append((raw.first + offset, BadRecord(reason, _salvage(lines[offset], index))))
+            start = offset + 1
+        reader = csv.reader(lines[start:])
+        out += _csv_records(reader, raw.first - 1 + start, raw.width, index, clean)
+        return out
     if raw.kind == "jsonl":
         return list(_jsonl_records(raw.data, raw.first))
     if raw.kind == "parquet":
@@ -169,9 +189,10 @@ class CsvReader(_FileReader):
     """CSV with a header row. Columns with an empty name (a trailing comma) are ignored.
 
     ``partitions`` finds where records end as the csv module does (a quoted value may
-    span lines, and a stray quote in a value is read as the csv module reads it: where the
-    text has a quote character, the csv module itself finds them) and hands on the text of
-    whole records; ``decode`` parses that text again in the worker.
+    span lines: where the text has a quote character, the csv module itself finds them),
+    except after a stray quote (``_stray``): that row is one line, named in ``Raw.stray``,
+    and the lines after it are records again. It hands on the text of whole records;
+    ``decode`` parses that text again in the worker.
     """
 
     def __init__(self, path: Path) -> None:
@@ -201,6 +222,7 @@ class CsvReader(_FileReader):
                 raise InputError(f"{path}:1: column '{n}' appears twice in the header")
             seen.add(n)
         self.columns = tuple(n for n in names if n)
+        self._names = tuple(names)
         self._width = len(names)
         self._index = tuple((n, i) for i, n in enumerate(names) if n)
         self._first = head.line_num + 1
@@ -213,53 +235,157 @@ class CsvReader(_FileReader):
     def partitions(self, size: int) -> Iterator[Raw]:
         """Text of ``size`` records at a time. Lines are read in blocks; in a block with
         no quote character each line is one record, and the blocks that have one go
-        through the csv module record by record, until a record ends where a block does
-        (0.28 -> 0.08 s of CPU for 200,000 records with no quotes)."""
+        through the csv module record by record (``_Splitter``), until a record ends where
+        a block does (0.28 -> 0.08 s of CPU for 200,000 records with no quotes)."""
         lines: list[str] = []  # of the records counted so far
+        stray: list[tuple[int, str]] = []  # of those, the rows with a stray quote
         count, first = 0, self._first
-        queue: deque[str] = deque()  # lines read for the csv module, not yet given to it
+        split = _Splitter(lambda: self._text.readlines(_BLOCK), lines, self._width,
+                          self._names)
 
-        def feed() -> Iterator[str]:
-            while True:
-                if not queue:  # a quoted value goes on into the next block
-                    queue.extend(self._text.readlines(_BLOCK))
-                    if not queue:
-                        return
-                line = queue.popleft()
-                lines.append(line)
-                yield line
+        def cut() -> Raw:
+            nonlocal count, first
+            raw = Raw("csv", first, "".join(lines), self._index, self._width, tuple(stray))
+            first, count = first + len(lines), 0
+            lines.clear()
+            stray.clear()
+            return raw
 
-        reader = csv.reader(feed())
-        while block := self._text.readlines(_BLOCK):
-            if '"' not in "".join(block):
-                while block:
-                    take = block[:size - count]
-                    del block[:len(take)]
-                    lines += take
-                    count += len(take)
-                    if count == size:
-                        yield Raw("csv", first, "".join(lines), self._index, self._width)
-                        first, count = first + len(lines), 0
-                        lines.clear()
-                continue
-            queue.extend(block)
-            while queue:  # the csv module's records, until one ends at a block's end
+        while split.pending or (block := self._text.readlines(_BLOCK)):
+            if not split.pending:
+                if '"' not in "".join(block):
+                    while block:
+                        take = block[:size - count]
+                        del block[:len(take)]
+                        lines += take
+                        count += len(take)
+                        if count == size:
+                            yield cut()
+                    continue
+                split.pending.extend(block)
+            while split.pending:  # records, until one ends at a block's end
+                start = len(lines)
                 try:
-                    next(reader)
+                    why = split.record()
                 except StopIteration:
                     break
-                except csv.Error:
-                    pass  # the worker meets the same error on the same text, and reports it
+                if why is not None:
+                    stray.append((start, why))
                 count += 1
                 if count == size:
-                    yield Raw("csv", first, "".join(lines), self._index, self._width)
-                    first, count = first + len(lines), 0
-                    lines.clear()
+                    yield cut()
         if lines:
-            yield Raw("csv", first, "".join(lines), self._index, self._width)
+            yield cut()
 
     def close(self) -> None:
         self._text.close()
+
+
+class _Splitter:
+    """Records as the csv module finds them in lines read on demand, except that a record
+    with a stray quote (``_stray``) is cut back to its first line, and the lines after that
+    are read again. ``record`` appends the lines of one record to ``out``.
+
+    Records are read in strict mode, which fails where a writer's quoting is broken (a
+    quote followed by text, or never closed); such a record is read again as the workers
+    read it (not strict), to find where it ends."""
+
+    def __init__(self, more: Callable[[], list[str]], out: list[str], width: int,
+                 names: tuple[str, ...]) -> None:
+        self.pending: deque[str] = deque()  # lines read, not yet given to the csv module
+        self._more, self._out, self._width, self._names = more, out, width, names
+        self._readers()
+
+    def _readers(self) -> None:
+        """Readers over a new feed (after lines go back: the old feed may have ended)."""
+        feed = self._feed()
+        self._strict = csv.reader(feed, strict=True)
+        self._lenient = csv.reader(feed)
+
+    def _feed(self) -> Iterator[str]:
+        pending, out = self.pending, self._out
+        while True:
+            if not pending:  # a quoted value goes on into the next block
+                pending.extend(self._more())
+                if not pending:
+                    return
+            line = pending.popleft()
+            out.append(line)
+            yield line
+
+    def _back(self, start: int) -> None:
+        """The lines from ``out[start]`` on go back, to be read again."""
+        self.pending.extendleft(reversed(self._out[start:]))
+        del self._out[start:]
+        self._readers()
+
+    def record(self) -> str | None:
+        """Read one record: None, or why its row has a stray quote. StopIteration at the
+        end of the input."""
+        out = self._out
+        start = len(out)
+        row: list[str] | None
+        try:
+            row = next(self._strict)
+            broken = False
+        except csv.Error:
+            broken = True
+            self._back(start)
+            try:
+                row = next(self._lenient)
+            except csv.Error:  # on one line: the worker meets it too, and says so
+                row = None
+        if len(out) - start < 2:
+            return None
+        why = _stray(out[start:], row, broken, self._width, self._names)
+        if why is not None:
+            self._back(start + 1)
+        return why
+
+
+def _fits(row: list[str], width: int) -> bool:
+    """The header's number of values (empty values beyond it are a trailing comma)."""
+    return len(row) == width or (len(row) > width and not any(c.strip() for c in row[width:]))
+
+
+def _alone(line: str, **dialect: Any) -> list[str]:
+    """The values of one line read by itself."""
+    return next(csv.reader([line], **dialect), [])
+
+
+def _stray(lines: list[str], row: list[str] | None, broken: bool, width: int,
+           names: tuple[str, ...]) -> str | None:
+    """Why a record over several ``lines`` (``row``, None if the csv module gave up on it;
+    ``broken``: its quoting is not a writer's) is a row whose first line has a stray
+    quote, or None for a quoted value that spans lines. A writer never writes what the
+    first three tests find (no row, broken quoting, the wrong number of values). The
+    fourth finds a quote closed as a writer would close it, by another stray one at the
+    end of a value: the first line, without its quote, and a line after it each read as a
+    whole row."""
+    if row is not None and not broken and _fits(row, width) and (
+            width < _ROW_LIKE_WIDTH or lines[0].count(",") < width - 1
+            or not _fits(_unquoted(lines[0]), width)
+            or not any(_fits(_alone(line), width) for line in lines[1:])):
+        return None
+    opened = len(_alone(lines[0])) - 1  # the value the quote opened: the line's last
+    column = f"column '{names[opened]}'" if opened < len(names) else f"value {opened + 1}"
+    took = f"{len(lines) - 1:,} line{'s' if len(lines) > 2 else ''}"
+    return (f"stray quote: a quote opens the value of {column} and is not closed on its "
+            f"line (it took the next {took} with it; they are read as rows of their own); "
+            'quote the whole value and write a quote inside it as ""')
+
+
+def _unquoted(line: str) -> list[str]:
+    """The values of a line with a stray quote, read as if that quote were not there."""
+    values = _alone(line)
+    rest = values.pop() if values else ""
+    return values + _alone(rest.rstrip("\r\n"), quoting=csv.QUOTE_NONE)
+
+
+def _salvage(line: str, index: list[tuple[str, int]]) -> Record:
+    """What can be read of a line with a stray quote, for the key columns of its row."""
+    values = _unquoted(line)
+    return {n: values[i] for n, i in index if i < len(values) and _bad_bytes(values[i]) is None}
 
 
 def _csv_records(reader: Any, base: int, width: int, index: list[tuple[str, int]],
@@ -279,12 +405,10 @@ def _csv_records(reader: Any, base: int, width: int, index: list[tuple[str, int]
         line, last = base + last + 1, reader.line_num
         if not row:
             continue  # a blank line
-        if len(row) != width:
-            extra = row[width:]
-            if len(row) < width or any(c.strip() for c in extra):
-                yield line, BadRecord(f"{len(row)} values, but the header has {width}",
-                                      _fields(row, index))
-                continue
+        if len(row) != width and not _fits(row, width):
+            yield line, BadRecord(f"{len(row)} values, but the header has {width}",
+                                  _fields(row, index))
+            continue
         bad = None if clean else _bad_bytes("".join(row))
         if bad:
             yield line, BadRecord(bad)
@@ -381,7 +505,10 @@ class ParquetReader(_Decoding):
         first = 1
         try:
             for batch in self._file.iter_batches(batch_size=size, columns=self._selected):
-                yield Raw("parquet", first, batch)
+                if batch.num_columns:
+                    yield Raw("parquet", first, batch)
+                else:  # unpickled, an Arrow batch with no columns has no rows either
+                    yield raw_items([(first + i, {}) for i in range(batch.num_rows)])
                 first += batch.num_rows
                 self._done = first - 1
         except (OSError, pa.ArrowException) as e:

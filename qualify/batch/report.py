@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qualify.batch.compare import ERROR, Comparison
-from qualify.batch.summary import Summary
+from qualify.batch.summary import Summary, rows_line
 from qualify.batch.writers import AtomicFile
 from qualify.rulebook import Rulebook
 
@@ -204,7 +204,7 @@ def render(o: Outcome) -> str:
     traits = {t.id: t for t in rb.traits}
     steps = {r.id: r for r in rb.next_steps}
     rate = s.leads / o.seconds if o.seconds else 0
-    cards = [("leads", s.leads), ("scored", s.scored), ("errors", s.errors),
+    cards = [("rows in", s.rows_in), ("scored", s.scored), ("error rows", s.errors),
              *[(st.replace("_", " "), s.status[st]) for st in STATUS_COLOURS]]
     top_traits = [(f"{t} ({traits[t].points:+d})" if t in traits else t, n)
                   for t, n in s.traits.most_common(TOP)]
@@ -216,7 +216,7 @@ def render(o: Outcome) -> str:
         f"<h1>Batch: {escape(job.input.name)}</h1>",
         f"<p class=meta>rule base <b>{escape(rb.name)}</b> v{escape(rb.version)} "
         f"(sha256 <code>{rb.sha256[:12]}</code>) &middot; as of {o.as_of.isoformat()} &middot; "
-        f"{_n(s.leads)} rows in {o.seconds:.1f} s ({rate:,.0f} leads/s, {o.workers} "
+        f"{escape(rows_line(s))} &middot; {o.seconds:.1f} s ({rate:,.0f} leads/s, {o.workers} "
         f"worker{'s' if o.workers != 1 else ''}) &middot; written "
         f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}</p>",
         '<div class="cards">' + "".join(f"<div class=card><b>{_n(v)}</b>{escape(k)}</div>"
@@ -247,12 +247,10 @@ def render(o: Outcome) -> str:
             f"</head><body>{''.join(body)}</body></html>\n")
 
 
-def write_report(path: Path, outcome: Outcome) -> None:
-    """Write the page atomically (a temporary name, then a rename)."""
+def write_report(path: Path, outcome: Outcome) -> AtomicFile:
+    """Write the page under a temporary name; the caller commits it (renames it into
+    place) with the run's other files. Raises OutputError."""
     temp = AtomicFile(path)
-    try:
-        temp.file.write(render(outcome).encode("utf-8"))
-        temp.commit()
-    except BaseException:
-        temp.abort()
-        raise
+    with temp.removed_on_error():
+        temp.write(render(outcome).encode("utf-8"))
+    return temp

@@ -29,7 +29,8 @@ from itertools import islice
 from typing import Any
 
 from qualify.batch.compare import Snapshot, snapshot
-from qualify.batch.readers import BadRecord, Item, Raw, decode, raw_items
+from qualify.batch.orphans import die_with_parent
+from qualify.batch.readers import BadRecord, Item, Raw, Record, decode, raw_items
 from qualify.batch.rows import Layout, Row, key_value
 from qualify.batch.summary import Summary
 from qualify.batch.writers import encoder
@@ -63,6 +64,7 @@ class Spec:
     verdicts: bool = False  # carry each whole verdict as JSON (JSONL output)
     output_format: str = "csv"  # how workers encode their rows: csv, jsonl or parquet
     compare: bool = False  # also send a snapshot of each row, for --compare
+    no_columns: str | None = None  # every row's error: the input has no column scoring reads
 
 
 class Scorer:
@@ -105,12 +107,16 @@ def score_partition(scorer: Scorer, items: Iterable[Item]) -> Partition:
     out = Partition(verdicts=[] if spec.verdicts else None)
     keys = spec.keys
     unread: list[tuple[str, Any]] = []  # values of 'unmapped: unknown' fields left out
+    if spec.no_columns is not None:
+        items = [(line, BadRecord(spec.no_columns, r.fields if isinstance(r, BadRecord) else r))
+                 for line, r in items]
     for line, record in items:
         fields = record.fields if isinstance(record, BadRecord) else record
         key_values = [key_value(fields.get(k)) for k in keys]
         lead_id: str | None = None
         try:
             if isinstance(record, BadRecord):
+                lead_id = _bad_lead_id(fields, profile)
                 raise LeadError(None, record.reason)
             raw: Any = profile.apply(record, unread) if profile is not None else record
             lead_id = _lead_id(raw)
@@ -144,9 +150,11 @@ class Block:
     snapshots: list[Snapshot] | None  # for --compare
 
 
-def run_partition(scorer: Scorer, items: Iterable[Item]) -> Block:
-    """Score ``items`` and encode the rows for the output format (both pure)."""
+def run_partition(scorer: Scorer, items: list[Item]) -> Block:
+    """Score ``items`` and encode the rows for the output format (both pure). The summary
+    counts the records read here, apart from the rows that scoring makes of them."""
     part = score_partition(scorer, items)
+    part.summary.rows_in = len(items)
     snapshots = None
     if scorer.spec.compare:
         names = scorer.layout.names
@@ -158,6 +166,14 @@ def run_partition(scorer: Scorer, items: Iterable[Item]) -> Block:
 def _lead_id(raw: Any) -> str | None:
     value = raw.get("lead_id") if isinstance(raw, dict) else None
     return key_value(value) if isinstance(value, str | int) else None
+
+
+def _bad_lead_id(fields: Record, profile: Profile | None) -> str | None:
+    """The lead id in what could be read of a bad row, if any."""
+    try:
+        return _lead_id(profile.apply(fields) if profile is not None else fields)
+    except Exception:  # a mapping's patterns on a half-read row: the id is not needed
+        return None
 
 
 def _error(e: Exception) -> tuple[str | None, str]:
@@ -178,6 +194,7 @@ _failed: QualifyError | None = None  # why it could not be built (_ready raises 
 
 def _start(spec: Spec) -> None:
     global _scorer, _failed  # noqa: PLW0603 - one engine per worker process, by design
+    die_with_parent()  # a `kill -9` of the command ends its workers too
     # Ctrl-C reaches the whole process group; the parent decides what happens. A worker
     # it killed could die halfway through sending a result, and the executor's thread
     # would then wait forever for the rest (seen: a hang in 1 of 25 interrupts). SIGTERM

@@ -32,8 +32,9 @@ _SPLIT = methodcaller("split", LIST_SEP)  # the traits column: ids joined by ";"
 class Summary:
     """Counts over the rows of a batch (or of one partition of it)."""
 
-    leads: int = 0  # rows read, scored or not
+    leads: int = 0  # rows scored or failed
     errors: int = 0
+    rows_in: int = 0  # records read, counted by the reader's side (leads must equal it)
     status: Counter[str] = field(default_factory=Counter)
     grade: Counter[str] = field(default_factory=Counter)
     grade_status: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -118,6 +119,7 @@ class Summary:
         """Add ``other``'s counts (a later partition) to these."""
         self.leads += other.leads
         self.errors += other.errors
+        self.rows_in += other.rows_in
         for name in ("status", "grade", "grade_status", "scores", "traits", "weakest",
                      "next_step", "missing_points", "missing_leads", "missing_status",
                      "error_fields", "unread"):
@@ -129,6 +131,14 @@ class Summary:
 def plural(n: int, word: str) -> str:
     """``1 row``, ``2 rows``, ``1,000 rows``."""
     return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def rows_line(s: Summary) -> str:
+    """``rows: 3,000 in = 2,999 scored + 1 error row``: every record read is a row out."""
+    if s.rows_in == s.leads:
+        return f"rows: {s.rows_in:,} in = {s.scored:,} scored + {plural(s.errors, 'error row')}"
+    return (f"rows: {s.rows_in:,} in, but {s.scored:,} scored + "
+            f"{plural(s.errors, 'error row')}; this is a bug in qualify, please report it")
 
 
 def _pct(n: int, total: int) -> str:

@@ -1,18 +1,26 @@
 """Write rows to CSV, JSONL or Parquet, under a temporary name renamed at the end.
 
-Until ``commit``, rows go to a hidden ``.<name>.<random>.partial`` file beside the target.
-``commit`` flushes, syncs and renames it over the target in one step; ``abort`` deletes it.
-An interrupted run (Ctrl-C, a crash, a kill) therefore never leaves a file under the target
-name that looks complete: at worst a hidden ``.partial`` file.
+Until ``commit``, rows go to a file beside the target that has no name (``AtomicFile``;
+where a filesystem cannot, a hidden ``.<name>.<pid>.<random>.partial`` file). ``finish``
+flushes and syncs it (where a full disk shows), ``commit`` renames it over the target in
+one step; ``abort`` deletes it. An interrupted run (Ctrl-C, a crash, a kill -9) therefore
+never leaves a file under the target name that looks complete, and leaves no file at all
+(at worst a hidden ``.partial`` file, removed by the next run for the same target).
+
+A write that fails (a full disk, a file-size limit, an I/O error) raises ``OutputError``,
+one line naming the file, the system's words for the error and what to do.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
+import fcntl
 import io
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -22,17 +30,58 @@ from qualify.batch.readers import FORMATS, InputError
 from qualify.batch.rows import INT_COLUMNS, Row
 
 ROW_GROUP = 16_384  # Parquet rows buffered per row group (the explanation text dominates)
+# what to do, by errno, when an output cannot be written
+_ADVICE = {
+    errno.ENOSPC: "free some space on that disk, or write --out to another one",
+    errno.EDQUOT: "your disk quota is used up: free some space, or write --out elsewhere",
+    errno.EFBIG: "a limit on the size of files was reached (ulimit -f, or the largest file "
+                 "the filesystem holds): raise it, or write --out to another filesystem",
+    errno.EROFS: "the filesystem is read-only: write --out elsewhere",
+    errno.EIO: "the disk reported an I/O error: check it, or write --out elsewhere",
+}
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
-class Writer(Protocol):
+class OutputError(Exception):
+    """An output file could not be written: one line, with the file and what to do."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        self.path = path
+        self.errno = error.errno
+        if error.errno:  # the system's words (pyarrow's text wraps them in its own)
+            name = errno.errorcode.get(error.errno, str(error.errno))
+            said = f"{os.strerror(error.errno)} ({name})"
+        else:
+            said = str(error).strip().splitlines()[0] if str(error).strip() else "OSError"
+        advice = _ADVICE.get(error.errno or 0, "check the disk and the folder, or write "
+                                                "--out elsewhere")
+        super().__init__(f"cannot write {path}: {said}; {advice}")
+
+
+@contextlib.contextmanager
+def output_errors(path: Path) -> Iterator[None]:
+    """OSError in the block -> OutputError naming ``path``."""
+    try:
+        yield
+    except OSError as e:
+        raise OutputError(path, e) from None
+
+
+class Pending(Protocol):
+    """A file written under a temporary name, renamed into place by ``commit``."""
+
     path: Path
 
+    def finish(self) -> None: ...  # everything on disk; raises OutputError
+    def commit(self) -> None: ...  # ``finish``, then the rename
+    def abort(self) -> None: ...
+
+
+class Writer(Pending, Protocol):
     def write(self, rows: Sequence[Row], verdicts: Sequence[str | None] | None = None) -> None:
         ...
 
     def write_block(self, data: Any) -> None: ...  # what ``encoder`` made of some rows
-    def commit(self) -> None: ...
-    def abort(self) -> None: ...
 
 
 Encoder = Callable[[Sequence[Row], Sequence[str | None] | None], Any]
@@ -98,26 +147,51 @@ def open_writer(path: str | Path, columns: Sequence[str]) -> Writer:
 
 
 class AtomicFile:
-    """A temporary file beside ``path``, renamed over it by ``commit``."""
+    """A file beside ``path`` that no one sees until ``commit`` renames it over ``path``.
 
-    def __init__(self, path: Path) -> None:
+    On Linux it is made with O_TMPFILE: it has no name, so a run killed with SIGKILL leaves
+    nothing behind, and ``commit`` links it as ``.<name>.<pid>.<random>.partial`` and
+    renames that. Where the filesystem cannot (or with ``anonymous=False``) the file has
+    that name from the start. Either way the writer holds a lock on it (flock) while it
+    lives, and the next ``AtomicFile`` for the same ``path`` removes such files whose
+    writer is provably gone (``_remove_stale``).
+    """
+
+    def __init__(self, path: Path, anonymous: bool = True) -> None:
         self.path = path
         directory = path.parent if str(path.parent) else Path(".")
         if not directory.is_dir():
             raise InputError(f"{path}: the folder {directory} does not exist")
         if path.is_dir():
             raise InputError(f"{path}: is a directory")
-        self.temp = directory / f".{path.name}.{secrets.token_hex(4)}.partial"
-        try:  # O_EXCL: never clobber; mode 0o666 less the umask, as open() would give
-            fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except OSError as e:
-            raise InputError(f"{path}: cannot write here ({e.strerror or e})") from None
+        _remove_stale(directory, path.name)
+        self.temp = directory / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial"
+        self._finished = False
+        self._closed = False
+        # mode 0o666 less the umask, as open() would give; O_EXCL: never clobber
+        fd = _unnamed(directory) if anonymous else None
+        self._named = fd is None
+        if fd is None:
+            try:
+                fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except OSError as e:
+                if e.errno in _NO_ROOM:
+                    raise OutputError(path, e) from None
+                raise InputError(f"{path}: cannot write here ({e.strerror or e})") from None
+        self.fd = fd
         try:
-            self.file = os.fdopen(fd, "wb")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new: no one else holds it
+            self.file = os.fdopen(fd, "wb", closefd=False)
         except BaseException:
-            os.close(fd)
-            self.temp.unlink()
+            self._close()
+            if self._named:
+                self.temp.unlink()
             raise
+
+    @property
+    def where(self) -> str:
+        """A path that opens this file for writing (for pyarrow, which writes by name)."""
+        return str(self.temp) if self._named else f"/proc/self/fd/{self.fd}"
 
     @contextlib.contextmanager
     def removed_on_error(self) -> Iterator[None]:
@@ -128,21 +202,100 @@ class AtomicFile:
             self.abort()
             raise
 
+    def write(self, data: bytes) -> None:
+        with output_errors(self.path):
+            self.file.write(data)
+
+    def finish(self) -> None:
+        """Flush and sync the file: the data reaches the disk before any rename."""
+        if self._finished:
+            return
+        with output_errors(self.path):
+            self.file.flush()
+            os.fsync(self.fd)
+        self._finished = True
+
     def commit(self) -> None:
-        if not self.file.closed:
-            self.file.close()
-        fd = os.open(self.temp, os.O_RDONLY)  # the data reaches the disk before the rename
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(self.temp, self.path)
+        self.finish()
+        with output_errors(self.path):
+            if not self._named:  # linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd: a name at last
+                directory = os.open(self.temp.parent, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.link(f"/proc/self/fd/{self.fd}", self.temp.name, dst_dir_fd=directory)
+                finally:
+                    os.close(directory)
+                self._named = True
+            os.replace(self.temp, self.path)
+        self._close()
 
     def abort(self) -> None:
-        with contextlib.suppress(OSError):
-            self.file.close()
-        with contextlib.suppress(OSError):
-            self.temp.unlink()
+        self._close()
+        if self._named:
+            with contextlib.suppress(OSError):
+                self.temp.unlink()
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                self.file.close()  # not the descriptor: that is closed next
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+
+
+def _unnamed(directory: Path) -> int | None:
+    """A descriptor of a new file in ``directory`` that has no name (O_TMPFILE), or None
+    where that cannot be (not Linux, a filesystem without it, or no /proc to name it by)."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None:
+        return None
+    try:
+        fd = os.open(directory, flag | os.O_WRONLY, 0o666)
+    except OSError:
+        return None
+    if not os.path.exists(f"/proc/self/fd/{fd}"):
+        os.close(fd)
+        return None
+    return fd
+
+
+_STALE = re.compile(r"(?P<pid>[0-9]+)\.[0-9a-f]{8}\.partial")
+
+
+def _remove_stale(directory: Path, name: str) -> None:
+    """Remove ``.<name>.<pid>.<random>.partial`` files left by writers that are gone: no
+    process has that pid here, and no one holds the file's lock (a writer in another pid
+    namespace, sharing the folder, does). Files of other names or forms are left alone."""
+    prefix = f".{name}."
+    try:
+        entries = [e for e in os.listdir(directory) if e.startswith(prefix)]
+    except OSError:
+        return
+    for entry in entries:
+        match = _STALE.fullmatch(entry[len(prefix):])
+        if match is None or _alive(int(match["pid"])):
+            continue
+        try:
+            fd = os.open(directory / entry, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            (directory / entry).unlink()
+        except OSError:  # locked: its writer lives; or already removed by another run
+            continue
+        finally:
+            os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, and is someone else's
+        return True
+    return True
 
 
 class CsvWriter:
@@ -151,22 +304,32 @@ class CsvWriter:
     def __init__(self, path: Path, columns: Sequence[str]) -> None:
         self.path = path
         self._temp = AtomicFile(path)
-        with self._temp.removed_on_error():
+        self._detached = False
+        with self._temp.removed_on_error(), output_errors(path):
             self._text = io.TextIOWrapper(self._temp.file, encoding="utf-8", newline="",
                                           write_through=False)
             self._csv = csv.writer(self._text)
             self._csv.writerow(columns)
 
     def write(self, rows: Sequence[Row], verdicts: Sequence[str | None] | None = None) -> None:
-        self._csv.writerows(rows)
+        with output_errors(self.path):
+            self._csv.writerows(rows)
 
     def write_block(self, data: bytes) -> None:
-        self._text.flush()
-        self._temp.file.write(data)
+        with output_errors(self.path):
+            self._text.flush()
+        self._temp.write(data)
+
+    def finish(self) -> None:
+        if not self._detached:  # the text layer hands the file back to the AtomicFile
+            with output_errors(self.path):
+                self._text.flush()
+            self._text.detach()
+            self._detached = True
+        self._temp.finish()
 
     def commit(self) -> None:
-        self._text.flush()
-        self._text.detach()
+        self.finish()
         self._temp.commit()
 
     def abort(self) -> None:
@@ -187,7 +350,10 @@ class JsonlWriter:
         self.write_block(encode_jsonl(self._columns, rows, verdicts))
 
     def write_block(self, data: bytes) -> None:
-        self._temp.file.write(data)
+        self._temp.write(data)
+
+    def finish(self) -> None:
+        self._temp.finish()
 
     def commit(self) -> None:
         self._temp.commit()
@@ -207,9 +373,8 @@ class ParquetWriter:
         self._pa = pa
         self._schema = arrow_schema(columns)
         self._temp = AtomicFile(path)
-        with self._temp.removed_on_error():
-            self._temp.file.close()  # pyarrow writes the file by name
-            self._writer = pq.ParquetWriter(str(self._temp.temp), self._schema)
+        with self._temp.removed_on_error(), output_errors(path):
+            self._writer = pq.ParquetWriter(self._temp.where, self._schema)  # by name
         self._buffer: list[Any] = []
         self._buffered = 0
 
@@ -228,12 +393,18 @@ class ParquetWriter:
     def _flush(self) -> None:
         if self._buffer:
             table = self._pa.Table.from_batches(self._buffer, schema=self._schema)
-            self._writer.write_table(table, row_group_size=max(self._buffered, 1))
+            with output_errors(self.path):
+                self._writer.write_table(table, row_group_size=max(self._buffered, 1))
             self._buffer, self._buffered = [], 0
 
-    def commit(self) -> None:
+    def finish(self) -> None:
         self._flush()
-        self._writer.close()
+        with output_errors(self.path):
+            self._writer.close()  # the footer; a second close does nothing
+        self._temp.finish()
+
+    def commit(self) -> None:
+        self.finish()
         self._temp.commit()
 
     def abort(self) -> None:

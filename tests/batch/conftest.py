@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,16 @@ def run(*args: str | Path) -> tuple[int, str, str]:
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout, result.stderr
+
+
+def writing_into(pid: int, folder: Path) -> bool:
+    """Process ``pid`` has a file open in ``folder`` (named or not: an O_TMPFILE file reads
+    as ``folder/#123 (deleted)``)."""
+    try:
+        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:
+        return False
+    return any(link.startswith(f"{folder}/") for link in links)
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

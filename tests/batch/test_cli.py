@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from qualify import Engine, default_rules_path
-from tests.batch.conftest import ROOT, read_rows, run, synthetic, write_leads
+from tests.batch.conftest import ROOT, read_rows, run, synthetic, write_leads, writing_into
 from tests.conftest import AS_OF
 
 
@@ -130,6 +130,30 @@ class TestRun:
         assert "评级" in read_rows(tmp_path / "o.csv")[0]["explanation"]
 
 
+class TestNoKnownColumn:
+    @pytest.mark.parametrize("fmt", ["csv", "parquet"])
+    @pytest.mark.parametrize("workers", ["1", "2"])
+    def test_every_row_is_an_error_row_naming_the_columns(self, tmp_path: Path, as_of: str,
+                                                          fmt: str, workers: str) -> None:
+        """A file with none of the columns the rule base reads gives an error row per row
+        and exit 1 in every format, the message naming the columns found and expected (a
+        Parquet file gave "0 rows" and exit 0 with 2 workers: an Arrow batch with no
+        columns loses its rows on the way to a worker)."""
+        leads = [{"foo": str(i), "bar": "x"} for i in range(2500)]
+        src = write_leads(tmp_path / f"leads.{fmt}", leads, columns=("foo", "bar"))
+        out = tmp_path / "o.csv"
+        code, stdout, stderr = run(src, "--out", out, "--as-of", as_of, "--workers", workers)
+        assert code == 1, stderr
+        assert "rows: 2,500 in = 0 scored + 2,500 error rows" in stdout
+        rows = read_rows(out)
+        assert len(rows) == 2500
+        assert {r["error"] for r in rows} == {
+            "no column the rule base reads (found: foo, bar; expected: lead_id, "
+            "needs_product, pain_points, purchase_timeline_days, budget, annual_revenue, "
+            "payment_history, financial_health and 17 more); name the columns as the rule "
+            "base does, or map them with --map"}
+
+
 class TestCannotRun:
     @pytest.mark.parametrize(("setup", "message"), [
         ("missing_input", "nope.csv: No such file or directory"),
@@ -205,14 +229,14 @@ TOO_COMPLEX = _too_complex()
 
 def _writing(src: Path, output: Path) -> subprocess.Popen[str]:
     """`qualify batch SRC --out OUTPUT --workers 2` in its own process group, once it has
-    started writing (its .partial file exists)."""
+    started writing (it has a file open in OUTPUT's folder: one with no name yet)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", "from qualify.cli import main; main()", "batch", str(src),
          "--out", str(output), "--workers", "2", "--as-of", "2026-01-01"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     deadline = time.monotonic() + 30
-    while not any(n.endswith(".partial") for n in names(output.parent)):
+    while not writing_into(proc.pid, output.parent):
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.02)
     return proc

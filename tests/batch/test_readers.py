@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import pickle
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,18 @@ class TestParquet:
         assert list(reader) == [(1, {"lead_id": "a", "y": 2})]
         reader.close()
 
+    def test_no_column_selected_keeps_every_row(self, tmp_path: Path) -> None:
+        """With no column selected, each row is still a record, also after the partition is
+        pickled for a worker (an Arrow batch with no columns is unpickled with no rows)."""
+        f = tmp_path / "a.parquet"
+        pq.write_table(pa.table({"x": list(range(2500))}), f)
+        reader = open_reader(f)
+        reader.select([])
+        got = [item for raw in reader.partitions(1000)
+               for item in decode(pickle.loads(pickle.dumps(raw)))]
+        reader.close()
+        assert got == [(i, {}) for i in range(1, 2501)]
+
     def test_not_parquet_is_an_input_error(self, tmp_path: Path) -> None:
         """A file that is not Parquet is refused with one line."""
         f = tmp_path / "a.parquet"
@@ -154,7 +167,8 @@ class TestPartitions:
         """Cut into partitions of any size and decoded apart, a CSV file gives the records
         and lines a single pass gives, whatever quotes, newlines and stray quotes it has,
         and wherever the blocks it is read in end (a quoted value may span them; a block
-        with no quote is cut by lines, one with a quote by the csv module)."""
+        with no quote is cut by lines, one with a quote by the csv module). Where no row
+        has a stray quote, that is what the csv module reads."""
         f = tmp_path_factory.mktemp("p") / "a.csv"
         with f.open("w", encoding="utf-8", newline="") as out:
             if quoting == csv.QUOTE_NONE:  # raw text: stray quotes and broken rows
@@ -164,9 +178,14 @@ class TestPartitions:
                 w = csv.writer(out, quoting=quoting)
                 w.writerow(["x", "y", "z"])
                 w.writerows(rows)
-        body = f.read_bytes().decode().split("\n", 1)[1]  # one pass after the header
-        reference = csv.reader(io.StringIO(body, newline=""))
-        want = list(_csv_records(reference, 1, 3, [("x", 0), ("y", 1), ("z", 2)]))
+        reader = open_reader(f)
+        whole = list(reader.partitions(10**6))  # one pass: one partition, or none
+        reader.close()
+        want = [item for raw in whole for item in decode(raw)]
+        if not any(raw.stray for raw in whole):
+            body = f.read_bytes().decode().split("\n", 1)[1]  # the csv module, after the header
+            reference = csv.reader(io.StringIO(body, newline=""))
+            assert want == list(_csv_records(reference, 1, 3, [("x", 0), ("y", 1), ("z", 2)]))
         reader = open_reader(f)
         default, readers._BLOCK = readers._BLOCK, block
         try:

@@ -50,13 +50,13 @@ class TestRoundTrip:
 
 class TestAtomic:
     @pytest.mark.parametrize("ext", ["csv", "jsonl", "parquet"])
-    def test_nothing_under_the_name_until_commit(self, tmp_path: Path, ext: str) -> None:
-        """Before commit only a hidden .partial file exists; abort removes it."""
+    def test_nothing_in_the_folder_until_commit(self, tmp_path: Path, ext: str) -> None:
+        """Before commit the file has no name at all (O_TMPFILE), not even a hidden one, so
+        a run killed with SIGKILL leaves nothing; abort leaves nothing either."""
         path = tmp_path / f"out.{ext}"
         w = open_writer(path, COLUMNS)
         w.write(ROWS)
-        (partial,) = files(tmp_path)
-        assert partial.startswith(f".out.{ext}.") and partial.endswith(".partial")
+        assert files(tmp_path) == []
         w.abort()
         assert files(tmp_path) == []
 
