@@ -103,6 +103,11 @@ def summary_text(o: Outcome) -> str:
               f"rule base {rb.name} v{rb.version} (sha256 {rb.sha256[:12]}), "
               f"as of {o.as_of.isoformat()}"]
     footer = [""]
+    if o.unread_columns:
+        n, shown = len(o.unread_columns), ", ".join(o.unread_columns[:6])
+        more = f", ... ({n - 6} more)" if n > 6 else ""
+        footer += [f"{plural(n, 'input column')} no field of the mapping reads: {shown}{more} "
+                   "(qualify map check lists them)", ""]
     if o.comparison is not None:
         footer += [render_comparison(o.comparison, rb.sha256), ""]
     footer.append(f"wrote {job.output}")

@@ -81,6 +81,7 @@ class Outcome:
     seconds: float = 0.0
     errors_path: Path | None = None
     changes_path: Path | None = None
+    unread_columns: tuple[str, ...] = ()  # input columns the mapping does not read
 
     @property
     def failed(self) -> bool:
@@ -197,6 +198,10 @@ def run_batch(job: Job) -> Outcome:
             reader = open_reader(job.input)
             stack.callback(reader.close)
             keys = _keys(job, profile, reader)
+            if profile is not None and reader.columns:  # a typo in a 'from': before any row
+                problems = profile.check_columns(reader.columns, str(job.input))
+                if problems:
+                    raise RulebaseError(problems)
             if reader.columns and not (profile is not None and profile.model.passthrough):
                 reader.select(_needed(rulebook, profile, keys))
             previous = Previous(job.compare) if job.compare else None
@@ -219,6 +224,8 @@ def run_batch(job: Job) -> Outcome:
             stack.callback(scorer.close)
         layout = layout_of(spec, rulebook)
         outcome = Outcome(job, rulebook, spec.as_of, workers)
+        if profile is not None and reader.columns:
+            outcome.unread_columns = tuple(profile.unread_columns(reader.columns))
         writers: list[Pending] = []  # every file of the run: committed together, or none
         try:
             out = _open(job.output, layout.names, writers)

@@ -154,6 +154,22 @@ class TestNoKnownColumn:
             "base does, or map them with --map"}
 
 
+class TestUnreadColumns:
+    def test_the_summary_names_the_columns_no_field_reads(self, tmp_path: Path,
+                                                          as_of: str) -> None:
+        """Issue 15, item 1: the input's columns the mapping ignores are listed (one of them
+        may be what a typo meant)."""
+        src = tmp_path / "leads.csv"
+        src.write_text("id,Budget,Country,Notes\na,100,DE,x\n", encoding="utf-8")
+        (tmp_path / "m.yaml").write_text(
+            "name: m\nfields:\n  lead_id: {from: id}\n  budget: {from: Budget}\n",
+            encoding="utf-8")
+        code, stdout, stderr = run(src, "--out", tmp_path / "o.csv", "--map",
+                                   tmp_path / "m.yaml", "--as-of", as_of, "--workers", "1")
+        assert code == 0, stderr
+        assert "2 input columns no field of the mapping reads: Country, Notes" in stdout
+
+
 class TestCannotRun:
     @pytest.mark.parametrize(("setup", "message"), [
         ("missing_input", "nope.csv: No such file or directory"),
@@ -167,6 +183,7 @@ class TestCannotRun:
                           "'default' (did you mean 'budget'?)"),
         ("bad_rules", "r.yaml:1:1:"),
         ("too_complex", "too-complex: 'positive_attitude' expands to"),
+        ("column_typo", "m.yaml:4:18: unknown-column: field 'budget' reads 'Budgte': "),
         ("out_is_input", "--out is the same file as the input"),
         ("out_is_compare", "--out is the same file as --compare"),
     ])
@@ -193,6 +210,11 @@ class TestCannotRun:
             (tmp_path / "m.yaml").write_text("name: m\nfields:\n  x: [\n", encoding="utf-8")
             args += ["--map", tmp_path / "m.yaml"]
         elif setup == "unknown_field":
+            args += ["--map", tmp_path / "m.yaml"]
+        elif setup == "column_typo":  # issue 15, item 1: it ran, exit 0, budget missing
+            (tmp_path / "m.yaml").write_text(
+                "name: m\nfields:\n  lead_id: {from: lead_id}\n  budget: {from: Budgte}\n",
+                encoding="utf-8")
             args += ["--map", tmp_path / "m.yaml"]
         elif setup == "out_is_input":
             args[2] = leads_csv
