@@ -304,8 +304,7 @@ def run_process(settings: Settings) -> None:
     clients = crm_clients(settings)
     outbox = Outbox(store, registry, settings, metrics, clients)
     outbox.start()
-    log.info("outbox running", extra={"fields": {"write_back": sorted(clients),
-                                                 "pid": os.getpid()}})
+
     async def follow() -> None:
         # Signals through the loop: a handler that took a lock (Event.set) deadlocked when a
         # second SIGTERM (parent death, then terminate) arrived while it held it.
@@ -313,6 +312,9 @@ def run_process(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
+        # said only now: a test (or an operator) that stops it on this line gets a clean stop
+        log.info("outbox running", extra={"fields": {"write_back": sorted(clients),
+                                                     "pid": os.getpid()}})
         task = asyncio.create_task(registry.follow()) if registry.channel else None
         await stopping.wait()
         if task is not None:
