@@ -38,6 +38,7 @@ border:1px solid #e3e6ee;text-align:right}th{background:#f4f6fa}td.l,th.l{text-a
 .matrix td{min-width:3.2rem}.matrix td.same{outline:2px solid #889 ;outline-offset:-2px}
 .legend span{display:inline-block;margin-right:1rem}.legend i{display:inline-block;width:.8rem;
 height:.8rem;margin-right:.3rem;vertical-align:-1px}svg text{font-size:12px;fill:#1d2330}
+svg{max-width:100%;height:auto}.grid>div{min-width:0}
 code{background:#f4f6fa;padding:0 .25rem;border-radius:3px}
 """
 
@@ -206,12 +207,13 @@ def render(o: Outcome) -> str:
     rate = s.leads / o.seconds if o.seconds else 0
     cards = [("rows in", s.rows_in), ("scored", s.scored), ("error rows", s.errors),
              *[(st.replace("_", " "), s.status[st]) for st in STATUS_COLOURS]]
-    top_traits = [(f"{t} ({traits[t].points:+d})" if t in traits else t, n)
+    top_traits = [(f"{traits[t].label[loc]} ({traits[t].points:+d})" if t in traits else t, n)
                   for t, n in s.traits.most_common(TOP)]
     weakest = [(str(rb.factors[f][loc]) if f in rb.factors else f, n)
                for f, n in s.weakest.most_common(TOP)]
     nxt = [(steps[k].label[loc] if k in steps else k, n) for k, n in s.next_step.most_common(TOP)]
-    costly = s.missing_points.most_common(TOP)
+    costly = [(rb.fields[f].label[loc] if f in rb.fields else f, n)
+              for f, n in s.missing_points.most_common(TOP)]
     body = [
         f"<h1>Batch: {escape(job.input.name)}</h1>",
         f"<p class=meta>rule base <b>{escape(rb.name)}</b> v{escape(rb.version)} "

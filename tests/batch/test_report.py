@@ -55,3 +55,18 @@ class TestReport:
             "--report", tmp_path / "r.html")
         page = (tmp_path / "r.html").read_text(encoding="utf-8")
         assert "Grade distribution" in page and "Grade migration" not in page
+
+    def test_charts_speak_in_labels_and_fit_their_column(self, tmp_path: Path,
+                                                          as_of: str) -> None:
+        """Traits and fields by their labels, not their ids; charts shrink to their column
+        (a 640-wide chart in a 535-wide column scrolled the page sideways at 1,280 px: seen
+        in headless Chromium)."""
+        src = write_leads(tmp_path / "leads.csv", synthetic(300, seed=3))
+        run(src, "--out", tmp_path / "o.csv", "--as-of", as_of, "--workers", "1",
+            "--report", tmp_path / "r.html")
+        page = (tmp_path / "r.html").read_text(encoding="utf-8")
+        traits = page[page.index("Most fired traits"):page.index("Weakest factor")]
+        assert "Urgent need (+15)" in traits and "urgent_need" not in traits
+        missing = page[page.index("Missing fields that cost"):]
+        assert "Budget" in missing or "Days until purchase" in missing
+        assert "svg{max-width:100%;height:auto}" in page
