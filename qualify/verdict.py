@@ -132,29 +132,14 @@ class ReadOnlyList(list[Any], _ReadOnly):
         return list, (list(self),)
 
 
-_PLAIN = frozenset({str, int, float, bool, type(None), ReadOnlyDict, ReadOnlyList})
-
-
-def freeze(value: Any, seen: dict[int, Any] | None = None) -> Any:
-    """``value`` with every dict and list in it read-only (made once, when a part is kept).
-    ``seen``: containers frozen already, by id, so one shared twice is frozen once."""
-    kind = type(value)
-    if kind in _PLAIN:
-        return value
-    if seen is None:
-        seen = {}
-    done = seen.get(id(value))
-    if done is not None:
-        return done
-    if kind is dict:
-        done = ReadOnlyDict({k: v if type(v) in _PLAIN else freeze(v, seen)
-                             for k, v in value.items()})
-    elif kind is list:
-        done = ReadOnlyList([v if type(v) in _PLAIN else freeze(v, seen) for v in value])
-    else:
-        return value  # a date, a tuple of scalars: immutable already
-    seen[id(value)] = done
-    return done
+def freeze(value: Any) -> Any:
+    """``value`` with every dict and list in it read-only (the engine's parts, whose shape it
+    knows, are frozen by ``engine._frozen``; this is for the rest)."""
+    if isinstance(value, dict):
+        return ReadOnlyDict({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return ReadOnlyList([freeze(v) for v in value])
+    return value
 
 
 _FIELDS = frozenset(Verdict.model_fields)

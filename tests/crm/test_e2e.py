@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tests.crm.conftest import HUBSPOT_TOKEN
-from tests.service.helpers import ADMIN_KEY, API_KEY, HUBSPOT_SECRET, dumps
+from tests.service.helpers import ADMIN_KEY, API_KEY, HUBSPOT_SECRET, dumps, wait_ready
 from tests.standins import HubSpotStandIn, serving
 
 pytestmark = pytest.mark.slow
@@ -61,20 +61,7 @@ class Server:
             [sys.executable, "-c", START, "serve", "--host", "127.0.0.1", "--port",
              str(self.port), "--workers", "2"],
             stdout=self._out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 40) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the server exited: {self.log.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        pytest.fail("the server did not become ready")
+        wait_ready(self.process, self.url, log)
 
     def post_events(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         from service.signatures import hubspot_v3_signature

@@ -116,6 +116,22 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def wait_ready(process: subprocess.Popen[bytes], url: str, log: Path,
+               timeout: float = 40) -> None:
+    """Until ``url``/readyz answers 200; fails with the server's log if it exits or is slow."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited: {log.read_text(errors='replace')}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"the server did not become ready: {log.read_text(errors='replace')}")
+
+
 class Server:
     """``qualify serve --workers N`` as a real process on 127.0.0.1, in a session of its
     own; ``args`` and ``env`` add options and QUALIFY_* variables."""
@@ -138,17 +154,7 @@ class Server:
             stdout=self._out, stderr=subprocess.STDOUT, env=environ, start_new_session=True)
 
     def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the server exited: {self.log.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        pytest.fail("the server did not become ready")
+        wait_ready(self.process, self.url, self.log, timeout)
 
     def workers(self) -> list[int]:
         """The uvicorn worker processes' ids (children started by multiprocessing)."""
@@ -200,17 +206,8 @@ class Serve:
                 start_new_session=True)
 
     def wait_ready(self, timeout: float = 40) -> Serve:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server exited: {self.output()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"the server did not become ready: {self.output()}")
+        wait_ready(self.process, self.url, self.log, timeout)
+        return self
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
