@@ -28,8 +28,8 @@ PATH = click.Path(dir_okay=False, path_type=Path)
 
 
 @click.command()
-@click.argument("input_path", metavar="INPUT", type=PATH)
-@click.option("--out", "output", required=True, type=PATH,
+@click.argument("input_path", metavar="INPUT")  # text: with --spark, any URI Spark reads
+@click.option("--out", "output", required=True, metavar="OUTPUT",
               help="The scored file: .csv, .jsonl (with whole verdicts) or .parquet.")
 @RULES_OPTION
 @click.option("--map", "mapping", type=PATH, default=None,
@@ -47,10 +47,16 @@ PATH = click.Path(dir_okay=False, path_type=Path)
 @click.option("--key", "keys", multiple=True, metavar="COLUMN",
               help="An input column to copy to each output row (repeat; default: the "
                    "mapping's keys, or the column lead_id comes from).")
+@click.option("--spark", "master", default=None, metavar="MASTER",
+              help="Score on a Spark cluster: local[N], spark://HOST:7077, yarn, k8s://...; "
+                   "INPUT and OUTPUT are then anything Spark reads and writes (s3a://, "
+                   "abfss://, hdfs://, local paths), OUTPUT a folder. Needs Java and "
+                   "qualify[spark].")
 def batch(  # noqa: PLR0917 - click passes every option as an argument
-        input_path: Path, output: Path, rules_path: Path | None, mapping: Path | None,
+        input_path: str, output: str, rules_path: Path | None, mapping: Path | None,
         workers: int | None, compare: Path | None, report: Path | None,
-        as_of: dt.date | None, locale: str | None, keys: tuple[str, ...]) -> None:
+        as_of: dt.date | None, locale: str | None, keys: tuple[str, ...],
+        master: str | None) -> None:
     """Score every lead in INPUT into --out, in input order; print a summary.
 
     A row that cannot be scored gets its reason in the 'error' column and a line in
@@ -62,9 +68,12 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
     could not be written (a full disk, a file-size limit, an I/O error), 130 interrupted.
     Files appear under their names only when the whole run succeeds.
     """
-    job = Job(input=input_path, output=output, rules=rules_path, mapping=mapping,
+    job = Job(input=Path(input_path), output=Path(output), rules=rules_path, mapping=mapping,
               workers=workers, compare=compare, report=report, as_of=as_of, locale=locale,
               keys=keys)
+    if master is not None:
+        _spark(job, master, input_path, output)
+        return
     tune_gc(BATCH_GC_THRESHOLD)  # this process is ours: it scores in-process with one worker
     try:
         with sigterm_as_interrupt():
@@ -94,12 +103,53 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
         raise SystemExit(1)
 
 
-def summary_text(o: Outcome) -> str:
-    """What the command prints when done."""
+def _spark(job: Job, master: str, source: str, target: str) -> None:
+    """``--spark``: the same run on a cluster; the same exit codes (3: the Spark job failed)."""
+    if job.workers is not None or job.compare is not None:
+        click.echo("error: --workers and --compare do not apply with --spark (the cluster "
+                   "has its own executors; compare the outputs with Spark)", err=True)
+        raise SystemExit(2)
+    from qualify.spark import SparkError, run
+
+    try:
+        with sigterm_as_interrupt():
+            outcome = run(job, master, source, target)
+            if job.report is not None:
+                from qualify.batch.report import write_report
+
+                write_report(job.report, outcome).commit()
+    except RulebaseError as e:
+        for p in e.problems:
+            click.echo(str(p), err=True)
+        raise SystemExit(2) from None
+    except (BatchError, QualifyError, SparkError) as e:
+        click.echo(f"error: {e}", err=True)
+        raise SystemExit(2) from None
+    except OutputError as e:
+        click.echo(f"error: {e}", err=True)
+        raise SystemExit(4) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted: the output may be incomplete", err=True)
+        raise SystemExit(130) from None
+    except Exception as e:  # the Spark job failed (a task failed spark.task.maxFailures times)
+        line = next((t for t in str(e).splitlines() if t.strip()), type(e).__name__)
+        click.echo(f"error: the Spark job failed: {line[:500]}; see the Spark logs", err=True)
+        raise SystemExit(3) from None
+    click.echo(summary_text(outcome, source=source, target=target,
+                            runner=f"{outcome.workers} Spark cores on {master}"))
+    if outcome.failed:
+        raise SystemExit(1)
+
+
+def summary_text(o: Outcome, *, source: str | None = None, target: str | None = None,
+                 runner: str | None = None) -> str:
+    """What the command prints when done (``source``, ``target``: the input and output as
+    given, URIs with --spark; ``runner``: what scored)."""
     s, rb, job = o.summary, o.rulebook, o.job
     rate = s.leads / o.seconds if o.seconds else 0.0
-    header = [f"{s.rows_in:,} rows from {job.input} in {o.seconds:.1f} s ({rate:,.0f} leads/s, "
-              f"{o.workers} worker{'s' if o.workers != 1 else ''})", rows_line(s),
+    runner = runner or f"{o.workers} worker{'s' if o.workers != 1 else ''}"
+    header = [f"{s.rows_in:,} rows from {source or job.input} in {o.seconds:.1f} s "
+              f"({rate:,.0f} leads/s, {runner})", rows_line(s),
               f"rule base {rb.name} v{rb.version} (sha256 {rb.sha256[:12]}), "
               f"as of {o.as_of.isoformat()}"]
     footer = [""]
@@ -110,7 +160,7 @@ def summary_text(o: Outcome) -> str:
                    "(qualify map check lists them)", ""]
     if o.comparison is not None:
         footer += [render_comparison(o.comparison, rb.sha256), ""]
-    footer.append(f"wrote {job.output}")
+    footer.append(f"wrote {target or job.output}")
     if o.errors_path:
         footer.append(f"      {o.errors_path} ({plural(s.errors, 'failed row')})")
     if o.changes_path and o.comparison is not None:

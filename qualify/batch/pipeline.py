@@ -104,28 +104,30 @@ def _read_text(path: Path, what: str) -> str:
         raise BatchError(f"{path}: {e.strerror or e}") from None
 
 
-def _keys(job: Job, profile: Profile | None, reader: Reader) -> tuple[str, ...]:
+def input_keys(job: Job, profile: Profile | None, columns: Sequence[str],
+               where: object) -> tuple[str, ...]:
     """The input columns copied to the output; each must exist where columns are known."""
     keys = job.keys or (profile.keys if profile else ())
     if not keys and profile is not None and "lead_id" in profile.fields:
         source = profile.fields["lead_id"].source
         if isinstance(source, str) and source != "lead_id":
             keys = (source,)
-    if reader.columns:
+    if columns:
         for k in keys:
-            if k not in reader.columns:
-                hint = did_you_mean(k, reader.columns)
-                raise BatchError(f"{reader.path}: no column '{k}' to copy to the output"
+            if k not in columns:
+                hint = did_you_mean(k, columns)
+                raise BatchError(f"{where}: no column '{k}' to copy to the output"
                                  + (f" ({hint})" if hint else ""))
     return tuple(dict.fromkeys(keys))
 
 
-def _needed(rulebook: Rulebook, profile: Profile | None, keys: tuple[str, ...]) -> set[str]:
+def needed(rulebook: Rulebook, profile: Profile | None, keys: tuple[str, ...]) -> set[str]:
     wanted = set(profile.sources()) if profile is not None else set(rulebook.fields)
     return wanted | set(keys)
 
 
-def _no_columns(reader: Reader, rulebook: Rulebook, profile: Profile | None) -> str | None:
+def no_columns(columns: Sequence[str], rulebook: Rulebook,
+               profile: Profile | None) -> str | None:
     """Every row's error when the input has none of the columns scoring reads (None: it
     has some, or its records have keys of their own, as JSONL's do)."""
     if profile is None:
@@ -134,9 +136,9 @@ def _no_columns(reader: Reader, rulebook: Rulebook, profile: Profile | None) -> 
         expected = sorted(profile.sources(keys=False))
         if profile.model.passthrough:
             expected += [f for f in rulebook.fields if f not in expected]
-    if not reader.columns or not expected or set(expected) & set(reader.columns):
+    if not columns or not expected or set(expected) & set(columns):
         return None
-    return (f"no column the rule base reads (found: {_names(reader.columns)}; expected: "
+    return (f"no column the rule base reads (found: {_names(columns)}; expected: "
             f"{_names(expected)}); name the columns as the rule base does, or map them "
             "with --map")
 
@@ -197,20 +199,20 @@ def run_batch(job: Job) -> Outcome:
         try:
             reader = open_reader(job.input)
             stack.callback(reader.close)
-            keys = _keys(job, profile, reader)
+            keys = input_keys(job, profile, reader.columns, reader.path)
             if profile is not None and reader.columns:  # a typo in a 'from': before any row
                 problems = profile.check_columns(reader.columns, str(job.input))
                 if problems:
                     raise RulebaseError(problems)
             if reader.columns and not (profile is not None and profile.model.passthrough):
-                reader.select(_needed(rulebook, profile, keys))
+                reader.select(needed(rulebook, profile, keys))
             previous = Previous(job.compare) if job.compare else None
         except InputError as e:
             raise BatchError(str(e)) from None
         if previous is not None:
             stack.callback(previous.close)
         spec = dataclasses.replace(spec, keys=keys, compare=previous is not None,
-                                   no_columns=_no_columns(reader, rulebook, profile))
+                                   no_columns=no_columns(reader.columns, rulebook, profile))
         pool = scorer = None
         if workers > 1:  # first: no engine and no other thread here yet, see Pool
             # Ctrl-C waits until every worker started and the pool is on the exit stack: a

@@ -92,8 +92,16 @@ def decode(raw: Raw) -> list[Item]:
     if raw.kind == "jsonl":
         return list(_jsonl_records(raw.data, raw.first))
     if raw.kind == "parquet":
-        return list(enumerate(_clean(raw.data).to_pylist(), raw.first))
+        return arrow_items(raw.data, raw.first)
     return list(raw.data)
+
+
+def arrow_items(batch: Any, lines: int | Iterable[int]) -> list[Item]:
+    """The records of an Arrow record batch, numbered from ``lines`` (an int: the first
+    row's number) or by ``lines`` (one number a row). Pure: local workers call it on the
+    batches of a Parquet file, Spark's Python workers on the batches ``mapInArrow`` gives."""
+    numbers = range(lines, lines + batch.num_rows) if isinstance(lines, int) else lines
+    return list(zip(numbers, _clean(batch).to_pylist(), strict=True))
 
 
 def raw_items(partition: list[Item]) -> Raw:

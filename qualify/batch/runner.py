@@ -32,7 +32,7 @@ from qualify.batch.compare import Snapshot, snapshot
 from qualify.batch.orphans import die_with_parent
 from qualify.batch.readers import BadRecord, Item, Raw, Record, decode, raw_items
 from qualify.batch.rows import Layout, Row, key_value
-from qualify.batch.summary import Summary
+from qualify.batch.summary import Summary, row_stats
 from qualify.batch.writers import encoder
 from qualify.engine import Engine
 from qualify.errors import LeadError, QualifyError
@@ -65,6 +65,7 @@ class Spec:
     output_format: str = "csv"  # how workers encode their rows: csv, jsonl or parquet
     compare: bool = False  # also send a snapshot of each row, for --compare
     no_columns: str | None = None  # every row's error: the input has no column scoring reads
+    row_stats: bool = False  # also give each row's summary.row_stats (for a cluster's sums)
 
 
 class Scorer:
@@ -99,12 +100,14 @@ class Partition:
     verdicts: list[str | None] | None = None  # JSON of each row's verdict (spec.verdicts)
     errors: list[ErrorRow] = field(default_factory=list)
     summary: Summary = field(default_factory=Summary)
+    stats: list[str] | None = None  # each row's summary.row_stats (spec.row_stats)
 
 
 def score_partition(scorer: Scorer, items: Iterable[Item]) -> Partition:
     """Score ``items`` ((line, record) pairs) into rows. A bad record gives an error row."""
     spec, layout, engine, profile = scorer.spec, scorer.layout, scorer.engine, scorer.profile
-    out = Partition(verdicts=[] if spec.verdicts else None)
+    out = Partition(verdicts=[] if spec.verdicts else None,
+                    stats=[] if spec.row_stats else None)
     keys = spec.keys
     unread: list[tuple[str, Any]] = []  # values of 'unmapped: unknown' fields left out
     if spec.no_columns is not None:
@@ -114,6 +117,7 @@ def score_partition(scorer: Scorer, items: Iterable[Item]) -> Partition:
         fields = record.fields if isinstance(record, BadRecord) else record
         key_values = [key_value(fields.get(k)) for k in keys]
         lead_id: str | None = None
+        read = len(unread)
         try:
             if isinstance(record, BadRecord):
                 lead_id = _bad_lead_id(fields, profile)
@@ -128,11 +132,15 @@ def score_partition(scorer: Scorer, items: Iterable[Item]) -> Partition:
             out.summary.add_error(line, name, message)
             if out.verdicts is not None:
                 out.verdicts.append(None)
+            if out.stats is not None:
+                out.stats.append(row_stats(None, name))
             continue
         out.rows.append(layout.row(line, key_values, verdict))
         out.summary.add_missing(verdict)
         if out.verdicts is not None:
             out.verdicts.append(verdict_json(verdict).decode())
+        if out.stats is not None:
+            out.stats.append(row_stats(verdict, unread=[n for n, _ in unread[read:]]))
     out.summary.add_rows(layout.names, out.rows)  # the rest of the counts, column-wise
     out.summary.unread.update(name for name, _ in unread)
     return out

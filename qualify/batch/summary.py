@@ -8,6 +8,7 @@ most points, and the errors.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -94,17 +95,7 @@ class Summary:
         """Count the fields whose absence left a rule of this verdict undecided."""
         if not v.unknown:
             return
-        open_fields: set[str] = set()
-        blocking: set[str] = set()
-        points = self.missing_points
-        for u in v.unknown:
-            missing = u["missing"]
-            open_fields.update(missing)
-            if u["section"] == "qualifier":
-                blocking.update(missing)
-            elif u["points"] > 0:
-                for m in missing:
-                    points[m] += u["points"]
+        open_fields, blocking = missing_of(v, self.missing_points)
         self.missing_leads.update(open_fields)
         self.missing_status.update(blocking)
 
@@ -126,6 +117,36 @@ class Summary:
             getattr(self, name).update(getattr(other, name))
         room = FIRST_ERRORS - len(self.first_errors)
         self.first_errors.extend(other.first_errors[:max(room, 0)])
+
+
+def missing_of(v: Verdict, points: Counter[str]) -> tuple[set[str], set[str]]:
+    """The fields whose absence left a rule of ``v`` undecided, and those of them that kept
+    it from qualifying; the golden points each left at stake are added to ``points``."""
+    open_fields: set[str] = set()
+    blocking: set[str] = set()
+    for u in v.unknown:
+        missing = u["missing"]
+        open_fields.update(missing)
+        if u["section"] == "qualifier":
+            blocking.update(missing)
+        elif u["points"] > 0:
+            for m in missing:
+                points[m] += u["points"]
+    return open_fields, blocking
+
+
+def row_stats(v: Verdict | None, error_field: str | None = None,
+              unread: Sequence[str] = ()) -> str:
+    """What a row adds to the counts its output columns do not show, as JSON (for a
+    cluster, which sums them with its own aggregations): ``f`` the field of an error row
+    (``ROW`` for the whole row), ``o``/``b``/``p`` the missing fields as ``add_missing``
+    counts them, ``u`` the values read as unknown."""
+    if v is None:
+        return json.dumps({"f": error_field or ROW}, ensure_ascii=False)
+    points: Counter[str] = Counter()
+    open_fields, blocking = missing_of(v, points) if v.unknown else (set(), set())
+    return json.dumps({"o": sorted(open_fields), "b": sorted(blocking), "p": points,
+                       "u": list(unread)}, ensure_ascii=False)
 
 
 def plural(n: int, word: str) -> str:
