@@ -196,7 +196,10 @@ def session(master: str, app: str = "qualify batch") -> Iterator[SparkSession]:
     except ImportError:
         raise SparkError("pyspark is not installed: pip install 'qualify[spark]'") from None
     active = SparkSession.getActiveSession()
-    if active is not None and active.sparkContext.master == master:
+    if active is not None:  # one per process: Spark would hand back this one, on its master
+        if active.sparkContext.master != master:
+            raise SparkError(f"this process already runs Spark on {active.sparkContext.master}"
+                             f", not {master}: use that master, or run qualify apart")
         yield active
         return
     builder = (SparkSession.builder.master(master).appName(app)
