@@ -286,20 +286,23 @@ def summarize(df: DataFrame) -> Summary:
 
     stats = F.from_json(F.col(STATS), _STATS_SCHEMA)
 
+    line = F.col("line")
+
+    def entry(kind: str, key: Column, n: Column, at: Column) -> Column:
+        return F.struct(F.lit(kind).alias("k"), key.cast("string").alias("v"),
+                        n.cast("long").alias("n"),
+                        F.struct(line.alias("l"), at.cast("int").alias("i")).alias("at"))
+
     def one(kind: str, key: Column) -> Column:
-        return F.array(F.struct(F.lit(kind).alias("k"), key.cast("string").alias("v"),
-                                F.lit(1).cast("long").alias("n")))
+        return F.array(entry(kind, key, F.lit(1), F.lit(0)))
 
     def each(kind: str, keys: Column) -> Column:
         return F.transform(F.coalesce(keys, F.array().cast("array<string>")),
-                           lambda v: F.struct(F.lit(kind).alias("k"), v.alias("v"),
-                                              F.lit(1).cast("long").alias("n")))
+                           lambda v, i: entry(kind, v, F.lit(1), i))
 
     bucket = F.least(F.floor(F.col("score") / 10) * 10, F.lit(90))  # as summary._BUCKET
     points = F.transform(F.map_entries(F.coalesce(stats["p"], F.create_map().cast(
-        "map<string,bigint>"))), lambda e: F.struct(F.lit("p").alias("k"),
-                                                     e["key"].alias("v"),
-                                                     e["value"].alias("n")))
+        "map<string,bigint>"))), lambda e, i: entry("p", e["key"], e["value"], i))
     entries = F.concat(
         one("rows", F.lit("")), one("errors", F.when(F.col("error").isNotNull(), F.lit(""))),
         one("status", F.col("status")), one("grade", F.col("grade")),
@@ -308,8 +311,11 @@ def summarize(df: DataFrame) -> Summary:
         one("next_step", F.col("next_step")), one("f", stats["f"]),
         each("traits", F.filter(F.split(F.col("traits"), ";"), lambda t: t != "")),
         each("o", stats["o"]), each("b", stats["b"]), each("u", stats["u"]), points)
+    # summed by kind and key; keys in the order they first appear (line, place in the row),
+    # as the local batch's counters meet them: rankings break ties the same way
     sums = (df.select(F.explode(entries).alias("e")).where(F.col("e.v").isNotNull())
-            .groupBy("e.k", "e.v").agg(F.sum("e.n").alias("n")).collect())
+            .groupBy("e.k", "e.v").agg(F.sum("e.n").alias("n"), F.min("e.at").alias("at"))
+            .orderBy("at").select("k", "v", "n").collect())
     s = Summary()
     by_kind: dict[str, Counter[str]] = {}
     for kind, key, n in sums:

@@ -53,7 +53,7 @@ class TestSameAsLocal:
         """``qualify batch --spark`` on the cluster writes the local batch's rows, lead for
         lead and column for column (bad rows as the same error rows), the same errors file,
         prints the same summary (summed by Spark) and exits 1 like it."""
-        leads = leads_parquet(tmp_path / "leads.parquet", 3000)
+        leads = leads_parquet(tmp_path / "leads.parquet", 2000)
         local = tmp_path / "local.parquet"
         code, out, _ = run(leads, "--out", local, "--as-of", AS_OF.isoformat(), "--workers", "1")
         assert code == 1
@@ -89,8 +89,8 @@ class TestKilledExecutor:
     def test_every_lead_exactly_once(self, spark: Any, tmp_path: Path) -> None:
         """An executor killed with SIGKILL while tasks run: Spark runs its tasks again
         elsewhere, and the output has every lead exactly once, in its line."""
-        n = 60_000
-        leads = leads_parquet(tmp_path / "leads.parquet", n, seed=9, group=1000)
+        n = 24_000
+        leads = leads_parquet(tmp_path / "leads.parquet", n, seed=9, group=500)
         scored = score(spark.read.parquet(str(leads)), as_of=AS_OF)  # counts rows: done here
         out = tmp_path / "scored.parquet"
         failure: list[BaseException] = []
