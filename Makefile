@@ -1,7 +1,7 @@
 # Two commands do all setup on a fresh machine (Python 3.11 or 3.12 and gcc needed):
 #   make serve   install, then serve the default rule base on http://127.0.0.1:8000
-#   make test    install (PostgreSQL too, from Debian, when run as root), then run the whole
-#                test suite
+#   make test    install (PostgreSQL, and Java 17 for the Spark tests unless the machine has
+#                one, from Debian, when run as root), then run the whole test suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -22,6 +22,7 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	bash tests/install-postgres.sh
+	bash tests/install-java.sh
 	$(BIN)/ruff check qualify service tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest

@@ -26,7 +26,9 @@ import datetime as dt
 import gc
 import hashlib
 import os
+import re
 import shutil
+import subprocess
 import sys
 import time
 from collections import Counter, OrderedDict
@@ -61,6 +63,7 @@ STATS = "__qualify_stats"  # summary.row_stats of each row: what the summary sum
 VERDICT = "verdict"  # JSON-lines output: each row's whole verdict
 _PID, _POS = "__qualify_pid", "__qualify_pos"
 ENGINES = 4  # rule bases a Python worker keeps an engine for
+JAVA = 17  # the oldest Java Spark 4 runs on
 
 
 class SparkError(Exception):
@@ -176,14 +179,22 @@ def score(df: DataFrame, rules: str | Path | None = None, mapping: str | Path | 
 # ----------------------------------------------------------------------------- the command
 
 def check_java() -> None:
-    """Spark runs on a JVM: say so before pyspark says it in a stack trace."""
+    """Spark runs on a JVM, Java 17 or later: say so before pyspark says it in a stack trace."""
     home = os.environ.get("JAVA_HOME")
-    if home and (Path(home) / "bin" / "java").exists():
-        return
-    if shutil.which("java") is None:
-        raise SparkError("Spark needs Java (17 or later), and none was found: install a Java "
-                         "runtime (e.g. apt-get install openjdk-17-jre-headless) or set "
-                         "JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if java is None or not Path(java).exists():
+        where = f"JAVA_HOME={home} has no bin/java" if home else "no java on PATH"
+        raise SparkError(f"Spark needs Java 17 or later ({where}): install a Java runtime "
+                         "(e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME")
+    try:
+        said = subprocess.run([java, "-version"], capture_output=True, text=True,
+                              timeout=30, check=False).stderr
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise SparkError(f"{java} does not run ({e}); install a Java 17 runtime") from None
+    found = re.search(r'version "(1\.)?(\d+)', said)
+    if found and int(found.group(2)) < JAVA:
+        raise SparkError(f"Spark needs Java {JAVA} or later, and {java} is Java "
+                         f"{found.group(2)}: install a newer one and set JAVA_HOME to it")
 
 
 @contextlib.contextmanager

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from qualify.spark import SparkError, check_java
 from tests.service.helpers import free_port
 
 WORKER_CORES = 2
@@ -90,8 +90,10 @@ class Cluster:
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A master and one worker (2 cores) on 127.0.0.1."""
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        pytest.skip("Spark needs Java, and there is no java on PATH nor JAVA_HOME")
+    try:
+        check_java()
+    except SparkError as e:
+        pytest.skip(str(e))
     logs = tmp_path_factory.mktemp("spark")
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(logs),
            "SPARK_WORKER_DIR": str(logs / "work"), "PYSPARK_PYTHON": sys.executable,
