@@ -74,6 +74,18 @@ def command(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, float(match.group(1))
 
 
+def driver(master: str, cores: int) -> Any:
+    """A SparkSession on the bench's cluster: one executor per core, 1 MB splits."""
+    from pyspark.sql import SparkSession
+
+    return (SparkSession.builder.master(master).appName("qualify bench")
+            .config("spark.executor.cores", "1").config("spark.executor.memory", "1g")
+            .config("spark.ui.enabled", "false").config("spark.log.level", "ERROR")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.files.maxPartitionBytes", "1m")
+            .config("spark.cores.max", str(cores)).getOrCreate())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--leads", type=int, default=200_000)
@@ -101,16 +113,9 @@ def main() -> None:
                       "127.0.0.1", "--port", str(port), "--webui-port", str(ui))
         cluster.worker("worker-1", a.cores)
         cluster.wait_workers(1)
-        from pyspark.sql import SparkSession
-
         from qualify.spark import score
 
-        spark = (SparkSession.builder.master(cluster.url).appName("qualify bench")
-                 .config("spark.executor.cores", "1").config("spark.executor.memory", "1g")
-                 .config("spark.ui.enabled", "false").config("spark.log.level", "ERROR")
-                 .config("spark.ui.showConsoleProgress", "false")
-                 .config("spark.sql.files.maxPartitionBytes", "1m")
-                 .config("spark.cores.max", str(a.cores)).getOrCreate())
+        spark = driver(cluster.url, a.cores)
         for run in range(1, a.runs + 1):
             wall, secs = command(["batch", str(leads), "--out", str(work / "local.parquet"),
                                   "--as-of", AS_OF.isoformat(), "--workers", str(a.cores)],
@@ -122,12 +127,7 @@ def main() -> None:
                                   "--as-of", AS_OF.isoformat(), "--spark", cluster.url], env)
             results["spark cli"].append(a.leads / secs)
             walls["spark cli"].append(wall)
-            spark = (SparkSession.builder.master(cluster.url).appName("qualify bench")
-                     .config("spark.executor.cores", "1").config("spark.executor.memory", "1g")
-                     .config("spark.ui.enabled", "false").config("spark.log.level", "ERROR")
-                     .config("spark.ui.showConsoleProgress", "false")
-                     .config("spark.sql.files.maxPartitionBytes", "1m")
-                     .config("spark.cores.max", str(a.cores)).getOrCreate())
+            spark = driver(cluster.url, a.cores)
             df = spark.read.parquet(str(leads))
             # a first, untimed pass starts the executors' Python workers and engines
             score(df, as_of=AS_OF).write.format("noop").mode("overwrite").save()
@@ -152,6 +152,8 @@ def main() -> None:
               f"{rate / local:6.2f} x local  (runs: "
               f"{', '.join(f'{r:,.0f}' for r in rates)})")
     per_core = statistics.median(results["spark"]) / a.cores
+    print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
+          "(other work on the machine lowers every figure)")
     print(f"\nper-core efficiency (spark scoring per core / local per worker): "
           f"{per_core / (local / a.cores):.2f}")
     for executors, cores in ((10, 4), (50, 4), (100, 8)):

@@ -8,7 +8,9 @@ died; 4 an output file could not be written (a full disk, a file-size limit, an 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -76,15 +78,8 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
         return
     tune_gc(BATCH_GC_THRESHOLD)  # this process is ours: it scores in-process with one worker
     try:
-        with sigterm_as_interrupt():
+        with cannot_start(), sigterm_as_interrupt():
             outcome = run_batch(job)
-    except RulebaseError as e:
-        for p in e.problems:
-            click.echo(str(p), err=True)
-        raise SystemExit(2) from None
-    except (BatchError, QualifyError) as e:  # QualifyError: the engine refused the rules
-        click.echo(f"error: {e}", err=True)
-        raise SystemExit(2) from None
     except WorkerError as e:
         click.echo(f"error: {e}; no output written", err=True)
         raise SystemExit(3) from None
@@ -103,6 +98,23 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
         raise SystemExit(1)
 
 
+@contextlib.contextmanager
+def cannot_start(*usage: type[Exception]) -> Iterator[None]:
+    """Exit 2, saying why, when the run cannot start: a bad rule base or mapping (every
+    problem), a file, the engine refusing the rules (QualifyError), or one of ``usage``."""
+    try:
+        yield
+    except RulebaseError as e:
+        for p in e.problems:
+            click.echo(str(p), err=True)
+        raise SystemExit(2) from None
+    except Exception as e:
+        if not isinstance(e, (BatchError, QualifyError, *usage)):
+            raise
+        click.echo(f"error: {e}", err=True)
+        raise SystemExit(2) from None
+
+
 def _spark(job: Job, master: str, source: str, target: str) -> None:
     """``--spark``: the same run on a cluster; the same exit codes (3: the Spark job failed)."""
     if job.workers is not None or job.compare is not None:
@@ -112,19 +124,12 @@ def _spark(job: Job, master: str, source: str, target: str) -> None:
     from qualify.spark import SparkError, run
 
     try:
-        with sigterm_as_interrupt():
+        with cannot_start(SparkError), sigterm_as_interrupt():
             outcome = run(job, master, source, target)
             if job.report is not None:
                 from qualify.batch.report import write_report
 
                 write_report(job.report, outcome).commit()
-    except RulebaseError as e:
-        for p in e.problems:
-            click.echo(str(p), err=True)
-        raise SystemExit(2) from None
-    except (BatchError, QualifyError, SparkError) as e:
-        click.echo(f"error: {e}", err=True)
-        raise SystemExit(2) from None
     except OutputError as e:
         click.echo(f"error: {e}", err=True)
         raise SystemExit(4) from None
