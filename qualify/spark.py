@@ -64,6 +64,7 @@ VERDICT = "verdict"  # JSON-lines output: each row's whole verdict
 _PID, _POS = "__qualify_pid", "__qualify_pos"
 ENGINES = 4  # rule bases a Python worker keeps an engine for
 JAVA = 17  # the oldest Java Spark 4 runs on
+TASK_ROWS = 20_000  # leads a Spark task scores at most (seconds of work for one core)
 
 
 class SparkError(Exception):
@@ -139,6 +140,18 @@ def numbered(df: DataFrame, first: int = 1) -> tuple[DataFrame, int]:
     return tagged.select(*[F.col(f"`{c}`") for c in df.columns], line.alias(LINE)), total
 
 
+def spread(df: DataFrame, total: int) -> DataFrame:
+    """``df`` (with ``LINE``) in partitions of about ``TASK_ROWS`` rows, in line order, where
+    Spark's input splits hold more: a 128 MB split of Parquet can hold millions of leads,
+    hours of scoring for one core, and all of it again if its executor dies."""
+    from pyspark.sql import functions as F
+
+    wanted = -(-total // TASK_ROWS)
+    if wanted <= df.rdd.getNumPartitions():
+        return df
+    return df.repartitionByRange(wanted, F.col(LINE)).sortWithinPartitions(LINE)
+
+
 def scored(df: DataFrame, spec: Spec, rulebook: Rulebook) -> DataFrame:
     """``df`` (with ``LINE``) scored by ``mapInArrow``: the output columns, and ``VERDICT``
     and ``STATS`` as ``spec`` asks."""
@@ -173,7 +186,7 @@ def score(df: DataFrame, rules: str | Path | None = None, mapping: str | Path | 
               rules=Path(rules) if rules else None, mapping=Path(mapping) if mapping else None,
               as_of=as_of, locale=locale, keys=keys)
     df, spec, rulebook = _fit(df, job, "parquet", "<DataFrame>")
-    return scored(numbered(df)[0], spec, rulebook)
+    return scored(spread(*numbered(df)), spec, rulebook)
 
 
 # ----------------------------------------------------------------------------- the command
@@ -365,7 +378,8 @@ def run(job: Job, master: str, source: str, target: str) -> Outcome:
         spec = dataclasses.replace(spec, row_stats=True, verdicts=out_fmt == "jsonl")
         started = time.perf_counter()
         numbered_df, rows_in = numbered(df, 2 if in_fmt == "csv" else 1)
-        out = scored(numbered_df, spec, rulebook).persist(StorageLevel.MEMORY_AND_DISK)
+        out = scored(spread(numbered_df, rows_in), spec, rulebook).persist(
+            StorageLevel.MEMORY_AND_DISK)
         try:
             layout = layout_of(spec, rulebook)
             write(out, target, out_fmt, layout.names)

@@ -44,7 +44,8 @@ def spark_rows(path: Path) -> list[dict[str, Any]]:
 def body(summary: str) -> list[str]:
     """The printed summary without its timing line and the names of the files written."""
     lines = summary.splitlines()
-    return [line for line in lines[1:] if "wrote" not in line and ".errors.csv" not in line]
+    return [line for line in lines[1:] if "wrote" not in line
+            and not line.endswith((".errors.csv", ".html", "failed rows)"))]
 
 
 class TestSameAsLocal:
@@ -52,14 +53,15 @@ class TestSameAsLocal:
                                          tmp_path: Path) -> None:
         """``qualify batch --spark`` on the cluster writes the local batch's rows, lead for
         lead and column for column (bad rows as the same error rows), the same errors file,
-        prints the same summary (summed by Spark) and exits 1 like it."""
+        prints the same summary (summed by Spark; the report from it too) and exits 1 like
+        it."""
         leads = leads_parquet(tmp_path / "leads.parquet", 2000)
         local = tmp_path / "local.parquet"
         code, out, _ = run(leads, "--out", local, "--as-of", AS_OF.isoformat(), "--workers", "1")
         assert code == 1
         remote = tmp_path / "spark.parquet"
         s_code, s_out, s_err = run(leads, "--out", remote, "--as-of", AS_OF.isoformat(),
-                                   "--spark", cluster.url)
+                                   "--spark", cluster.url, "--report", tmp_path / "r.html")
         assert (code, "") == (s_code, s_err)
         expected = read_rows(local)
         actual = spark_rows(remote)
@@ -67,6 +69,8 @@ class TestSameAsLocal:
         assert expected == actual
         assert any(r["error"] for r in actual) and "lots" in str(actual)
         assert body(out) == body(s_out)
+        report = (tmp_path / "r.html").read_text(encoding="utf-8")
+        assert "Batch: leads.parquet" in report and "2,000 in = " in report
         local_errors = (tmp_path / "local.errors.csv").read_text(encoding="utf-8")
         [part] = (tmp_path / "spark.errors.csv").glob("part-*.csv")
         assert local_errors.splitlines() == part.read_text(encoding="utf-8").splitlines()
@@ -83,6 +87,22 @@ class TestSameAsLocal:
         for r in expected:
             r["line"] -= 1  # the API numbers a DataFrame's rows from 1; the file has a header
         assert expected == sorted(rows, key=lambda r: r["line"])
+
+
+    def test_jsonl_in_and_out(self, spark: Any, cluster: Cluster, tmp_path: Path) -> None:
+        """JSON lines in (Spark infers the types: a column of numbers and text is text) and
+        out: the same rows as the local batch, each with its whole verdict."""
+        import json
+
+        leads = write_leads(tmp_path / "leads.jsonl", synthetic(300, seed=5, bad_rate=0.05))
+        local, remote = tmp_path / "local.jsonl", tmp_path / "spark.jsonl"
+        assert run(leads, "--out", local, "--as-of", AS_OF.isoformat(), "--workers", "1")[0] == 1
+        assert run(leads, "--out", remote, "--as-of", AS_OF.isoformat(), "--spark",
+                   cluster.url)[0] == 1
+        rows = [json.loads(line) for part in sorted(remote.glob("part-*"))
+                for line in part.read_text(encoding="utf-8").splitlines()]
+        assert read_rows(local) == sorted(rows, key=lambda r: r["line"])
+        assert all(("verdict" in r) for r in rows)
 
 
 class TestKilledExecutor:
