@@ -121,7 +121,7 @@ def _spark(job: Job, master: str, source: str, target: str) -> None:
         click.echo("error: --workers and --compare do not apply with --spark (the cluster "
                    "has its own executors; compare the outputs with Spark)", err=True)
         raise SystemExit(2)
-    from qualify.spark import SparkError, run
+    from qualify.spark import SparkError, reason, run
 
     try:
         with cannot_start(SparkError), sigterm_as_interrupt():
@@ -137,8 +137,7 @@ def _spark(job: Job, master: str, source: str, target: str) -> None:
         click.echo("interrupted: the output may be incomplete", err=True)
         raise SystemExit(130) from None
     except Exception as e:  # the Spark job failed (a task failed spark.task.maxFailures times)
-        line = next((t for t in str(e).splitlines() if t.strip()), type(e).__name__)
-        click.echo(f"error: the Spark job failed: {line[:500]}; see the Spark logs", err=True)
+        click.echo(f"error: the Spark job failed: {reason(e)}; see the Spark logs", err=True)
         raise SystemExit(3) from None
     click.echo(summary_text(outcome, source=source, target=target,
                             runner=f"{outcome.workers} Spark cores on {master}"))

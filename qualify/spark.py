@@ -234,8 +234,9 @@ def session(master: str, app: str = "qualify batch") -> Iterator[SparkSession]:
     try:
         spark = builder.getOrCreate()
     except Exception as e:
-        raise SparkError(f"cannot start Spark on master {master!r}: {_first_line(e)}; use "
-                         "local[N], spark://HOST:7077, yarn or k8s://https://HOST:PORT") from None
+        raise SparkError(f"cannot start Spark on master {master!r} ({reason(e)}): is it "
+                         "running, and reachable from here? A master URL is local[N], "
+                         "spark://HOST:7077, yarn or k8s://https://HOST:PORT") from None
     try:
         yield spark
     finally:
@@ -274,7 +275,7 @@ def read(spark: SparkSession, path: str, fmt: str) -> DataFrame:
             return reader.json(path)
         return reader.parquet(path)
     except Exception as e:
-        raise SparkError(f"{path}: cannot read it as {fmt} ({_first_line(e)})") from None
+        raise SparkError(f"{path}: cannot read it as {fmt} ({reason(e)})") from None
 
 
 def write(df: DataFrame, path: str, fmt: str, columns: tuple[str, ...]) -> None:
@@ -399,6 +400,10 @@ def run(job: Job, master: str, source: str, target: str) -> Outcome:
     return outcome
 
 
-def _first_line(e: BaseException) -> str:
-    text = [line for line in str(e).strip().splitlines() if line.strip()]
-    return text[0][:300] if text else type(e).__name__
+def reason(e: BaseException) -> str:
+    """One line of why Spark failed: the Java exception's own line where Py4J wraps one
+    ("An error occurred while calling ..." says nothing), else the first line."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    java = next((line[2:] for line in lines if line.startswith(": ")), None)
+    text = java or (lines[0] if lines else type(e).__name__)
+    return text[:300]

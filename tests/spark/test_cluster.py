@@ -190,5 +190,6 @@ class TestMistakes:
              "batch", str(leads), "--out", str(tmp_path / "o.parquet"), "--spark",
              "nonsense://here"], check=False, capture_output=True, text=True, env=env, timeout=120)
         assert done.returncode == 2, done.stderr
-        assert "cannot start Spark on master 'nonsense://here'" in done.stderr
+        assert "cannot start Spark on master 'nonsense://here' (" in done.stderr
+        assert "A master URL is local[N], spark://HOST:7077" in done.stderr
         assert "Traceback" not in done.stderr
