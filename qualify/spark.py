@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -270,7 +270,8 @@ def read(spark: SparkSession, path: str, fmt: str) -> DataFrame:
     reader = spark.read
     try:
         if fmt == "csv":
-            return reader.option("header", True).option("inferSchema", False).csv(path)
+            return (reader.option("header", True).option("inferSchema", False)
+                    .option("escape", '"').csv(path))  # "" inside quotes, as csv writers do
         if fmt == "jsonl":
             return reader.json(path)
         return reader.parquet(path)
@@ -278,13 +279,18 @@ def read(spark: SparkSession, path: str, fmt: str) -> DataFrame:
         raise SparkError(f"{path}: cannot read it as {fmt} ({reason(e)})") from None
 
 
-def write(df: DataFrame, path: str, fmt: str, columns: tuple[str, ...]) -> None:
-    """The scored rows at ``path`` (a folder of part files, replaced whole)."""
+def write(df: DataFrame, path: str, fmt: str, columns: Sequence[str],
+          files: int | None = None) -> None:
+    """The scored rows at ``path`` (a folder of part files, replaced whole; ``files``: so
+    many part files)."""
     from pyspark.sql import functions as F
 
+    if files is not None:
+        df = df.coalesce(files)
     cols = [F.col(f"`{c}`") for c in columns]
     if fmt == "csv":
-        df.select(*cols).write.mode("overwrite").option("header", True).csv(path)
+        (df.select(*cols).write.mode("overwrite").option("header", True)
+         .option("escape", '"').csv(path))  # a quote inside a value doubled, as locally
     elif fmt == "parquet":
         df.select(*cols).write.mode("overwrite").parquet(path)
     else:  # as encode_jsonl: the columns, nulls included, then the whole verdict
@@ -387,8 +393,7 @@ def run(job: Job, master: str, source: str, target: str) -> Outcome:
             field = f"nullif(get_json_object({STATS}, '$.f'), '{ROW}') as field"
             errors = out.where(out["error"].isNotNull()).selectExpr(*ERROR_COLUMNS[:2], field,
                                                                     ERROR_COLUMNS[3])
-            errors.coalesce(1).write.mode("overwrite").option("header", True).csv(
-                sibling(target, "errors"))
+            write(errors, sibling(target, "errors"), "csv", ERROR_COLUMNS, files=1)
             summary = summarize(out)
         finally:
             out.unpersist()
