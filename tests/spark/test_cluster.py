@@ -105,6 +105,35 @@ class TestSameAsLocal:
         assert all(("verdict" in r) for r in rows)
 
 
+    def test_csv_in_and_out(self, spark: Any, cluster: Cluster, tmp_path: Path) -> None:
+        """CSV in and out, a key column with quotes and commas inside its values: the same
+        cells as the local batch's file (quotes doubled, not backslashed), and the same
+        errors file."""
+        import csv
+
+        leads = synthetic(400, seed=8, bad_rate=0.05)
+        for i, lead in enumerate(leads):
+            if i % 7 == 0:
+                lead["company"] = 'Acme "Big, Bold" Ltd'
+        source = write_leads(tmp_path / "leads.csv", leads)
+        args = ("--key", "company", "--as-of", AS_OF.isoformat())
+        assert run(source, "--out", tmp_path / "local.csv", *args, "--workers", "1")[0] == 1
+        assert run(source, "--out", tmp_path / "spark.csv", *args, "--spark", cluster.url)[0] == 1
+
+        def cells(paths: list[Path]) -> list[list[str]]:
+            rows: list[list[str]] = []
+            for path in paths:
+                with path.open(encoding="utf-8", newline="") as f:
+                    rows += list(csv.reader(f))[0 if not rows else 1:]
+            return rows
+
+        local = cells([tmp_path / "local.csv"])
+        assert local == cells(sorted((tmp_path / "spark.csv").glob("part-*.csv")))
+        assert 'Acme "Big, Bold" Ltd' in {row[1] for row in local}
+        assert cells([tmp_path / "local.errors.csv"]) == cells(
+            sorted((tmp_path / "spark.errors.csv").glob("part-*.csv")))
+
+
 class TestKilledExecutor:
     def test_every_lead_exactly_once(self, spark: Any, tmp_path: Path) -> None:
         """An executor killed with SIGKILL while tasks run: Spark runs its tasks again
