@@ -377,6 +377,8 @@ def run(job: Job, master: str, source: str, target: str) -> Outcome:
     in_fmt, out_fmt = _format(source), _format(target)
     if source.rstrip("/") == target.rstrip("/"):
         raise BatchError(f"{target}: --out is the input; write the output under another name")
+    if job.report is not None and job.report.suffix.lower() not in (".html", ".htm"):
+        raise BatchError(f"{job.report}: the report is HTML; name it .html")
     # prepare() reads the output's format from its name; Spark's may be a folder's
     plan = dataclasses.replace(job, output=Path(f"scored.{out_fmt}"))
     with session(master) as spark:
