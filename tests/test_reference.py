@@ -39,8 +39,10 @@ def _lit(v: Any) -> str:
 
 @st.composite
 def atoms(draw: st.DrawFn) -> str:
-    kind = draw(st.integers(0, 13))
+    kind = draw(st.integers(0, 19))
     op = draw(st.sampled_from(OPS))
+    if kind >= 14:
+        return draw(turned_and_chained(op))
     if kind == 0:
         return f"n1 {op} {_lit(draw(st.sampled_from(NUMS)))}"
     if kind == 1:
@@ -70,6 +72,30 @@ def atoms(draw: st.DrawFn) -> str:
     if kind == 12:
         return f'matches(s1, "{draw(st.sampled_from(["^f", "o$", "京", "[A-Z]"]))}")'
     return draw(st.sampled_from(["true", "false", "s1 in [\"foo\", \"北京\"]"]))
+
+
+@st.composite
+def turned_and_chained(draw: st.DrawFn, op: str) -> str:
+    """Literal-left comparisons of every kind of value, chains, and 'in' beyond enums: the
+    forms a parser turns round or splits, where its slips hide."""
+    kind = draw(st.integers(0, 5))
+    other = draw(st.sampled_from(OPS))
+    if kind == 0:
+        return f"{draw(st.sampled_from(INTS))} {op} n2"
+    if kind == 1:
+        return f"{draw(st.sampled_from([0, 1, 31, 100]))} {op} days_since(d1)"
+    if kind == 2:
+        return f'"{draw(st.sampled_from(DATES))}" {op} d1'
+    if kind == 3:
+        return f"{draw(st.sampled_from(INTS))} {op} count(l1)"
+    if kind == 4:
+        low, high = sorted(draw(st.lists(st.sampled_from(NUMS), min_size=2, max_size=2)))
+        return f"{_lit(low)} {op} n1 {other} {_lit(high)}"
+    field, pool = draw(st.sampled_from([("n1", NUMS), ("n2", INTS), ("d1", DATES),
+                                        ("b1", [True, False])]))
+    values = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3))
+    word = draw(st.sampled_from(["in", "not in"]))
+    return f"{field} {word} [{', '.join(_lit(v) for v in values)}]"
 
 
 def conditions(extra: st.SearchStrategy[str] | None = None) -> st.SearchStrategy[str]:
