@@ -112,7 +112,8 @@ def run(m: Mutation, tree: Path) -> bool:
     path.write_text(original.replace(m.old, m.new, 1), encoding="utf-8")
     try:
         result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p",
-                                 "no:cacheprovider", "-m", "not slow", *m.tests],
+                                 "no:cacheprovider", "-m", "not slow",
+                                 "--hypothesis-profile=mutate", *m.tests],
                                 cwd=tree, capture_output=True, text=True, check=False)
         return result.returncode != 0
     finally:

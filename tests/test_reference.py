@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import ast
+import re
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qualify import Engine, LeadError, load_rulebook_text
-from tests.reference import reference_verdict
+from qualify import Engine, LeadError, load_rulebook, load_rulebook_text, synthetic
+from tests import reference
+from tests.conftest import AS_OF, ROOT
+from tests.reference import AllOf, AnyOf, Call, Chain, ListOf, Lit, Name, Node, Not
 
-AS_OF = dt.date(2026, 1, 1)
+
+def _is_rulebook(path: Path) -> bool:
+    return re.search(r"^rulebook:", path.read_text(encoding="utf-8"), re.MULTILINE) is not None
+
 NUMS = [-5, 0, 2.5, 10, 100, 0.00001]
 INTS = [0, 1, 3, 10]
 ENUM1 = ["a", "b", "c"]
@@ -169,6 +177,17 @@ def leads(draw: st.DrawFn) -> dict[str, Any]:
     return {k: v for k, v in lead.items() if v is not None}
 
 
+def assert_same_verdict(engine: Engine, raw: dict[str, Any], context: str = "") -> None:
+    """The engine's verdict on ``raw`` says what the reference computes from the rules' text."""
+    expected = reference.reference_verdict(engine.rulebook, engine.reader.read(raw), AS_OF)
+    v = engine.score(raw, as_of=AS_OF)
+    assert expected.qualifiers == {k: q["state"] for k, q in v.qualifiers.items()}, context
+    assert expected.fired == [t["id"] for t in v.traits], context
+    assert sorted(expected.unknown) == sorted(u["id"] for u in v.unknown), context
+    assert (expected.status, expected.score, expected.grade) == (v.status, v.score, v.grade)
+    assert expected.next_step == v.next_step["id"], context
+
+
 class TestEngineMatchesReference:
     @settings(max_examples=200, deadline=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -179,16 +198,7 @@ class TestEngineMatchesReference:
         rb = load_rulebook_text(text)
         with Engine(rb) as engine:
             for raw in lead_list:
-                typed = engine.reader.read(raw)
-                expected = reference_verdict(rb, typed, AS_OF)
-                v = engine.score(raw, as_of=AS_OF)
-                got_q = {k: q["state"] for k, q in v.qualifiers.items()}
-                assert expected.qualifiers == got_q, text
-                assert expected.fired == [t["id"] for t in v.traits], text
-                assert sorted(expected.unknown) == sorted(u["id"] for u in v.unknown), text
-                assert (expected.status, expected.score, expected.grade) == (
-                    v.status, v.score, v.grade)
-                assert expected.next_step == v.next_step["id"], text
+                assert_same_verdict(engine, raw, text)
 
     def test_bad_leads_are_errors_not_crashes(self) -> None:
         """A lead that does not convert is a LeadError naming the field."""
@@ -207,3 +217,57 @@ next_steps: [{id: s, label: {en: s}, reason: {en: r}}]
                     assert e.field == field
                 else:  # pragma: no cover
                     raise AssertionError(f"{bad} was accepted")
+
+    def test_the_default_rule_base_on_generated_leads(self, engine: Engine) -> None:
+        """On 300 generated CRM-like leads, the default rule base decides as the reference."""
+        for raw in synthetic.generate(300, seed=16):
+            assert_same_verdict(engine, raw, str(raw))
+
+
+SHIPPED = sorted({*ROOT.glob("rules/*.yaml"), *ROOT.glob("examples/**/*.yaml")}
+                 - {ROOT / "examples/broken_rules.yaml"})
+
+
+class TestTheReferenceStandsAlone:
+    def test_it_imports_nothing_of_the_parser(self) -> None:
+        """From qualify, tests/reference.py imports only the Rulebook type (for hints): no
+        parser, compiler or pattern module, so it reads conditions its own way."""
+        tree = ast.parse(Path(reference.__file__).read_text(encoding="utf-8"))
+        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert {m for m in modules if m and m.split(".")[0] == "qualify"} == {"qualify.rulebook"}
+
+    @pytest.mark.parametrize("path", [p for p in SHIPPED if _is_rulebook(p)],
+                             ids=lambda p: str(p.relative_to(ROOT)))
+    def test_it_reads_every_shipped_rule_base(self, path: Path) -> None:
+        """Every condition of the rule bases in rules/ and examples/ parses and type-checks
+        with the reference (on an empty lead every test is evaluated, none cut short)."""
+        rb = load_rulebook(path)
+        verdict = {"status": "qualified", "grade": rb.grades[0].id, "score": 50,
+                   **{f"qualifier.{q.id}": "met" for q in rb.qualifiers},
+                   **{f"trait.{t.id}": False for t in rb.traits}}
+        for rule in rb.rules:
+            reference.evaluate(rule.text, {}, AS_OF, reference.schema_of(rb), verdict)
+
+    @pytest.mark.parametrize(("text", "tree"), [
+        ("5 < n", Chain((Lit(5), Name("n")), ("<",))),
+        ("1 < n <= -3", Chain((Lit(1), Name("n"), Lit(-3)), ("<", "<="))),
+        ("a or b and not c", AnyOf((Name("a"), AllOf((Name("b"), Not(Name("c"))))))),
+        ("not n > 5", Not(Chain((Name("n"), Lit(5)), (">",)))),
+        ("(a or b) and c", AllOf((AnyOf((Name("a"), Name("b"))), Name("c")))),
+        ('e not in ["a", 2.5e1]', Chain((Name("e"), ListOf((Lit("a"), Lit(25.0)))),
+                                        ("not in",))),
+        ('matches(s, "[.]\\d")', Call("matches", (Name("s"), Lit("[.]\\d")))),
+        ("trait.t0 and true", AllOf((Name("trait.t0"), Lit(True)))),
+    ])
+    def test_its_reading_of_the_text(self, text: str, tree: Node) -> None:
+        """Python's precedence: or < and < not < comparisons; chains keep every operand;
+        a literal on the left stays on the left (the evaluator needs no flip table)."""
+        assert tree == reference.parse(text)
+
+    @pytest.mark.parametrize("text", ["n >", "n = 5", "(n > 5", "n > 5)", "n > 5 5",
+                                      "not", "n > -x", "a and or b", 'e in ["a",, "b"]'])
+    def test_it_refuses_what_is_not_the_language(self, text: str) -> None:
+        """Text outside the grammar is a LanguageError, never a guess."""
+        with pytest.raises(reference.LanguageError):
+            reference.parse(text)
