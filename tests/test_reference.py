@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from qualify import (
     Engine,
+    EngineError,
     LeadError,
     RulebaseError,
     load_rulebook,
@@ -301,3 +302,18 @@ next_steps: [{id: s, label: {en: s}, reason: {en: r}}]
             for raw in ({"lead_id": "x", "s1": "42"}, {"lead_id": "x", "s1": "4a"},
                         {"lead_id": "x"}):
                 assert_same_verdict(engine, raw)
+
+    @pytest.mark.xfail(strict=True, raises=EngineError, reason=(
+        "qualify bug: an escape in a condition's quoted text can make a lone surrogate "
+        '(s1 == "\\ud800"); the rule base loads and rules check passes, but durable-rules '
+        "refuses the compiled rules, so the engine does not start. Leads with one are "
+        "refused as invalid Unicode; the checker could refuse such a literal likewise"))
+    def test_a_rule_base_that_loads_starts_an_engine(self) -> None:
+        """A literal no lead can equal still makes a working engine (never equal)."""
+        rb = load_rulebook_text("rulebook: r\nversion: 1\n" + FIELDS_YAML + r"""
+qualifiers: {q: {label: {en: q}, when: 's1 != "\ud800"'}}
+grades: [{id: A, min_score: 0}]
+next_steps: [{id: s, label: {en: s}, reason: {en: r}}]
+""")
+        with Engine(rb) as engine:
+            assert_same_verdict(engine, {"lead_id": "x", "s1": "a"})
