@@ -20,6 +20,7 @@ from qualify import (
     load_rulebook_text,
     synthetic,
 )
+from qualify.rulebook import Rulebook
 from tests import reference
 from tests.conftest import AS_OF, ROOT
 from tests.reference import AllOf, AnyOf, Call, Chain, ListOf, Lit, Name, Node, Not
@@ -90,23 +91,21 @@ def atoms(draw: st.DrawFn) -> str:
     return draw(st.sampled_from(["true", "false", "s1 in [\"foo\", \"北京\"]"]))
 
 
+# a literal on the left of each kind of value: (the literals, the value)
+TURNED = [(INTS, "n2"), ([0, 1, 31, 100], "days_since(d1)"), (DATES, "d1"), (INTS, "count(l1)")]
+
+
 @st.composite
 def turned_and_chained(draw: st.DrawFn, op: str) -> str:
     """Literal-left comparisons of every kind of value, chains, and 'in' beyond enums: the
     forms a parser turns round or splits, where its slips hide."""
-    kind = draw(st.integers(0, 5))
-    other = draw(st.sampled_from(OPS))
-    if kind == 0:
-        return f"{draw(st.sampled_from(INTS))} {op} n2"
-    if kind == 1:
-        return f"{draw(st.sampled_from([0, 1, 31, 100]))} {op} days_since(d1)"
-    if kind == 2:
-        return f'"{draw(st.sampled_from(DATES))}" {op} d1'
-    if kind == 3:
-        return f"{draw(st.sampled_from(INTS))} {op} count(l1)"
-    if kind == 4:
+    kind = draw(st.integers(0, len(TURNED) + 1))
+    if kind < len(TURNED):
+        pool, value = TURNED[kind]
+        return f"{_lit(draw(st.sampled_from(pool)))} {op} {value}"
+    if kind == len(TURNED):
         low, high = sorted(draw(st.lists(st.sampled_from(NUMS), min_size=2, max_size=2)))
-        return f"{_lit(low)} {op} n1 {other} {_lit(high)}"
+        return f"{_lit(low)} {op} n1 {draw(st.sampled_from(OPS))} {_lit(high)}"
     field, pool = draw(st.sampled_from([("n1", NUMS), ("n2", INTS), ("d1", DATES),
                                         ("b1", [True, False])]))
     values = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3))
@@ -186,6 +185,14 @@ def leads(draw: st.DrawFn) -> dict[str, Any]:
     return {k: v for k, v in lead.items() if v is not None}
 
 
+def one_qualifier(when: str) -> Rulebook:
+    """A rule base of the fields above with one qualifier, ``when``, and nothing else."""
+    return load_rulebook_text(f"rulebook: r\nversion: 1\n{FIELDS_YAML}"
+                              f"qualifiers: {{q: {{label: {{en: q}}, when: {_yaml(when)}}}}}\n"
+                              "grades: [{id: A, min_score: 0}]\n"
+                              "next_steps: [{id: s, label: {en: s}, reason: {en: r}}]\n")
+
+
 def assert_same_verdict(engine: Engine, raw: dict[str, Any], context: str = "") -> None:
     """The engine's verdict on ``raw`` says what the reference computes from the rules' text."""
     expected = reference.reference_verdict(engine.rulebook, engine.reader.read(raw), AS_OF)
@@ -211,11 +218,7 @@ class TestEngineMatchesReference:
 
     def test_bad_leads_are_errors_not_crashes(self) -> None:
         """A lead that does not convert is a LeadError naming the field."""
-        rb = load_rulebook_text("rulebook: r\nversion: 1\n" + FIELDS_YAML + """
-qualifiers: {q: {label: {en: q}, when: n1 > 0}}
-grades: [{id: A, min_score: 0}]
-next_steps: [{id: s, label: {en: s}, reason: {en: r}}]
-""")
+        rb = one_qualifier("n1 > 0")
         with Engine(rb) as engine:
             for bad, field in [({"lead_id": "x", "n1": "lots"}, "n1"),
                                ({"lead_id": "x", "d1": "yesterday"}, "d1"),
@@ -282,38 +285,31 @@ class TestTheReferenceStandsAlone:
             reference.parse(text)
 
 
+KNOWN_BUGS = [
+    pytest.param(r'matches(s1, "^\d+$")', ["42", "4a", None], id="regex-escape",
+                 marks=pytest.mark.xfail(strict=True, raises=RulebaseError, reason=(
+        "qualify bug: a condition's quoted text follows Python's string escapes, so "
+        'matches(s, "^\\d+$") (the README names \\d) loads only while Python tolerates '
+        "an invalid escape: refused under -W error, hence under this suite's "
+        "filterwarnings; a SyntaxWarning on 3.12, an error in a later Python"))),
+    pytest.param(r's1 != "\ud800"', ["a"], id="lone-surrogate",
+                 marks=pytest.mark.xfail(strict=True, raises=EngineError, reason=(
+        "qualify bug: an escape in a condition's quoted text can make a lone surrogate "
+        '(s1 != "\\ud800"); the rule base loads and rules check passes, but durable-rules '
+        "refuses the compiled rules, so the engine does not start. Leads with one are "
+        "refused as invalid Unicode; the checker could refuse such a literal likewise"))),
+]
+
+
 class TestKnownDisagreements:
     """Where the independent reference and qualify part ways: qualify bugs, pinned until
     fixed (a fix turns the xfail into a failure, to remove the mark)."""
 
-    @pytest.mark.xfail(strict=True, raises=RulebaseError, reason=(
-        "qualify bug: a condition's quoted text follows Python's string escapes, so "
-        'matches(s, "^\\d+$") (the README names \\d) loads only while Python tolerates '
-        "an invalid escape: refused under -W error, hence under this suite's "
-        "filterwarnings; a SyntaxWarning on 3.12, an error in a later Python"))
-    def test_a_regex_escape_loads_whatever_the_warning_filters(self) -> None:
-        """``matches(s1, "^\\d+$")`` loads, and the engine decides it as the reference."""
-        rb = load_rulebook_text("rulebook: r\nversion: 1\n" + FIELDS_YAML + r"""
-qualifiers: {q: {label: {en: q}, when: 'matches(s1, "^\d+$")'}}
-grades: [{id: A, min_score: 0}]
-next_steps: [{id: s, label: {en: s}, reason: {en: r}}]
-""")
-        with Engine(rb) as engine:
-            for raw in ({"lead_id": "x", "s1": "42"}, {"lead_id": "x", "s1": "4a"},
-                        {"lead_id": "x"}):
-                assert_same_verdict(engine, raw)
-
-    @pytest.mark.xfail(strict=True, raises=EngineError, reason=(
-        "qualify bug: an escape in a condition's quoted text can make a lone surrogate "
-        '(s1 == "\\ud800"); the rule base loads and rules check passes, but durable-rules '
-        "refuses the compiled rules, so the engine does not start. Leads with one are "
-        "refused as invalid Unicode; the checker could refuse such a literal likewise"))
-    def test_a_rule_base_that_loads_starts_an_engine(self) -> None:
-        """A literal no lead can equal still makes a working engine (never equal)."""
-        rb = load_rulebook_text("rulebook: r\nversion: 1\n" + FIELDS_YAML + r"""
-qualifiers: {q: {label: {en: q}, when: 's1 != "\ud800"'}}
-grades: [{id: A, min_score: 0}]
-next_steps: [{id: s, label: {en: s}, reason: {en: r}}]
-""")
-        with Engine(rb) as engine:
-            assert_same_verdict(engine, {"lead_id": "x", "s1": "a"})
+    @pytest.mark.parametrize(("when", "values"), KNOWN_BUGS)
+    def test_it_loads_starts_and_decides_as_the_reference(self, when: str,
+                                                          values: list[str | None]) -> None:
+        """The condition loads, the engine starts, and it decides as the reference on a
+        lead with each value of s1 (None: missing)."""
+        with Engine(one_qualifier(when)) as engine:
+            for value in values:
+                assert_same_verdict(engine, {"lead_id": "x"} | ({"s1": value} if value else {}))

@@ -9,7 +9,8 @@ or in ``test_signatures.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from urllib.parse import urlencode
 
 import pytest
 
@@ -55,52 +56,37 @@ def client(request: pytest.FixtureRequest) -> Iterator[TestClient]:
         yield c
 
 
-class TestEveryPosition:
-    def test_api_key(self, client: TestClient) -> None:
-        """The API key scores a lead wherever it stands among QUALIFY_API_KEYS."""
-        assert client.post("/v1/score", json=LEAD, headers=bearer()).status_code == 200
-        assert client.post("/v1/score", json=LEAD, headers=bearer("nope")).status_code == 401
+def _legacy(version: str) -> Callable[[str], dict[str, str]]:
+    def headers(secret: str) -> dict[str, str]:
+        signature = hubspot_legacy_signature(version, secret, "POST",
+                                             f"http://testserver{HOOK}/hubspot", HUBSPOT_BODY)
+        return {"X-HubSpot-Signature": signature, "X-HubSpot-Signature-Version": version}
+    return headers
 
-    def test_hubspot_v3(self, client: TestClient) -> None:
-        """A v3 signature made with the secret at any position is accepted."""
-        body = dumps(HUBSPOT_FLAT)
-        r = client.post(f"{HOOK}/hubspot", content=body, headers=hubspot_headers(body))
-        assert r.status_code == 200, r.text
-        wrong = hubspot_headers(body, secret="not-configured")
-        assert client.post(f"{HOOK}/hubspot", content=body, headers=wrong).status_code == 401
 
-    @pytest.mark.parametrize("version", ["v1", "v2"])
-    def test_hubspot_legacy(self, client: TestClient, version: str) -> None:
-        """A v1 or v2 signature made with the secret at any position is accepted."""
-        body = dumps(HUBSPOT_FLAT)
-        url = f"http://testserver{HOOK}/hubspot"
-        for secret, status in ((HUBSPOT_SECRET, 200), ("not-configured", 401)):
-            signature = hubspot_legacy_signature(version, secret, "POST", url, body)
-            r = client.post(f"{HOOK}/hubspot", content=body, headers={
-                "X-HubSpot-Signature": signature, "X-HubSpot-Signature-Version": version})
-            assert r.status_code == status, r.text
+HUBSPOT_BODY, LEAD_BODY, FORM = dumps(HUBSPOT_FLAT), dumps(LEAD), urlencode(ZOHO_FORM).encode()
+FORM_TYPE = {"Content-Type": "application/x-www-form-urlencoded"}
+# check: (url, body, the headers that carry a credential, the valid credential)
+CHECKS: dict[str, tuple[str, bytes, Callable[[str], dict[str, str]], str]] = {
+    "api-key": ("/v1/score", LEAD_BODY, bearer, API_KEY),
+    "hubspot-v3": (f"{HOOK}/hubspot", HUBSPOT_BODY,
+                   lambda s: hubspot_headers(HUBSPOT_BODY, secret=s), HUBSPOT_SECRET),
+    "hubspot-v1": (f"{HOOK}/hubspot", HUBSPOT_BODY, _legacy("v1"), HUBSPOT_SECRET),
+    "hubspot-v2": (f"{HOOK}/hubspot", HUBSPOT_BODY, _legacy("v2"), HUBSPOT_SECRET),
+    "generic": (f"{HOOK}/generic", LEAD_BODY,
+                lambda s: generic_headers(LEAD_BODY, secret=s), GENERIC_SECRET),
+    "pipedrive": (f"{HOOK}/pipedrive", dumps(PIPEDRIVE),
+                  lambda p: pipedrive_headers(password=p), PIPEDRIVE_PASSWORD),
+    "zoho": (f"{HOOK}/zoho", FORM, lambda t: {"X-Qualify-Token": t, **FORM_TYPE}, ZOHO_TOKEN),
+    "dynamics": (f"{HOOK}/dynamics", dumps(DYNAMICS), bearer, DYNAMICS_TOKEN),
+}
 
-    def test_generic(self, client: TestClient) -> None:
-        """An X-Qualify-Signature made with the secret at any position is accepted."""
-        body = dumps(LEAD)
-        r = client.post(f"{HOOK}/generic", content=body, headers=generic_headers(body))
-        assert r.status_code == 200, r.text
-        wrong = generic_headers(body, secret="not-configured")
-        assert client.post(f"{HOOK}/generic", content=body, headers=wrong).status_code == 401
 
-    def test_pipedrive(self, client: TestClient) -> None:
-        """The user:password pair at any position is accepted."""
-        r = client.post(f"{HOOK}/pipedrive", content=dumps(PIPEDRIVE),
-                        headers=pipedrive_headers())
-        assert r.status_code == 200, r.text
-        r = client.post(f"{HOOK}/pipedrive", content=dumps(PIPEDRIVE),
-                        headers=pipedrive_headers(password="wrong"))
-        assert r.status_code == 401
-
-    def test_zoho_and_dynamics_tokens(self, client: TestClient) -> None:
-        """The Zoho and Dataverse tokens at any position are accepted."""
-        zoho = client.post(f"{HOOK}/zoho", data=ZOHO_FORM, headers={"X-Qualify-Token": ZOHO_TOKEN})
-        dynamics = client.post(f"{HOOK}/dynamics?code={DYNAMICS_TOKEN}", content=dumps(DYNAMICS))
-        assert (zoho.status_code, dynamics.status_code) == (200, 200), (zoho.text, dynamics.text)
-        wrong = client.post(f"{HOOK}/zoho", data=ZOHO_FORM, headers={"X-Qualify-Token": "x"})
-        assert wrong.status_code == 401
+@pytest.mark.parametrize("check", list(CHECKS))
+def test_the_valid_credential_in_every_position(client: TestClient, check: str) -> None:
+    """The credential is accepted (200) wherever it stands in its list; one that is not
+    configured is refused (401)."""
+    url, body, headers, valid = CHECKS[check]
+    for credential, status in ((valid, 200), ("not-configured", 401)):
+        r = client.post(url, content=body, headers=headers(credential))
+        assert r.status_code == status, r.text
