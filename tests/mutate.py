@@ -7,7 +7,12 @@ comparison, a negation table off by one, a secret ring that only tries its last 
 Each runs in a fresh copy of the tracked files (the working tree is never touched) against
 the tests that should catch it; a mutation the tests let through is a hole to fill. Exit 1
 if any survives. Issue 16's review found two survivors of ten before this file existed:
-the literal-left comparison and the rotated secret (both below).
+the literal-left comparison and the rotated secret (both below). The literal-left one is
+run twice: the second time against the random rule bases alone, which catch it since the
+reference evaluator reads the condition text itself (it survived them when the reference
+walked the parser's tree). Every secret, key and token check has its "last place only"
+mutation. Only failing tests count as caught: a test run that errors (a missing file, a
+bad option) stops the run.
 """
 
 from __future__ import annotations
@@ -115,7 +120,10 @@ def run(m: Mutation, tree: Path) -> bool:
                                  "no:cacheprovider", "-m", "not slow",
                                  "--hypothesis-profile=mutate", *m.tests],
                                 cwd=tree, capture_output=True, text=True, check=False)
-        return result.returncode != 0
+        if result.returncode not in (0, 1):  # 1: tests failed; anything else is not a test
+            raise SystemExit(f"{m.name}: pytest exited {result.returncode}:\n"
+                             f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        return result.returncode == 1
     finally:
         path.write_text(original, encoding="utf-8")
 
