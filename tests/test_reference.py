@@ -132,6 +132,7 @@ VERDICT_ATOMS = st.sampled_from([
     'grade == "A"', 'grade in ["B", "C"]', 'status == "qualified"',
     'status != "disqualified"', "score >= 60", "score < 40",
     '"unknown" == qualifier.q0', "60 <= score", '"A" != grade', "40 < score <= 80",
+    'qualifier.q0 not in ["unmet"]', "trait.t0 == false", "score in [50, 60]",
 ])
 
 
