@@ -92,7 +92,8 @@ def atoms(draw: st.DrawFn) -> str:
 
 
 # a literal on the left of each kind of value: (the literals, the value)
-TURNED = [(INTS, "n2"), ([0, 1, 31, 100], "days_since(d1)"), (DATES, "d1"), (INTS, "count(l1)")]
+TURNED: list[tuple[list[Any], str]] = [
+    (INTS, "n2"), ([0, 1, 31, 100], "days_since(d1)"), (DATES, "d1"), (INTS, "count(l1)")]
 
 
 @st.composite
@@ -106,8 +107,9 @@ def turned_and_chained(draw: st.DrawFn, op: str) -> str:
     if kind == len(TURNED):
         low, high = sorted(draw(st.lists(st.sampled_from(NUMS), min_size=2, max_size=2)))
         return f"{_lit(low)} {op} n1 {draw(st.sampled_from(OPS))} {_lit(high)}"
-    field, pool = draw(st.sampled_from([("n1", NUMS), ("n2", INTS), ("d1", DATES),
-                                        ("b1", [True, False])]))
+    choices: list[tuple[str, list[Any]]] = [("n1", NUMS), ("n2", INTS), ("d1", DATES),
+                                            ("b1", [True, False])]
+    field, pool = draw(st.sampled_from(choices))
     values = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3))
     word = draw(st.sampled_from(["in", "not in"]))
     return f"{field} {word} [{', '.join(_lit(v) for v in values)}]"
