@@ -68,5 +68,5 @@ class TestReport:
         traits = page[page.index("Most fired traits"):page.index("Weakest factor")]
         assert "Urgent need (+15)" in traits and "urgent_need" not in traits
         missing = page[page.index("Missing fields that cost"):]
-        assert "Budget" in missing or "Days until purchase" in missing
+        assert "Budget" in missing or "Time to purchase" in missing
         assert "svg{max-width:100%;height:auto}" in page
