@@ -199,11 +199,11 @@ PASSED_OVER = {
     "en": ("passed over (the first next step that applies wins): ", "did not apply",
            "undecided",
            "a step applies only when its condition holds, and a condition on a missing value "
-           "is unknown: a step can say what to do when the value is missing (see “Missing "
-           "values” in the README)"),
+           "is unknown: a step can say what to do when the value is missing (see the README on "
+           "unknown values)"),
     "zh": ("未采用的下一步（按顺序，第一个适用的胜出）：", "不成立", "未知",
            "下一步只在条件成立时适用，而缺少数据时条件为未知：规则可以写明缺少数据时怎么办"
-           "（见 README 的“Missing values”一节）"),
+           "（见 README 中关于未知值的说明）"),
 }
 
 
