@@ -283,9 +283,9 @@ class Engine:
         weakest = self._weakest(d.states[:n], factor_points, loc, q_parts)
         step = self._next_step(d, loc, q_parts)
         if weakest:
-            lines.append(("短板：" if loc == "zh" else "weakest: ") + weakest["reason"])
-        lines.append(("下一步：" if loc == "zh" else "next: ")
-                     + f"{step['label']}{w.colon}{step['reason']}")
+            lines.append(("短板：" if loc == "zh" else "Weakest area: ") + weakest["reason"])
+        lines.append(("下一步：" if loc == "zh" else "Next step: ")
+                     + f"{step['label']}{w.dash}{step['reason']}")
         return build_verdict({
             "lead_id": lead["lead_id"], "rulebook": self._ref, "as_of": as_of, "locale": loc,
             "qualifiers": qualifiers, "status": d.status, "score": d.score, "grade": d.grade,
@@ -332,11 +332,8 @@ class Engine:
         if rank == 2:
             return (factor, label, pts, f"{head}{w.state['unknown']}{w.dash}",
                     self._q_index[factor])
-        if rank == 1:
-            why = f"{pts:+d} 分" if loc == "zh" else f"{pts:+d} points"
-        else:
-            why = f"得分最少（{pts:+d}）" if loc == "zh" else f"the fewest points ({pts:+d})"
-        return factor, label, pts, head + why, None
+        return factor, label, pts, label + w.w["because"].format(
+            w.w["costs" if rank == 1 else "fewest"].format(pts)), None
 
     def _next_step(self, d: Decision, loc: str, q_parts: list[_Part]) -> NextStep:
         """The step's label and its reason, filled from the lead's facts (only the names
@@ -421,7 +418,7 @@ class _View:
             unknown = f"? {label}{c}{w.state['unknown']}{dash}"
         else:
             points = f"（{rule.points:+d}）" if w.locale == "zh" else f" ({rule.points:+d})"
-            met = f"{rule.points:+d} {label}{c}"
+            met = f"{rule.points:+d} {label}{dash}"
             unmet = ""
             unknown = f"? {label}{points}{c}"
         return cls(rule.id, rule.kind, rule.points, rule.factor, label, rule.sources,

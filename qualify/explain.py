@@ -196,14 +196,11 @@ def show_value(value: Any) -> str:
 
 
 PASSED_OVER = {
-    "en": ("passed over (the first next step that applies wins): ", "did not apply",
-           "undecided",
-           "a step applies only when its condition holds, and a condition on a missing value "
-           "is unknown: a step can say what to do when the value is missing (see the README on "
-           "unknown values)"),
-    "zh": ("未采用的下一步（按顺序，第一个适用的胜出）：", "不成立", "未知",
-           "下一步只在条件成立时适用，而缺少数据时条件为未知：规则可以写明缺少数据时怎么办"
-           "（见 README 中关于未知值的说明）"),
+    "en": ("Other next steps (checked in order; the first that fits is chosen): ",
+           "not applicable", "can't tell yet",
+           "filling in these details may change the recommended next step"),
+    "zh": ("其他下一步（按顺序检查，取第一个符合的）：", "不适用", "待确认",
+           "补充这些信息后，推荐的下一步可能会改变"),
 }
 
 
@@ -229,5 +226,5 @@ def passed_over(rulebook: Rulebook, steps_fact: Mapping[str, Any], lead: Mapping
     parts += [f"{false}{words.colon}{between.join(falses)}"] if falses else []
     if not parts:
         return []
-    return [head + " · ".join(parts), *(["  " + words.w["because"].format(note).strip()]
-                                        if unknowns else [])]
+    return [head + words.w["sep"].join(parts),
+            *(["  " + words.w["because"].format(note).strip()] if unknowns else [])]

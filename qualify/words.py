@@ -22,11 +22,11 @@ from qualify.rulebook import FieldSpec, Rule, Rulebook
 STATUS_TEXT = {
     "en": {"qualified": "qualified", "disqualified": "disqualified",
            "needs_discovery": "needs discovery"},
-    "zh": {"qualified": "准客户", "disqualified": "不合格", "needs_discovery": "需进一步了解"},
+    "zh": {"qualified": "准客户", "disqualified": "非准客户", "needs_discovery": "需进一步了解"},
 }
 STATE_TEXT = {
-    "en": {"met": "met", "unmet": "unmet", "unknown": "unknown"},
-    "zh": {"met": "满足", "unmet": "不满足", "unknown": "未知"},
+    "en": {"met": "met", "unmet": "not met", "unknown": "not known yet"},
+    "zh": {"met": "满足", "unmet": "不满足", "unknown": "待确认"},
 }
 # Chinese names of common currencies; others show their ISO code
 CURRENCY_ZH = {"USD": "美元", "CNY": "元", "RMB": "元", "EUR": "欧元", "GBP": "英镑",
@@ -59,18 +59,20 @@ _W = {
            "days": "{} days", "include": "{} include {}", "exclude": "{} do not include {}",
            "match": "{} matches the pattern {}", "no match": "{} does not match the pattern {}",
            "trait": "trait “{}” applies", "status": "status", "grade": "grade", "score": "score",
-           "sep": "; ", "missing": "missing {}", "dash": " — "},
+           "sep": "; ", "missing": "no data on {}", "dash": " — ", "group": "({})",
+           "costs": "{:+d} points", "fewest": "adds the fewest points: {:+d}"},
     "zh": {"and": "且", "or": "或", "not": "非（{}）", "always": "总是", "never": "从不",
            "yes": "是", "no": "否", "none": "无", "unknown_value": "未知", "known": "{}已知",
            "unknown": "{}未知", "is": "{}为{}", "is not": "{}不是{}", "either": "{}或{}",
            "neither": "既不是{}也不是{}", "none of": "不是{}", "not one": "不是{}", "list": "、",
-           "evidence": "{}为{}", "flag": "{}：{}", "measure": "{}为 {}", "because": "（{}）",
+           "evidence": "{}：{}", "flag": "{}：{}", "measure": "{}：{}", "because": "（{}）",
            "count": "{}共 {} 项", "no items": "没有{}", "none held": "没有{}", "some": "有{}",
-           "ago": "距{}已过 {} 天", "ahead": "{}在 {} 天后", "days cond": "距{}{} 天",
+           "ago": "距{}已 {} 天", "ahead": "{}在 {} 天后", "days cond": "距{}{} 天",
            "days": "{} 天", "include": "{}包含{}", "exclude": "{}不包含{}",
            "match": "{}符合格式 {}", "no match": "{}不符合格式 {}", "trait": "具备特质“{}”",
-           "status": "状态", "grade": "评级", "score": "得分", "sep": "；", "missing": "缺少{}",
-           "dash": "——"},
+           "status": "状态", "grade": "评级", "score": "得分", "sep": "；",
+           "missing": "尚无{}的信息", "dash": "——", "group": "（{}）", "costs": "{:+d} 分",
+           "fewest": "加分最少：{:+d}"},
 }
 # What a test says of a value: the effective comparison, or membership after the state
 Say = Callable[[Any], str]
@@ -95,7 +97,6 @@ class Words:
         self.dash = self.w["dash"]
         self.status = STATUS_TEXT[locale]
         self.state = STATE_TEXT[locale]
-        self.missing_word = "缺少" if locale == "zh" else "missing"
         self.rule_labels = {r.id: r.label[locale] for r in rulebook.rules}
         self._names: dict[str, str] = {}  # field or derived name -> its words, memoised
 
@@ -170,9 +171,16 @@ class Words:
             if not code:
                 return text
             if self.locale == "zh":
-                return f"{text} {CURRENCY_ZH.get(code.upper(), code)}"
+                return f"{self.wan(value)}{CURRENCY_ZH.get(code.upper(), code)}"
             return f"{code} {text}"
         return f"{text} {unit[self.locale]}"
+
+    def wan(self, value: float) -> str:
+        """A Chinese amount: ``8 万``, ``1,200 万``, ``2.5 亿``; below 10,000 as it is."""
+        for step, word in ((100_000_000, "亿"), (10_000, "万")):
+            if abs(value) >= step:
+                return f"{self.number(round(value / step, 2))} {word}"
+        return f"{self.number(value)} "
 
     def date(self, day: dt.date) -> str:
         if self.locale == "zh":
@@ -205,9 +213,10 @@ class Words:
     def _show(self, expr: Expr, parent: type[Expr] | None) -> str:
         if isinstance(expr, And | Or):
             word = self.w["and" if isinstance(expr, And) else "or"]
-            text = f" {word} ".join(self._show(i, type(expr)) for i in expr.items)
+            joiner = f"，{word}" if self.locale == "zh" else f" {word} "
+            text = joiner.join(self._show(i, type(expr)) for i in expr.items)
             nested = parent in (And, Or, Not) and parent is not type(expr)
-            return f"({text})" if nested else text
+            return self.w["group"].format(text) if nested else text
         if isinstance(expr, Not):
             return self._negate(expr.item)
         if isinstance(expr, Const):
@@ -334,7 +343,7 @@ class Words:
             return lambda value: text
         if isinstance(expr, In):
             inside = holds != expr.negated  # the value is one of the listed values
-            if inside:
+            if inside or holds:
                 return lambda value: self.w["evidence"].format(name, self.value(ref.source
                                                                                 or "", value))
             against = self.w["because"].format(self.choices(
@@ -357,7 +366,8 @@ class Words:
                 return self.w["ago"].format(name, self.number(value)) + against
             return days
         if ref.type in ("enum", "string"):
-            plain = op == "=="  # the value is the literal, or is not: say which it is not
+            # a value that failed its test says what it is not; one that passed, only itself
+            plain = op == "==" or holds
             suffix = "" if plain else self.w["because"].format(
                 self.choices(ref.source or "", [self._literal(ref, expr.value)], negated=True))
             return lambda value: self.w["evidence"].format(

@@ -45,11 +45,12 @@ def plain_weakest(rb: Rulebook, v: Verdict) -> tuple[dict[str, Any] | None, int 
     zh = v.locale == "zh"
     q = v.qualifiers.get(factor)
     why = [w.state["unmet"] + w.dash + w.evidence(q["evidence"] if q else []),
-           f"{pts:+d} 分" if zh else f"{pts:+d} points",
+           f"（{pts:+d} 分）" if zh else f" ({pts:+d} points)",
            w.state["unknown"] + w.dash + w.missing(q["missing"] if q else []),
-           f"得分最少（{pts:+d}）" if zh else f"the fewest points ({pts:+d})"][rank]
+           f"（加分最少：{pts:+d}）" if zh else f" (adds the fewest points: {pts:+d})"][rank]
     label = rb.factors[factor][v.locale]
-    return {"factor": factor, "label": label, "reason": f"{label}{w.colon}{why}",
+    between = w.colon if rank in (0, 2) else ""
+    return {"factor": factor, "label": label, "reason": f"{label}{between}{why}",
             "points": pts}, rank
 
 

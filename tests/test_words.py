@@ -99,28 +99,28 @@ def texts(engine: Engine, lead: dict[str, Any], locale: str) -> dict[str, list[s
 
 CASES = [  # (lead, trait, en, zh)
     ({"budget": 80000}, "rich", ["Budget: CNY 80,000 (at least CNY 10,000)"],
-     ["预算为 80,000 元(至少 10,000 元)"]),
+     ["预算:8 万元(至少 1 万元)"]),
     ({"budget": 12345.5}, "rich", ["Budget: CNY 12,345.5 (at least CNY 10,000)"],
-     ["预算为 12,345.5 元(至少 10,000 元)"]),
+     ["预算:1.23 万元(至少 1 万元)"]),
     ({"distance": 850}, "far", ["Distance: 850 km (over 500 km)"],
-     ["距离为 850 公里(超过 500 公里)"]),
-    ({"visits": 3}, "regular", ["Visits: 3"], ["到访次数为 3"]),
-    ({"role": "owner"}, "boss", ["Role: owner"], ["职位为老板"]),
-    ({"role": "owner"}, "not_staff", ["Role: owner (not staff)"], ["职位为老板(不是普通员工)"]),
+     ["距离:850 公里(超过 500 公里)"]),
+    ({"visits": 3}, "regular", ["Visits: 3"], ["到访次数:3"]),
+    ({"role": "owner"}, "boss", ["Role: owner"], ["职位:老板"]),
+    ({"role": "owner"}, "not_staff", ["Role: owner"], ["职位:老板"]),
     ({"vip": True}, "big", ["VIP: yes"], ["大客户:是"]),
     ({"decides": True}, "decider", ["The contact decides"], ["联系人能拍板"]),
     ({"pains": ["slow", "price"]}, "pained", ["Pain points: 2 (at least 2)"],
      ["痛点共 2 项(至少 2 项)"]),
     ({"pains": ["slow"]}, "some_pain", ["Pain points: 1"], ["痛点共 1 项"]),
     ({"seen": "2025-09-01"}, "stale", ["Last contact: 122 days ago (over 90 days)"],
-     ["距最近联系日期已过 122 天(超过 90 天)"]),
+     ["距最近联系日期已 122 天(超过 90 天)"]),
     ({"signed": "2025-03-04"}, "late", ["Signed: 4 Mar 2025 (before 1 Jun 2025)"],
-     ["签约日期为 2025年3月4日(早于 2025年6月1日)"]),
+     ["签约日期:2025年3月4日(早于 2025年6月1日)"]),
     ({"pains": ["price"]}, "pricey", ["Pain points include price"], ["痛点包含price"]),
     ({"email": "jo@acme.com"}, "work_mail", ["Email matches the pattern @acme[.]com$"],
      ["邮箱符合格式 @acme[.]com$"]),
     # a known(x) guard is not evidence where a test on x decided
-    ({"role": "owner"}, "guarded", ["Role: owner (not staff)"], ["职位为老板(不是普通员工)"]),
+    ({"role": "owner"}, "guarded", ["Role: owner"], ["职位:老板"]),
     ({}, "guarded", ["Role is not known"], ["职位未知"]),
 ]
 
@@ -143,10 +143,10 @@ def test_a_rule_may_word_its_own_evidence(engine: Engine) -> None:
     """``evidence:`` on a rule replaces its line's words; the data keeps each item's own."""
     lead = {"lead_id": "L", "seen": "2025-11-01"}
     en = engine.score(lead, as_of=AS_OF, locale="en")
-    assert "-5 Quiet: quiet for 61 days, since 1 Nov 2025" in en.explanation
+    assert "-5 Quiet — quiet for 61 days, since 1 Nov 2025" in en.explanation
     zh = engine.score(lead, as_of=AS_OF, locale="zh")
-    # the template's own punctuation is kept; the line's colon is qualify's
-    assert _fullwidth("-5 沉寂:") + "已 61 天没有联系(上次:2025年11月1日)" in zh.explanation
+    # the template's own punctuation is kept
+    assert "-5 沉寂——已 61 天没有联系(上次:2025年11月1日)" in zh.explanation
     quiet = next(t for t in en.traits if t["id"] == "own_words")
     assert quiet["evidence"][0]["text"] == "Last contact: 61 days ago (over 30 days)"
 

@@ -37,8 +37,8 @@ _T = {
         "h_trait": "Trait", "h_when": "When", "h_grade": "Grade", "h_score": "Score",
         "h_meaning": "Meaning", "h_step": "Step", "h_reason": "What the salesperson is told",
         "h_field": "Field", "h_label": "Label", "h_type": "Type", "h_values": "Values",
-        "otherwise": "otherwise", "none": "none", "required": "required",
-        "factor": "factor",
+        "otherwise": "otherwise", "none": "none", "required": " (required)",
+        "factor": "factor: ",
     },
     "zh": {
         "title": "线索评估规则：{name}",
@@ -49,17 +49,17 @@ _T = {
                         "{min} 到 {max} 之间。评级由得分决定。缺少的数据记为*未知*，不算作"
                         "不满足：它是下一次沟通要问的问题。",
         "qualifiers": "准客户的必备条件",
-        "qualifiers_text": "三个条件全部满足才是**准客户**。任一条件不满足即为**不合格**；"
+        "qualifiers_text": "三个条件全部满足才是**准客户**。任一条件不满足即为**非准客户**；"
                            "否则任一条件未知即为**需进一步了解**。",
         "golden": "黄金客户的特质（加分）", "bad": "不良客户的特质（减分）",
         "grades": "评级", "steps": "下一步",
         "steps_text": "按顺序检查，推荐第一个条件成立的步骤，并说明原因。",
         "fields": "线索字段",
         "h_condition": "条件", "h_met": "满足条件", "h_points": "分数", "h_trait": "特质",
-        "h_when": "何时", "h_grade": "评级", "h_score": "得分", "h_meaning": "含义",
+        "h_when": "条件", "h_grade": "评级", "h_score": "得分", "h_meaning": "含义",
         "h_step": "步骤", "h_reason": "给销售人员的说明", "h_field": "字段",
         "h_label": "名称", "h_type": "类型", "h_values": "取值",
-        "otherwise": "其他情况", "none": "无", "required": "必填", "factor": "因素",
+        "otherwise": "其他情况", "none": "无", "required": "（必填）", "factor": "维度：",
     },
 }
 _TYPES = {"zh": {"string": "文本", "number": "数字", "integer": "整数", "boolean": "是/否",
@@ -149,14 +149,14 @@ class _Page:
         yield f"## {t['fields']}"
         yield ""
         yield from _table((t["h_field"], t["h_label"], t["h_type"], t["h_values"]), [
-            (f"`{f.name}`", f.label[self.loc] + (f" ({t['required']})" if f.required else ""),
+            (f"`{f.name}`", f.label[self.loc] + (t["required"] if f.required else ""),
              _TYPES.get(self.loc, {}).get(f.type, f.type), self.values(f))
             for f in rb.fields.values()])
 
     def factor(self, rule: Rule) -> str:
         if not rule.factor or rule.factor not in self.rb.factors:
             return ""
-        return f"<br>{self.t['factor']}: {self.rb.factors[rule.factor][self.loc]}"
+        return f"<br>{self.t['factor']}{self.rb.factors[rule.factor][self.loc]}"
 
     def values(self, f: FieldSpec) -> str:
         """An enum's values in words, each with the code a CRM sends (``on time

@@ -33,9 +33,9 @@ class TestPage:
         assert "on time (`prompt`), late, defaulted, no record (`none`)" in en
         zh = render(default_rulebook, "zh")
         assert "| 预计采购时间不超过 30 天 |" in zh
-        assert "(预算至少 10,000 美元 或 年营业额至少 1,000,000 美元 或 已列入采购计划) 且 " \
-               "(付款记录未知 或 付款记录不是违约)" in zh
-        assert "| 联系人有决策权 或 联系人职位为老板或高管 |" in zh
+        assert "（预算至少 1 万美元，或年营业额至少 100 万美元，或已列入采购计划），且" \
+               "（付款记录未知，或付款记录不是违约）" in zh
+        assert "| 联系人有决策权，或联系人职位为老板或高管 |" in zh
         assert "按时 (`prompt`)、逾期 (`late`)" in zh
 
     def test_grades_as_score_ranges(self, default_rulebook: Rulebook) -> None:
