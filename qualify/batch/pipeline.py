@@ -104,7 +104,7 @@ def _read_text(path: Path, what: str) -> str:
         raise BatchError(f"{path}: {e.strerror or e}") from None
 
 
-def _keys(job: Job, profile: Profile | None, reader: Reader) -> tuple[str, ...]:
+def key_columns(job: Job, profile: Profile | None, reader: Reader) -> tuple[str, ...]:
     """The input columns copied to the output; each must exist where columns are known."""
     keys = job.keys or (profile.keys if profile else ())
     if not keys and profile is not None and "lead_id" in profile.fields:
@@ -136,12 +136,12 @@ def _no_columns(reader: Reader, rulebook: Rulebook, profile: Profile | None) -> 
             expected += [f for f in rulebook.fields if f not in expected]
     if not reader.columns or not expected or set(expected) & set(reader.columns):
         return None
-    return (f"no column the rule base reads (found: {_names(reader.columns)}; expected: "
-            f"{_names(expected)}); name the columns as the rule base does, or map them "
+    return (f"no column the rule base reads (found: {names_list(reader.columns)}; expected: "
+            f"{names_list(expected)}); name the columns as the rule base does, or map them "
             "with --map")
 
 
-def _names(names: Sequence[str], shown: int = 8) -> str:
+def names_list(names: Sequence[str], shown: int = 8) -> str:
     more = len(names) - shown
     return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
@@ -197,7 +197,7 @@ def run_batch(job: Job) -> Outcome:
         try:
             reader = open_reader(job.input)
             stack.callback(reader.close)
-            keys = _keys(job, profile, reader)
+            keys = key_columns(job, profile, reader)
             if profile is not None and reader.columns:  # a typo in a 'from': before any row
                 problems = profile.check_columns(reader.columns, str(job.input))
                 if problems:
