@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from qualify.analyze.binning import MIN_IV, Cut, Side
 from qualify.analyze.collect import Dataset
 from qualify.analyze.control import Plan
 from qualify.analyze.fit import FOLDS, Suggestion
@@ -31,6 +32,7 @@ class Analysis:
     plan: Plan | None = None
     proposals: list[Proposal] | None = None  # input columns no rule reads (with --map)
     thresholds: list[Threshold] | None = None  # better numbers for traits' comparisons
+    cuts: list[Cut] | None = None  # supervised binning: proposed conditions on numbers
 
 
 def pct(x: float | None) -> str:
@@ -136,6 +138,12 @@ def text(a: Analysis) -> Iterator[str]:
             yield (f"    {th.trait}: {th.field} {th.op} {th.best:g} instead of {th.current:g}: "
                    f"AUC {th.auc_now:.3f} -> {th.auc_best:.3f}, fired for "
                    f"{th.fired_now:,} -> {th.fired_best:,} leads")
+    if a.cuts:
+        yield ""
+        yield (f"  proposals: conditions on numbers by supervised binning (a monotonic tree; "
+               f"IV >= {MIN_IV}; in sample: check on other leads)")
+        for c in a.cuts:
+            yield from _cut_lines(c)
     if a.suggestion is not None:
         s = a.suggestion
         yield ""
@@ -177,6 +185,39 @@ def text(a: Analysis) -> Iterator[str]:
                    f"{'' if need.enough else ', too few'})")
 
 
+def _side(name: str, side: Side) -> str:
+    low, high = side.interval
+    return (f"{name} {side.leads:,} leads, {pct(side.rate)} converted ({pct(low)} to "
+            f"{pct(high)})")
+
+
+def _cut_lines(c: Cut) -> Iterator[str]:
+    where = (f"column '{c.column}', not mapped yet" if c.column
+             else "read by " + ", ".join(c.read_by) if c.read_by else "read by no rule")
+    lift = "-" if c.lift is None else f"{c.lift:.2f}"
+    yield (f"    {c.label} ({where}): {c.condition} as a {c.kind} trait; IV {c.iv:.3f}, "
+           f"lift {lift}" + ("; too good: check it is known before the outcome"
+                             if c.suspicious else ""))
+    for now in c.now:
+        yield f"      now {now}"
+    yield f"      {_side('at or above:', c.at_least)}; {_side('below:', c.below)}" + (
+        f"; blank: {c.blank.leads:,}" if c.blank.leads else "")
+    yield "      bins: " + ", ".join(f"{b.text} {pct(b.rate)} ({b.leads:,})" for b in c.bins)
+
+
+def cut_json(c: Cut) -> dict[str, Any]:
+    def side(s: Side) -> dict[str, Any]:
+        return {"leads": s.leads, "converted": s.converted, "rate": s.rate,
+                "interval": list(s.interval)}
+    return {"field": c.name, "label": c.label, "column": c.column, "read_by": list(c.read_by),
+            "now": list(c.now), "condition": c.condition, "value": c.value, "kind": c.kind,
+            "iv": c.iv, "lift": c.lift, "suspicious": c.suspicious,
+            "at_least": side(c.at_least), "below": side(c.below), "blank": side(c.blank),
+            "bins": [{"low": b.low, "high": b.high, "blank": b.blank, "leads": b.leads,
+                      "converted": b.converted, "rate": b.rate, "woe": b.woe}
+                     for b in c.bins]}
+
+
 def to_json(a: Analysis) -> dict[str, Any]:
     d, m, rb = a.data, a.measures, a.data.rulebook
     s = a.suggestion
@@ -214,6 +255,7 @@ def to_json(a: Analysis) -> dict[str, Any]:
                           "current": t.current, "best": t.best, "auc_now": t.auc_now,
                           "auc_best": t.auc_best, "fired_now": t.fired_now,
                           "fired_best": t.fired_best} for t in a.thresholds or []]
+    out["binning"] = [cut_json(c) for c in a.cuts or []]
     if s is not None:
         out["suggestion"] = {"file": a.suggested_file, "scale": s.scale,
                              "coefficients": s.coefficients, "points": s.points,
