@@ -102,7 +102,9 @@ def _distinct(input_path: Path, rules_path: Path | None, mapping: Path | None,
             continue
         real = path.resolve()
         if real in seen:
-            raise click.UsageError(f"{option} {path} is {seen[real]}; write it under "
+            what = {"--suggest": "the suggestion", "--report": "the report"}.get(
+                option, "the call list")
+            raise click.UsageError(f"{option} {path} is {seen[real]}; write {what} under "
                                    "another name")
         seen[real] = option
 
@@ -149,26 +151,17 @@ def _need_extra() -> None:
 def run(input_path: Path, outcome: str, positive: tuple[str, ...], *, rules_path: Path | None,
         mapping: Path | None, as_of: dt.date | None, suggest: Path | None,
         target: int | None) -> Analysis:
-    from qualify.analyze.binning import cuts
     from qualify.analyze.collect import collect
     from qualify.analyze.control import plan
     from qualify.analyze.fit import suggest as fit_suggest
     from qualify.analyze.fit import write_suggestion
-    from qualify.analyze.measure import measure
-    from qualify.analyze.proposals import proposals, thresholds
-    from qualify.analyze.report import Analysis
-    from qualify.analyze.rules import hurting_first, leaks, rule_stats
+    from qualify.analyze.report import analyse
     from qualify.authoring.diff import compare, text_report
     from qualify.rulebook import default_rules_path, load_rulebook_text
 
     data = collect(input_path, outcome, positive, rules=rules_path, mapping=mapping,
                    as_of=as_of)
-    m = measure(data)
-    a = Analysis(data, m, hurting_first(rule_stats(data)), leaks(data))
-    a.proposals = proposals(data)
-    a.thresholds = thresholds(data)
-    leaking = {lk.field for lk in a.leaks} | {p.column for p in a.proposals if p.leaks}
-    a.cuts = cuts(data, frozenset(leaking))
+    a = analyse(data)
     if suggest is not None:
         s = fit_suggest(data)
         source = rules_path or default_rules_path()
@@ -181,5 +174,5 @@ def run(input_path: Path, outcome: str, positive: tuple[str, ...], *, rules_path
         a.suggestion, a.suggested_file = s, str(suggest)
         a.diff = list(text_report(data.rulebook, new, compare(data.rulebook, new), None))
     if target is not None:
-        a.plan = plan(data.outcomes(), data.scores(), m.grades, target)
+        a.plan = plan(data.outcomes(), data.scores(), a.measures.grades, target)
     return a

@@ -35,6 +35,24 @@ class Analysis:
     cuts: list[Cut] | None = None  # supervised binning: proposed conditions on numbers
 
 
+def analyse(data: Dataset, *, fields: bool = True) -> Analysis:
+    """Measure and analyse ``data``; ``fields``: also the leads' fields (leakage,
+    proposals), which only ``qualify analyze`` keeps. Raises AnalyzeError (one outcome)."""
+    from qualify.analyze.binning import cuts
+    from qualify.analyze.measure import measure
+    from qualify.analyze.proposals import proposals, thresholds
+    from qualify.analyze.rules import hurting_first, leaks, rule_stats
+
+    a = Analysis(data, measure(data), hurting_first(rule_stats(data)),
+                 leaks(data) if fields else [])
+    if fields:
+        a.proposals = proposals(data)
+        a.thresholds = thresholds(data)
+        leaking = {lk.field for lk in a.leaks} | {p.column for p in a.proposals if p.leaks}
+        a.cuts = cuts(data, frozenset(leaking))
+    return a
+
+
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f} %"
 
@@ -59,7 +77,7 @@ def _table(a: Analysis, kind: str, rows: list[Group]) -> Iterator[str]:
 
 
 def text(a: Analysis) -> Iterator[str]:
-    d, m, rb = a.data, a.measures, a.data.rulebook
+    d, rb = a.data, a.data.rulebook
     yield (f"{d.source}: outcome '{d.outcome}', rule base {rb.name} v{rb.version} "
            f"(sha256 {rb.sha256[:12]}), as of {d.as_of.isoformat()}")
     unknown = sum(d.unknown_outcomes.values())
@@ -70,6 +88,14 @@ def text(a: Analysis) -> Iterator[str]:
               if unknown else ""))
     for line in d.error_lines:
         yield f"  {line}"
+    yield from measure_lines(a)
+    yield from rules_lines(a)
+    yield from _rest(a)
+
+
+def measure_lines(a: Analysis) -> Iterator[str]:
+    """The measure section (also in ``qualify batch --outcome``)."""
+    m = a.measures
     yield ""
     yield "measure"
     yield (f"  leads {m.leads:,}, converted {m.converted:,}, base rate {pct(m.base_rate)}")
@@ -84,6 +110,10 @@ def text(a: Analysis) -> Iterator[str]:
     for g in m.gains:
         yield (f"    top {100 * g.share_of_leads:>3.0f} %  {g.leads:>7,} leads  "
                f"{pct(g.share_of_conversions):>8} of conversions")
+
+
+def rules_lines(a: Analysis) -> Iterator[str]:
+    """Each rule against the outcome (also in ``qualify batch --outcome``)."""
     yield ""
     yield "analyse"
     hurt = [r for r in a.rules if r.hurts]
@@ -107,6 +137,10 @@ def text(a: Analysis) -> Iterator[str]:
         elif r.agrees is False:
             line += "  against its points, within chance"
         yield line.rstrip()
+
+
+def _rest(a: Analysis) -> Iterator[str]:
+    m = a.measures
     yield ""
     yield (f"  leakage (a field alone: out-of-fold AUC >= {LEAK_AUC}, or values >= "
            f"{100 * PURE:.0f} % one outcome over >= {MIN_LEADS} leads each covering >= "
