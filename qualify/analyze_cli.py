@@ -59,7 +59,7 @@ def analyze(*, input_path: Path, outcome: str, positive: tuple[str, ...],
     leads needed).
     Every input row is analysed or counted: not scored, or without an outcome.
     """
-    _need_extra()
+    need_extra("qualify analyze")
     from qualify.analyze.outcomes import AnalyzeError
     from qualify.batch.pipeline import BatchError
 
@@ -136,7 +136,7 @@ def _write_pages(a: Analysis, report: Path | None, call_list: Path | None) -> li
     return wrote
 
 
-def _need_extra() -> None:
+def need_extra(command: str) -> None:
     """The statistics and the round-trip YAML come with the ``analyze`` extra."""
     import importlib.util
 
@@ -144,7 +144,7 @@ def _need_extra() -> None:
                if importlib.util.find_spec(m.split(".")[0]) is None]
     if missing:
         raise click.ClickException(
-            f"'qualify analyze' needs {', '.join(missing)}, which are not installed; "
+            f"'{command}' needs {', '.join(missing)}, which are not installed; "
             "install with: pip install 'qualify[analyze]'")
 
 

@@ -29,7 +29,7 @@ LINKED_CALLS = 2000  # leads in the page's CSV link (--call-list writes them all
 GOOD, BAD, GREY = "#2e7d32", "#c62828", "#8a93a6"
 EXTRA_CSS = """
 .scroll{overflow-x:auto;max-width:100%}table.wide{width:100%}td.why{text-align:left;
-min-width:14rem}td,th{white-space:nowrap}
+min-width:14rem}.an td,.an th{white-space:nowrap}
 td.why,td.wrap{white-space:normal;text-align:left}
 .hurts{color:#c62828;font-weight:600}.helps{color:#2e7d32}.note{color:#667;font-size:13px}
 a.button{display:inline-block;margin:.4rem 0;padding:.3rem .8rem;border:1px solid #3f6fb5;
@@ -373,7 +373,7 @@ def render(a: Analysis, calls: CallList, call_file: str | None = None) -> str:
     return ("<!doctype html><html lang=en><head><meta charset=utf-8>"
             '<meta name="viewport" content="width=device-width,initial-scale=1">'
             f"<title>qualify analyze: {escape(name)}</title><style>{CSS}{EXTRA_CSS}</style>"
-            f"</head><body>{''.join(body)}</body></html>\n")
+            f"</head><body class=an>{''.join(body)}</body></html>\n")
 
 
 def write_report(path: Path, a: Analysis, calls: CallList, call_file: str | None) -> None:
