@@ -202,14 +202,14 @@ def rules_section(a: Analysis) -> str:
         low, high = r.interval
         sp = a.suggestion.points.get(r.id) if a.suggestion else None
         out.append(
-            f'<tr><td class=l title="{escape(r.id)}">{escape(r.label)}</td>'
+            f'<tr><td class=wrap title="{escape(r.id)}">{escape(r.label)}</td>'
             f"<td class=l>{escape(r.kind)}</td>"
             f"<td>{'' if r.points is None else f'{r.points:+d}'}</td><td>{_n(r.fired)}</td>"
             f"<td>{pct(r.rate_when_fired)}</td><td>{pct(low)} to {pct(high)}</td>"
             f"<td>{pct(r.rate_otherwise)}</td>"
             f"<td>{'-' if r.lift is None else f'{r.lift:.2f}'}</td>"
             + (f"<td>{'' if sp is None else f'{sp:+d}'}</td>" if a.suggestion else "")
-            + f"<td class=l>{_verdict(r)}</td></tr>")
+            + f"<td class=wrap>{_verdict(r)}</td></tr>")
     out.append("</table></div>")
     return "".join(out)
 
