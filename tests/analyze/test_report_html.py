@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -18,16 +17,7 @@ import pytest
 
 from tests.analyze.conftest import Synthetic, run, run_json
 from tests.analyze.test_cli import write_csv
-from tests.chromium import WIDTH, chromium, widths
-
-
-class _Tags(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
+from tests.pages import WIDTH, Tags, chromium, widths
 
 
 def read_calls(path: Path) -> list[dict[str, str]]:
@@ -105,7 +95,7 @@ class TestPage:
         """No scripts, stylesheets, images or frames; the one link is the call list as a
         data: URI, which decodes to the head of --call-list's file."""
         page = (pages / "r.html").read_text(encoding="utf-8")
-        parser = _Tags()
+        parser = Tags()
         parser.feed(page)
         tags = {t for t, _ in parser.tags}
         assert not tags & {"script", "link", "img", "iframe", "object", "embed"}

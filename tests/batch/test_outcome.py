@@ -19,7 +19,7 @@ from tests.batch.conftest import (
     synthetic,
     write_leads,
 )
-from tests.chromium import WIDTH, chromium, widths
+from tests.pages import WIDTH, chromium, widths
 
 COLUMNS = (*DEFAULT_FIELDS, "won")
 

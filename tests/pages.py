@@ -1,5 +1,7 @@
-"""Headless Chromium for the HTML reports: how wide a page lays out at a given window size.
+"""Helpers for the HTML reports: the tags a page holds, and how wide it lays out in
+headless Chromium at a given window size.
 
+``Tags`` collects every tag and its attributes, to check what a page would load.
 ``widths(page)`` copies the page, adds a script that writes, once laid out, the document's
 scroll width and the widest overflow of any element that scrolls sideways into the title,
 and reads that back from ``chromium --dump-dom``. None when no Chromium is installed (the
@@ -11,6 +13,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 WIDTH = 1280
@@ -23,6 +26,17 @@ PROBE = """<script>addEventListener("load", () => {
   }
   document.title = `PAGE ${de.scrollWidth} ${de.clientWidth} ${inner}`;
 });</script>"""
+
+
+class Tags(HTMLParser):
+    """Collects every tag and attribute, to check what the page would load."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
 
 
 def chromium() -> str | None:
