@@ -230,7 +230,7 @@ def _cut_lines(c: Cut) -> Iterator[str]:
              else "read by " + ", ".join(c.read_by) if c.read_by else "read by no rule")
     lift = "-" if c.lift is None else f"{c.lift:.2f}"
     yield (f"    {c.label} ({where}): {c.condition} as a {c.kind} trait; IV {c.iv:.3f}, "
-           f"lift {lift}" + ("; too good: check it is known before the outcome"
+           f"lift {lift}" + ("; IV over 0.5: check it is known before the outcome"
                              if c.suspicious else ""))
     for now in c.now:
         yield f"      now {now}"
