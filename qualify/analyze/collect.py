@@ -153,50 +153,56 @@ class Rows:
     """Reads output rows (the batch layout, ``qualify.batch.rows``) into ``data``: the
     analysis of ``qualify analyze`` and of ``qualify batch --outcome`` alike."""
 
-    def __init__(self, data: Dataset, layout: Layout, reader: OutcomeReader) -> None:
-        self.data, self.reader = data, reader
-        names = layout.names
-        self.at = {n: i for i, n in enumerate(names)}
+    def __init__(self, data: Dataset, layout: Layout, reader: OutcomeReader, *,
+                 keep_leads: bool = True) -> None:
+        """``keep_leads``: keep every scored lead in ``data.scored`` (for the call list)."""
+        self.data, self.reader, self.keep_leads = data, reader, keep_leads
+        at = {n: i for i, n in enumerate(layout.names)}
+        self.error_at, self.traits_at, self.lead_id_at = at["error"], at["traits"], at["lead_id"]
+        # score, grade, status, next step: each column beside the list it fills
+        self.columns: list[tuple[int, list[Any]]] = [
+            (at["score"], data.score), (at["grade"], data.grade), (at["status"], data.status),
+            (at["next_step"], data.next_step)]
         rb = data.rulebook
-        self.q_cols = [(q.id, self.at[f"qualifier_{q.id}"]) for q in rb.qualifiers]
-        self.trait_ids = [t.id for t in rb.traits]
-        data.qualifiers = {q: [] for q, _ in self.q_cols}
-        data.traits = {t: [] for t in self.trait_ids}
+        data.qualifiers = {q.id: [] for q in rb.qualifiers}
+        data.traits = {t.id: [] for t in rb.traits}
+        self.q_cols = [(at[f"qualifier_{q}"], states) for q, states in data.qualifiers.items()]
+        self.t_lists = list(data.traits.items())
         keys = list(layout.keys)
         self.outcome_at = 1 + keys.index(data.outcome)
         self.key_at = [1 + i for i, k in enumerate(keys) if k != data.outcome]
         data.key_names = [k for k in keys if k != data.outcome]
 
     def add(self, row: Row) -> bool:
-        """Count ``row``; True when it is analysed (scored, with an outcome)."""
-        data, at = self.data, self.at
+        """Count ``row``; True when it is analysed (scored, with an outcome). Runs once per
+        lead in the batch's parent process: kept lean."""
+        data = self.data
         data.rows += 1
-        error = row[at["error"]]
+        error = row[self.error_at]
         if error is not None:
             data.errors += 1
             if len(data.error_lines) < MAX_ERRORS_KEPT:
                 data.error_lines.append(f"{data.source}:{row[0]}: {error}")
             return False
         y = self.reader.read(row[self.outcome_at])
-        fired = tuple(t for t in str(row[at["traits"]] or "").split(LIST_SEP) if t)
-        data.scored.append(Scored(
-            int(row[0]), row[at["lead_id"]], tuple(row[i] for i in self.key_at),
-            int(row[at["score"]]), str(row[at["grade"]]), str(row[at["status"]]),
-            str(row[at["next_step"]]), fired, y))
+        traits = row[self.traits_at] or ""
+        fired = traits.split(LIST_SEP) if traits else []
+        if self.keep_leads:
+            score, grade, status, step = (row[i] for i, _ in self.columns)
+            data.scored.append(Scored(
+                int(row[0]), row[self.lead_id_at], tuple(row[i] for i in self.key_at),
+                int(score), grade, status, step, tuple(fired), y))
         if y is None:
             data.no_outcome += 1
             return False
         data.lines.append(int(row[0]))
         data.y.append(y)
-        data.score.append(int(row[at["score"]]))
-        data.grade.append(str(row[at["grade"]]))
-        data.status.append(str(row[at["status"]]))
-        data.next_step.append(str(row[at["next_step"]]))
-        for q, i in self.q_cols:
-            data.qualifiers[q].append(str(row[i]))
-        fired_set = set(fired)
-        for t in self.trait_ids:
-            data.traits[t].append(t in fired_set)
+        for i, values in self.columns:
+            values.append(row[i])
+        for i, states in self.q_cols:
+            states.append(row[i])
+        for t, hits in self.t_lists:
+            hits.append(t in fired)
         return True
 
     def finish(self) -> None:

@@ -313,7 +313,7 @@ def _rows(job: Job, rulebook: Rulebook, spec: Spec, layout: Layout) -> Rows | No
     from qualify.analyze.outcomes import OutcomeReader
 
     data = Dataset(rulebook, str(job.input), job.outcome, spec.as_of)
-    return Rows(data, layout, OutcomeReader(job.positive))
+    return Rows(data, layout, OutcomeReader(job.positive), keep_leads=False)
 
 
 def _analyse(rows: Rows, outcome: Outcome) -> None:
