@@ -89,8 +89,14 @@ def gains_chart(a: Analysis) -> str:
     size, pad = 300, 40
     width, height = size + pad + 20, size + pad + 10
 
-    def px(share_leads: float, share_conv: float) -> str:
-        return f"{pad + size * share_leads:.1f},{10 + size * (1 - share_conv):.1f}"
+    def x_of(share_of_leads: float) -> float:
+        return pad + size * share_of_leads
+
+    def y_of(share_of_conversions: float) -> float:
+        return 10 + size * (1 - share_of_conversions)
+
+    def px(share_of_leads: float, share_of_conversions: float) -> str:
+        return f"{x_of(share_of_leads):.1f},{y_of(share_of_conversions):.1f}"
 
     best = m.converted / m.leads if m.leads else 1.0
     curve = " ".join([px(0, 0)] + [px(g.share_of_leads, g.share_of_conversions)
@@ -100,9 +106,9 @@ def gains_chart(a: Analysis) -> str:
              f'<rect x="{pad}" y="10" width="{size}" height="{size}" fill="none" '
              f'stroke="#dde"/>']
     for t in range(0, 101, 20):
-        x, y = pad + size * t / 100, 10 + size * (1 - t / 100)
-        parts.append(f'<text x="{x:.0f}" y="{size + 26}" text-anchor="middle">{t} %</text>'
-                     f'<text x="{pad - 4}" y="{y + 4:.0f}" text-anchor="end">{t} %</text>')
+        parts.append(f'<text x="{x_of(t / 100):.0f}" y="{size + 26}" text-anchor="middle">'
+                     f'{t} %</text><text x="{pad - 4}" y="{y_of(t / 100) + 4:.0f}" '
+                     f'text-anchor="end">{t} %</text>')
     parts.append(f'<polyline points="{px(0, 0)} {px(1, 1)}" fill="none" stroke="{GREY}" '
                  f'stroke-dasharray="4 3"><title>random order</title></polyline>'
                  f'<polyline points="{px(0, 0)} {px(best, 1)} {px(1, 1)}" fill="none" '
@@ -110,8 +116,8 @@ def gains_chart(a: Analysis) -> str:
                  f"</title></polyline>"
                  f'<polyline points="{curve}" fill="none" stroke="{BAR}" stroke-width="2.5"/>')
     for g in m.gains:
-        parts.append(f'<circle cx="{px(g.share_of_leads, 0).split(",")[0]}" '
-                     f'cy="{px(0, g.share_of_conversions).split(",")[1]}" r="3" fill="{BAR}">'
+        parts.append(f'<circle cx="{x_of(g.share_of_leads):.1f}" '
+                     f'cy="{y_of(g.share_of_conversions):.1f}" r="3" fill="{BAR}">'
                      f"<title>top {100 * g.share_of_leads:.0f} % ({_n(g.leads)} leads): "
                      f"{pct(g.share_of_conversions)} of conversions</title></circle>")
     parts.append("</svg>")
