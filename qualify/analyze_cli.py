@@ -54,9 +54,10 @@ def analyze(*, input_path: Path, outcome: str, positive: tuple[str, ...],
     Measure (the score's AUC, conversion per grade, status, next step and score band, a
     gains table), analyse (each qualifier and trait against the outcome: the rules that
     hurt first; fields that leak the outcome; proposals: conditions on columns no rule
-    reads, better thresholds), improve (--suggest: points re-fitted, with the
-    cross-validated AUC before and after, and the rules diff) and control (--target:
-    leads needed).
+    reads, better thresholds, cuts of numbers by supervised binning), improve (--suggest:
+    points re-fitted, with the cross-validated AUC before and after, and the rules diff)
+    and control (--target: leads needed). --report writes it all as one HTML page for a
+    sales manager, with the call-first list; --call-list writes that list as CSV.
     Every input row is analysed or counted: not scored, or without an outcome.
     """
     need_extra("qualify analyze")
