@@ -47,10 +47,17 @@ PATH = click.Path(dir_okay=False, path_type=Path)
 @click.option("--key", "keys", multiple=True, metavar="COLUMN",
               help="An input column to copy to each output row (repeat; default: the "
                    "mapping's keys, or the column lead_id comes from).")
+@click.option("--outcome", "outcome_column", default=None, metavar="COLUMN",
+              help="An input column with known outcomes (1/0, true/false, yes/no): add "
+                   "how the verdicts relate to them to the summary and the report.")
+@click.option("--positive", multiple=True, metavar="VALUE",
+              help="With --outcome: a value that means converted (repeat); every other "
+                   "non-blank value then means not converted.")
 def batch(  # noqa: PLR0917 - click passes every option as an argument
         input_path: Path, output: Path, rules_path: Path | None, mapping: Path | None,
         workers: int | None, compare: Path | None, report: Path | None,
-        as_of: dt.date | None, locale: str | None, keys: tuple[str, ...]) -> None:
+        as_of: dt.date | None, locale: str | None, keys: tuple[str, ...],
+        outcome_column: str | None, positive: tuple[str, ...]) -> None:
     """Score every lead in INPUT into --out, in input order; print a summary.
 
     A row that cannot be scored gets its reason in the 'error' column and a line in
@@ -61,10 +68,20 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
     start (a file, the rule base or the mapping), 3 a worker process died, 4 an output file
     could not be written (a full disk, a file-size limit, an I/O error), 130 interrupted.
     Files appear under their names only when the whole run succeeds.
+
+    With --outcome, the summary and the report add the measure and analyse sections of
+    'qualify analyze' (AUC, conversion per grade, gains, each rule against the outcome),
+    from the output rows; the outcome column is copied to the output.
     """
+    if positive and outcome_column is None:
+        raise click.UsageError("--positive needs --outcome COLUMN")
+    if outcome_column is not None:
+        from qualify.analyze_cli import need_extra
+
+        need_extra("qualify batch --outcome")
     job = Job(input=input_path, output=output, rules=rules_path, mapping=mapping,
               workers=workers, compare=compare, report=report, as_of=as_of, locale=locale,
-              keys=keys)
+              keys=keys, outcome=outcome_column, positive=positive)
     tune_gc(BATCH_GC_THRESHOLD)  # this process is ours: it scores in-process with one worker
     try:
         with sigterm_as_interrupt():
@@ -110,6 +127,14 @@ def summary_text(o: Outcome) -> str:
                    "(qualify map check lists them)", ""]
     if o.comparison is not None:
         footer += [render_comparison(o.comparison, rb.sha256), ""]
+    if o.analysis is not None:
+        from qualify.analyze.report import measure_lines, rules_lines
+
+        footer += [f"outcome column '{job.outcome}': {o.analysis.data.no_outcome:,} scored "
+                   "leads without an outcome left out",
+                   *measure_lines(o.analysis), *rules_lines(o.analysis), ""]
+    elif o.analysis_error is not None:
+        footer += [f"no analysis: {o.analysis_error}", ""]
     footer.append(f"wrote {job.output}")
     if o.errors_path:
         footer.append(f"      {o.errors_path} ({plural(s.errors, 'failed row')})")

@@ -199,7 +199,6 @@ class _Checker:
     def __init__(self, fields: Mapping[str, FieldInfo], verdict: VerdictInfo | None) -> None:
         self.fields = fields
         self.verdict = verdict
-        self.errors: list[ConditionError] = []
 
     # -- helpers
     def fail(self, node: ast.AST | None, code: str, message: str,
