@@ -45,7 +45,7 @@ MUTATIONS = [
     Mutation("literal-left comparison not flipped", "qualify/conditions.py",
              "left, right, op = right, left, _FLIP[op]", "left, right, op = right, left, op",
              FAST),
-    Mutation("negation table: not (n < x) read as n > x", "qualify/compiler.py",
+    Mutation("negation table: not (n < x) read as n > x", "qualify/conditions.py",
              '"!=": "==", "<": ">=", ">=": "<"', '"!=": "==", "<": ">", ">=": "<"', FAST),
     Mutation("literal-left comparison not flipped, seen by random rule bases alone",
              "qualify/conditions.py", "left, right, op = right, left, _FLIP[op]",
