@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from qualify import (
     Engine,
-    EngineError,
     LeadError,
     RulebaseError,
     load_rulebook,
@@ -288,31 +287,22 @@ class TestTheReferenceStandsAlone:
             reference.parse(text)
 
 
-KNOWN_BUGS = [
-    pytest.param(r'matches(s1, "^\d+$")', ["42", "4a", None], id="regex-escape",
-                 marks=pytest.mark.xfail(strict=True, raises=RulebaseError, reason=(
-        "qualify bug: a condition's quoted text follows Python's string escapes, so "
-        'matches(s, "^\\d+$") (the README names \\d) loads only while Python tolerates '
-        "an invalid escape: refused under -W error, hence under this suite's "
-        "filterwarnings; a SyntaxWarning on 3.12, an error in a later Python"))),
-    pytest.param(r's1 != "\ud800"', ["a"], id="lone-surrogate",
-                 marks=pytest.mark.xfail(strict=True, raises=EngineError, reason=(
-        "qualify bug: an escape in a condition's quoted text can make a lone surrogate "
-        '(s1 != "\\ud800"); the rule base loads and rules check passes, but durable-rules '
-        "refuses the compiled rules, so the engine does not start. Leads with one are "
-        "refused as invalid Unicode; the checker could refuse such a literal likewise"))),
-]
+class TestOnceDisagreements:
+    """Where the independent reference and qualify once parted ways (qualify bugs, fixed)."""
 
-
-class TestKnownDisagreements:
-    """Where the independent reference and qualify part ways: qualify bugs, pinned until
-    fixed (a fix turns the xfail into a failure, to remove the mark)."""
-
-    @pytest.mark.parametrize(("when", "values"), KNOWN_BUGS)
-    def test_it_loads_starts_and_decides_as_the_reference(self, when: str,
-                                                          values: list[str | None]) -> None:
-        """The condition loads, the engine starts, and it decides as the reference on a
-        lead with each value of s1 (None: missing)."""
-        with Engine(one_qualifier(when)) as engine:
-            for value in values:
+    def test_a_regex_escape_means_itself_whatever_the_warning_filters(self) -> None:
+        """``matches(s, "^\\d+$")`` (the README names \\d) loads under this suite's
+        ``filterwarnings = error`` and decides as the reference: an invalid Python escape is
+        kept as written, not left to Python's warning settings."""
+        with Engine(one_qualifier(r'matches(s1, "^\d+$")')) as engine:
+            for value in ("42", "4a", None):
                 assert_same_verdict(engine, {"lead_id": "x"} | ({"s1": value} if value else {}))
+
+    def test_a_lone_surrogate_escape_is_refused_where_it_is_written(self) -> None:
+        """``"\\ud800"`` makes half a character, which durable-rules refuses when the engine
+        starts: the checker refuses it, located, so ``rules check`` says so first."""
+        with pytest.raises(RulebaseError) as e:
+            one_qualifier(r's1 != "\ud800"')
+        problem = e.value.problems[0]
+        assert problem.code == "bad-value" and "half of a character" in problem.message
+        assert problem.line > 0 and problem.hint
