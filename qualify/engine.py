@@ -148,7 +148,8 @@ class Engine:
         for s in rulebook.next_steps:
             names = [r.name for r in s.expr.refs() if r.kind == "verdict"]
             self._steps[s.id] = (
-                {loc: compile_explainer(s.expr, self._words[loc]) for loc in LOCALES},
+                {loc: compile_explainer(s.expr, self._words[loc], self._keep and EXPLAIN_MEMO)
+                 for loc in LOCALES},
                 tuple(dict.fromkeys(n.split(".", 1)[1] for n in names
                                     if n.startswith("qualifier."))),
                 "status" in names,
@@ -422,7 +423,8 @@ class _View:
             unmet = ""
             unknown = f"? {label}{points}{c}"
         return cls(rule.id, rule.kind, rule.points, rule.factor, label, rule.sources,
-                   compile_explainer(rule.expr, w), w.template(rule), met, unmet, unknown,
+                   compile_explainer(rule.expr, w, memo_size), w.template(rule), met, unmet,
+                   unknown,
                    {}, memo_size)
 
 

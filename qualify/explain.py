@@ -53,7 +53,7 @@ class _Node:
         self.collect = collect
 
 
-def _compile(expr: Expr, words: Words | None) -> _Node:
+def _compile(expr: Expr, words: Words | None, keep: int = 0) -> _Node:
     if isinstance(expr, Const):
         value = expr.value
         return _Node(lambda fact: value, lambda fact, lead, st, out: None)
@@ -96,15 +96,25 @@ def _compile(expr: Expr, words: Words | None) -> _Node:
             v = fact.get(key, missing)
             return None if v is missing else test(v)
 
+        said: dict[tuple[bool, Any], str] = {}  # words by state and value: few differ
+
         def atom_collect(fact: Mapping[str, Any], lead: Mapping[str, Any], st: bool | None,
                          out: list[Evidence]) -> None:
             if st is not None:
                 value = show(fact, lead)
+                try:
+                    text = said[st, value]
+                except (KeyError, TypeError):  # new, or a list (unhashable)
+                    text = (say_yes if st else say_no)(value)
+                    if keep and type(value) is not list:
+                        if len(said) >= keep:
+                            said.clear()
+                        said[st, value] = text
                 out.append({"field": name, "value": value, "test": yes if st else no,
-                            "holds": st, "text": (say_yes if st else say_no)(value)})
+                            "holds": st, "text": text})
         return _Node(atom_state, atom_collect)
     if isinstance(expr, Not):
-        inner = _compile(expr.item, words)
+        inner = _compile(expr.item, words, keep)
         inner_state, inner_collect = inner.state, inner.collect
 
         def not_state(fact: Mapping[str, Any]) -> bool | None:
@@ -116,7 +126,7 @@ def _compile(expr: Expr, words: Words | None) -> _Node:
             inner_collect(fact, lead, None if st is None else not st, out)
         return _Node(not_state, not_collect)
     if isinstance(expr, And | Or):
-        parts = tuple(_compile(i, words) for i in expr.items)
+        parts = tuple(_compile(i, words, keep) for i in expr.items)
         settles = isinstance(expr, Or)  # the value that decides it alone: true for or
 
         def junction_state(fact: Mapping[str, Any]) -> bool | None:
@@ -141,10 +151,10 @@ def _compile(expr: Expr, words: Words | None) -> _Node:
     raise TypeError(type(expr).__name__)  # pragma: no cover
 
 
-def compile_explainer(expr: Expr, words: Words) -> Explainer:
+def compile_explainer(expr: Expr, words: Words, keep: int = 0) -> Explainer:
     """A function (fact, lead, state) -> the evidence for a state the engine decided, its
-    words in ``words``' locale."""
-    collect = _compile(expr, words).collect
+    words in ``words``' locale (each atom keeps up to ``keep`` of them by state and value)."""
+    collect = _compile(expr, words, keep).collect
     source = {r.name: r.source for r in expr.refs()}  # evidence field -> the lead field
     guarded = any(isinstance(n, Known) for n in expr.walk())
 

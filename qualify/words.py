@@ -344,12 +344,10 @@ class Words:
         if isinstance(expr, In):
             inside = holds != expr.negated  # the value is one of the listed values
             if inside or holds:
-                return lambda value: self.w["evidence"].format(name, self.value(ref.source
-                                                                                or "", value))
+                return self._said("evidence", name, ref, "")
             against = self.w["because"].format(self.choices(
                 ref.source or "", [self._literal(ref, v) for v in expr.values], negated=True))
-            return lambda value: self.w["evidence"].format(
-                name, self.value(ref.source or "", value)) + against
+            return self._said("evidence", name, ref, against)
         op = expr.op if holds else NEGATE[expr.op]
         if ref.func in ("contains", "matches") or ref.type == "boolean":
             text = self._flag(ref, (op == "==") == (expr.value is True))
@@ -370,16 +368,32 @@ class Words:
             plain = op == "==" or holds
             suffix = "" if plain else self.w["because"].format(
                 self.choices(ref.source or "", [self._literal(ref, expr.value)], negated=True))
-            return lambda value: self.w["evidence"].format(
-                name, self.value(ref.source or "", value)) + suffix
+            return self._said("evidence", name, ref, suffix)
         table = _DATE if ref.type == "date" else _NUMBER
         plain = op == "=="
         suffix = "" if plain else self.w["because"].format(
             table[self.locale][op].format(self._literal(ref, expr.value)
                                           if ref.type == "date" else
                                           self.value(ref.source or "", expr.value)))
-        return lambda value: self.w["measure"].format(
-            name, self.value(ref.source or "", value)) + suffix
+        return self._said("measure", name, ref, suffix)
+
+    def _said(self, form: str, name: str, ref: Ref, suffix: str) -> Say:
+        """``name: value (suffix)`` in ``form``, its fixed parts joined once."""
+        before, after = self.w[form].format(name, "\0").split("\0")
+        after += suffix
+        show = self.shower(ref.source or "")
+        return lambda value: before + show(value) + after
+
+    def shower(self, field: str) -> Say:
+        """``value`` for one field, its labels looked up once (explaining afresh costs less)."""
+        spec = self.rb.fields.get(field)
+        if spec is not None and spec.type == "enum" and spec.value_labels:
+            labels = {code: label[self.locale] for code, label in spec.value_labels.items()}
+            return lambda value: labels.get(value) or self.value(field, value)
+        if spec is not None and spec.type in ("number", "integer"):
+            return lambda value: self.amount(spec, value) if type(value) in (int, float) \
+                else self.value(field, value)
+        return lambda value: self.value(field, value)
 
     def _count_evidence(self, name: str, op: str, n: int) -> Say:
         plain = (op, n) in ((">", 0), (">=", 1), ("==", 0), ("<", 1), ("<=", 0), ("!=", 0))
