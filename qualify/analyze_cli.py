@@ -40,34 +40,37 @@ PATH = click.Path(dir_okay=False, path_type=Path)
               help="Write the rule base with points re-fitted from the outcomes.")
 @click.option("--target", type=click.IntRange(1), default=None, metavar="N",
               help="Work out how many leads it takes to reach N conversions.")
+@click.option("--report", type=PATH, default=None, metavar="OUT.html",
+              help="Also write the analysis as a self-contained HTML page, with the "
+                   "call-first list.")
+@click.option("--call-list", type=PATH, default=None, metavar="OUT.csv",
+              help="Also write the call-first list (leads to call, best score first) as CSV.")
 def analyze(*, input_path: Path, outcome: str, positive: tuple[str, ...],
             rules_path: Path | None, mapping: Path | None, as_of: dt.date | None, fmt: str,
-            suggest: Path | None, target: int | None) -> None:
+            suggest: Path | None, target: int | None, report: Path | None,
+            call_list: Path | None) -> None:
     """Relate each verdict for INPUT (CSV, JSONL or Parquet) to its known outcome.
 
     Measure (the score's AUC, conversion per grade, status, next step and score band, a
     gains table), analyse (each qualifier and trait against the outcome: the rules that
     hurt first; fields that leak the outcome; proposals: conditions on columns no rule
-    reads, better thresholds), improve (--suggest: points re-fitted, with the
-    cross-validated AUC before and after, and the rules diff) and control (--target:
-    leads needed).
+    reads, better thresholds, cuts of numbers by supervised binning), improve (--suggest:
+    points re-fitted, with the cross-validated AUC before and after, and the rules diff)
+    and control (--target: leads needed). --report writes it all as one HTML page for a
+    sales manager, with the call-first list; --call-list writes that list as CSV.
     Every input row is analysed or counted: not scored, or without an outcome.
     """
-    _need_extra()
+    need_extra("qualify analyze")
     from qualify.analyze.outcomes import AnalyzeError
     from qualify.batch.pipeline import BatchError
 
-    if suggest is not None and suggest.suffix.lower() not in (".yaml", ".yml"):
-        raise click.UsageError(f"--suggest {suggest}: the suggestion is a rule base; name "
-                               "it .yaml")
-    if suggest is not None:
-        from qualify.rulebook import default_rules_path
-
-        for what, path in (("the rule base", rules_path or default_rules_path()),
-                           ("the input", input_path), ("the mapping", mapping)):
-            if path is not None and Path(path).resolve() == suggest.resolve():
-                raise click.UsageError(f"--suggest {suggest} is {what}; write the "
-                                       "suggestion under another name")
+    for option, path, suffixes, kind in (("--suggest", suggest, (".yaml", ".yml"), "a rule base"),
+                                         ("--report", report, (".html", ".htm"), "HTML"),
+                                         ("--call-list", call_list, (".csv",), "CSV")):
+        if path is not None and path.suffix.lower() not in suffixes:
+            raise click.UsageError(f"{option} {path}: it is {kind}; name it {suffixes[0]}")
+    _distinct(input_path, rules_path, mapping,
+              {"--suggest": suggest, "--report": report, "--call-list": call_list})
     try:
         analysis = run(input_path, outcome, positive, rules_path=rules_path, mapping=mapping,
                        as_of=as_of, suggest=suggest, target=target)
@@ -80,13 +83,61 @@ def analyze(*, input_path: Path, outcome: str, positive: tuple[str, ...],
         raise SystemExit(2) from None
     from qualify.analyze.report import text, to_json
 
+    wrote = _write_pages(analysis, report, call_list)
     if fmt == "json":
         click.echo(json.dumps(to_json(analysis), indent=2, ensure_ascii=False))
     else:
-        click.echo("\n".join(text(analysis)))
+        click.echo("\n".join([*text(analysis), *([""] if wrote else []), *wrote]))
 
 
-def _need_extra() -> None:
+def _distinct(input_path: Path, rules_path: Path | None, mapping: Path | None,
+              outputs: dict[str, Path | None]) -> None:
+    """No output may overwrite an input, or another output."""
+    from qualify.rulebook import default_rules_path
+
+    seen = {Path(p).resolve(): what for what, p in (
+        ("the rule base", rules_path or default_rules_path()), ("the input", input_path),
+        ("the mapping", mapping)) if p is not None}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        real = path.resolve()
+        if real in seen:
+            what = {"--suggest": "the suggestion", "--report": "the report"}.get(
+                option, "the call list")
+            raise click.UsageError(f"{option} {path} is {seen[real]}; write {what} under "
+                                   "another name")
+        seen[real] = option
+
+
+def _write_pages(a: Analysis, report: Path | None, call_list: Path | None) -> list[str]:
+    """The HTML page and the call-first list; a file that cannot be written: exit 2.
+    Returns a line per file written."""
+    from qualify.analyze.calls import call_list as ranked
+    from qualify.analyze.calls import write_csv
+    from qualify.analyze.html import write_report
+    from qualify.batch.readers import InputError
+    from qualify.batch.writers import OutputError
+
+    if report is None and call_list is None:
+        return []
+    calls = ranked(a.data)
+    which = "open leads" if calls.open_only else "leads"
+    wrote = []
+    try:
+        if call_list is not None:
+            write_csv(call_list, a.data, calls)
+            wrote.append(f"wrote {call_list} (call-first list: {len(calls.leads):,} {which})")
+        if report is not None:
+            write_report(report, a, calls, str(call_list) if call_list else None)
+            wrote.append(f"wrote {report}")
+    except (InputError, OutputError) as e:
+        click.echo(f"error: {e}", err=True)
+        raise SystemExit(2) from None
+    return wrote
+
+
+def need_extra(command: str) -> None:
     """The statistics and the round-trip YAML come with the ``analyze`` extra."""
     import importlib.util
 
@@ -94,7 +145,7 @@ def _need_extra() -> None:
                if importlib.util.find_spec(m.split(".")[0]) is None]
     if missing:
         raise click.ClickException(
-            f"'qualify analyze' needs {', '.join(missing)}, which are not installed; "
+            f"'{command}' needs {', '.join(missing)}, which are not installed; "
             "install with: pip install 'qualify[analyze]'")
 
 
@@ -105,19 +156,13 @@ def run(input_path: Path, outcome: str, positive: tuple[str, ...], *, rules_path
     from qualify.analyze.control import plan
     from qualify.analyze.fit import suggest as fit_suggest
     from qualify.analyze.fit import write_suggestion
-    from qualify.analyze.measure import measure
-    from qualify.analyze.proposals import proposals, thresholds
-    from qualify.analyze.report import Analysis
-    from qualify.analyze.rules import hurting_first, leaks, rule_stats
+    from qualify.analyze.report import analyse
     from qualify.authoring.diff import compare, text_report
     from qualify.rulebook import default_rules_path, load_rulebook_text
 
     data = collect(input_path, outcome, positive, rules=rules_path, mapping=mapping,
                    as_of=as_of)
-    m = measure(data)
-    a = Analysis(data, m, hurting_first(rule_stats(data)), leaks(data))
-    a.proposals = proposals(data)
-    a.thresholds = thresholds(data)
+    a = analyse(data)
     if suggest is not None:
         s = fit_suggest(data)
         source = rules_path or default_rules_path()
@@ -130,5 +175,5 @@ def run(input_path: Path, outcome: str, positive: tuple[str, ...], *, rules_path
         a.suggestion, a.suggested_file = s, str(suggest)
         a.diff = list(text_report(data.rulebook, new, compare(data.rulebook, new), None))
     if target is not None:
-        a.plan = plan(data.outcomes(), data.scores(), m.grades, target)
+        a.plan = plan(data.outcomes(), data.scores(), a.measures.grades, target)
     return a

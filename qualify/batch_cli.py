@@ -54,10 +54,17 @@ PATH = click.Path(dir_okay=False, path_type=Path)
                    "INPUT and OUTPUT are then anything Spark reads and writes (s3a://, "
                    "abfss://, hdfs://, local paths), OUTPUT a folder. Needs Java and "
                    "qualify[spark].")
+@click.option("--outcome", "outcome_column", default=None, metavar="COLUMN",
+              help="An input column with known outcomes (1/0, true/false, yes/no): add "
+                   "how the verdicts relate to them to the summary and the report.")
+@click.option("--positive", multiple=True, metavar="VALUE",
+              help="With --outcome: a value that means converted (repeat); every other "
+                   "non-blank value then means not converted.")
 def batch(  # noqa: PLR0917 - click passes every option as an argument
         input_path: str, output: str, rules_path: Path | None, mapping: Path | None,
         workers: int | None, compare: Path | None, report: Path | None,
         as_of: dt.date | None, locale: str | None, keys: tuple[str, ...],
+        outcome_column: str | None, positive: tuple[str, ...],
         master: str | None) -> None:
     """Score every lead in INPUT into --out, in input order; print a summary.
 
@@ -69,10 +76,20 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
     start (a file, the rule base or the mapping), 3 a worker process died, 4 an output file
     could not be written (a full disk, a file-size limit, an I/O error), 130 interrupted.
     Files appear under their names only when the whole run succeeds.
+
+    With --outcome, the summary and the report add the measure and analyse sections of
+    'qualify analyze' (AUC, conversion per grade, gains, each rule against the outcome),
+    from the output rows; the outcome column is copied to the output.
     """
+    if positive and outcome_column is None:
+        raise click.UsageError("--positive needs --outcome COLUMN")
+    if outcome_column is not None:
+        from qualify.analyze_cli import need_extra
+
+        need_extra("qualify batch --outcome")
     job = Job(input=Path(input_path), output=Path(output), rules=rules_path, mapping=mapping,
               workers=workers, compare=compare, report=report, as_of=as_of, locale=locale,
-              keys=keys)
+              keys=keys, outcome=outcome_column, positive=positive)
     if master is not None:
         _spark(job, master, input_path, output)
         return
@@ -117,9 +134,10 @@ def cannot_start(*usage: type[Exception]) -> Iterator[None]:
 
 def _spark(job: Job, master: str, source: str, target: str) -> None:
     """``--spark``: the same run on a cluster; the same exit codes (3: the Spark job failed)."""
-    if job.workers is not None or job.compare is not None:
-        click.echo("error: --workers and --compare do not apply with --spark (the cluster "
-                   "has its own executors; compare the outputs with Spark)", err=True)
+    if job.workers is not None or job.compare is not None or job.outcome is not None:
+        click.echo("error: --workers, --compare and --outcome do not apply with --spark (the "
+                   "cluster has its own executors; compare or analyse the output apart)",
+                   err=True)
         raise SystemExit(2)
     from qualify.spark import SparkError, reason, run
 
@@ -164,6 +182,14 @@ def summary_text(o: Outcome, *, source: str | None = None, target: str | None = 
                    "(qualify map check lists them)", ""]
     if o.comparison is not None:
         footer += [render_comparison(o.comparison, rb.sha256), ""]
+    if o.analysis is not None:
+        from qualify.analyze.report import measure_lines, rules_lines
+
+        footer += [f"outcome column '{job.outcome}': {o.analysis.data.no_outcome:,} scored "
+                   "leads without an outcome left out",
+                   *measure_lines(o.analysis), *rules_lines(o.analysis), ""]
+    elif o.analysis_error is not None:
+        footer += [f"no analysis: {o.analysis_error}", ""]
     footer.append(f"wrote {target or job.output}")
     if o.errors_path:
         footer.append(f"      {o.errors_path} ({plural(s.errors, 'failed row')})")

@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from qualify.adapter import MARK, MAX_KEYS, MAX_PATHS, Condition, keys_of, paths
-from qualify.conditions import And, Cmp, Const, Expr, In, Known, Not, Or, Ref
+from qualify.conditions import NEGATE, And, Cmp, Const, Expr, In, Known, Not, Or, Ref
 from qualify.errors import EngineError, Problem, RulebaseError
 from qualify.patterns import compile_pattern
 from qualify.rulebook import Rule, Rulebook
 
 _OP = {"==": None, "!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
-_NEG = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
 _GUARD: Condition = {"$ex": {MARK: 1}}
 Never = None  # a condition that can never hold: no engine rule at all
 
@@ -63,7 +62,7 @@ def compile_expr(expr: Expr, positive: bool = True) -> Condition | None:
     if isinstance(expr, Const):
         return _GUARD if expr.value == positive else None
     if isinstance(expr, Cmp):
-        op = expr.op if positive else _NEG[expr.op]
+        op = expr.op if positive else NEGATE[expr.op]
         return _atom(expr.ref.key, op, expr.value)
     if isinstance(expr, In):
         inside = positive != expr.negated
@@ -165,8 +164,6 @@ class Compiled:
     rules_1: tuple[Rule, ...]
     facts: FactBuilder
     stage2_keys: tuple[str, ...]  # lead fact keys that stage 2 reads
-    always_1: frozenset[str]  # names that hold without matching (Const), rare
-    always_2: frozenset[int]
 
 
 def compile_rulebook(rulebook: Rulebook) -> Compiled:
@@ -207,5 +204,4 @@ def compile_rulebook(rulebook: Rulebook) -> Compiled:
     keys2 = {ref.key for step in rulebook.next_steps for ref in step.expr.refs()
              if ref.kind != "verdict"}
     return Compiled(stage1=stage1, stage2=stage2, rules_1=rules_1,
-                    facts=FactBuilder(rulebook, refs), stage2_keys=tuple(sorted(keys2)),
-                    always_1=frozenset(), always_2=frozenset())
+                    facts=FactBuilder(rulebook, refs), stage2_keys=tuple(sorted(keys2)))

@@ -24,6 +24,7 @@ import datetime as dt
 import hashlib
 import math
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -136,6 +137,7 @@ class Not(Expr):
         yield from self.item.walk()
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 NEGATE = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
 
 # ----------------------------------------------------------------------------- the schema
@@ -199,7 +201,6 @@ class _Checker:
     def __init__(self, fields: Mapping[str, FieldInfo], verdict: VerdictInfo | None) -> None:
         self.fields = fields
         self.verdict = verdict
-        self.errors: list[ConditionError] = []
 
     # -- helpers
     def fail(self, node: ast.AST | None, code: str, message: str,
@@ -253,6 +254,10 @@ class _Checker:
 
     def literal(self, node: ast.AST) -> Any:
         if isinstance(node, ast.Constant) and not isinstance(node.value, bytes | complex):
+            if isinstance(node.value, str) and _SURROGATE.search(node.value):
+                raise self.fail(node, "bad-value", "the text holds an escape such as \\ud800 "
+                                "that is half of a character, not a character",
+                                "write the character itself")
             return node.value
         if isinstance(node, ast.Name) and node.id in ("true", "false"):
             return node.id == "true"
@@ -482,7 +487,9 @@ def parse_condition(text: str | bool, fields: Mapping[str, FieldInfo],
                               f"long (at most {MAX_CONDITION:,})", 0,
                               "split it into several rules")
     try:
-        tree = ast.parse(source.strip(), mode="eval")
+        with warnings.catch_warnings():  # "\d" means \d whatever Python's warning filters
+            warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+            tree = ast.parse(source.strip(), mode="eval")
     except (RecursionError, MemoryError):
         return ConditionError("too-complex", "the condition is nested too deeply")
     except SyntaxError as e:

@@ -24,7 +24,7 @@ from typing import Any, Literal, NamedTuple, TypeVar, cast
 from qualify.adapter import Matcher
 from qualify.compiler import compile_rulebook
 from qualify.errors import EngineClosedError, QualifyError
-from qualify.explain import Explainer, Words, compile_explainer, show_value
+from qualify.explain import Explainer, compile_explainer
 from qualify.kept import Kept
 from qualify.leads import Lead, LeadReader
 from qualify.memo import Match, Memo
@@ -43,14 +43,16 @@ from qualify.verdict import (
     build_verdict,
     freeze,
 )
+from qualify.words import Words
 
 State = Literal["met", "unmet", "unknown"]
 # A rule explained for one state and set of values: state, evidence, missing, its line,
 # its entry in the verdict's traits or unknown (a TraitHit, an Unknown, or None), for a
-# qualifier its entry in the verdict's qualifiers, and the words its line shows in
-# brackets (the evidence, or the missing fields). Verdicts share these parts, as they
-# share the rule base's labels: a verdict is a value, not to be changed.
-_Part = tuple[State, list[Evidence], list[str], str, Any, QualifierVerdict | None, str]
+# qualifier its entry in the verdict's qualifiers, the words its line ends with (the
+# evidence, or "missing" and the missing fields) and the missing fields' words alone.
+# Verdicts share these parts, as they share the rule base's labels: a verdict is a value,
+# not to be changed.
+_Part = tuple[State, list[Evidence], list[str], str, Any, QualifierVerdict | None, str, str]
 # The weakest factor as the states and points choose it: factor, label, points, reason,
 # and the index of the qualifier whose words end the reason (None: the reason is whole)
 _Choice = tuple[str, str, int, str, int | None]
@@ -124,18 +126,18 @@ class Engine:
                              if f"__t_{r.id}" in verdict_keys)
         self._v_keys = frozenset(verdict_keys)
         self._words = {loc: Words(rulebook, loc) for loc in LOCALES}
-        explainers = [compile_explainer(r.expr) for r in c.rules_1]
         self._keep = WEAKEST_MEMO if memo else 0  # entries per table below; 0: none
         self._weakest_memo: dict[Hashable, _Choice] = {}  # words by (locale, choice)
         self._outcomes: Kept[_Outcome] = Kept(self._keep)  # by stage 1's fired set
         self._steps_by_fired: dict[Hashable, Rule] = {}  # the next step by stage 2's
-        self._views = {loc: tuple(_View.of(r, e, self._words[loc],
-                                           EXPLAIN_MEMO if memo else 0)
-                                  for r, e in zip(c.rules_1, explainers, strict=True))
+        self._views = {loc: tuple(_View.of(r, self._words[loc], EXPLAIN_MEMO if memo else 0)
+                                  for r in c.rules_1)
                        for loc in LOCALES}
         self._part_keys = part_keys(c.rules_1)
-        # per next step: explainer, qualifiers it reads, reads status?, lead fields it reads
-        self._steps: dict[str, tuple[Explainer, tuple[str, ...], bool, frozenset[str]]] = {}
+        # per next step: explainer per locale, qualifiers it reads, reads status?, lead fields
+        # it reads
+        self._steps: dict[str, tuple[dict[str, Explainer], tuple[str, ...], bool,
+                                     frozenset[str]]] = {}
         # each reason as (literal, placeholder or None) pieces; the rule base allows no
         # format spec or conversion in them
         self._reasons = {(s.id, loc): tuple((text, name) for text, name, _, _
@@ -146,7 +148,8 @@ class Engine:
         for s in rulebook.next_steps:
             names = [r.name for r in s.expr.refs() if r.kind == "verdict"]
             self._steps[s.id] = (
-                compile_explainer(s.expr),
+                {loc: compile_explainer(s.expr, self._words[loc], self._keep and EXPLAIN_MEMO)
+                 for loc in LOCALES},
                 tuple(dict.fromkeys(n.split(".", 1)[1] for n in names
                                     if n.startswith("qualifier."))),
                 "status" in names,
@@ -273,17 +276,17 @@ class Engine:
                 unknown.append(part[4])
         grade = rb.grade_for(d.score)
         if loc == "zh":
-            head = (f"{lead['lead_id']}:{w.status[d.status]},得分 {d.score},"
-                    f"评级 {grade.id}({grade.label[loc]})")
+            head = (f"{lead['lead_id']}：{w.status[d.status]}，得分 {d.score}，"
+                    f"评级 {grade.id}（{grade.label[loc]}）")
         else:
             head = (f"{lead['lead_id']}: {w.status[d.status]}, score {d.score}, "
                     f"grade {grade.id} ({grade.label[loc]})")
         weakest = self._weakest(d.states[:n], factor_points, loc, q_parts)
         step = self._next_step(d, loc, q_parts)
         if weakest:
-            lines.append(("短板:" if loc == "zh" else "weakest: ") + weakest["reason"])
-        lines.append(("下一步:" if loc == "zh" else "next: ")
-                     + f"{step['label']}{w.colon}{step['reason']}")
+            lines.append(("短板：" if loc == "zh" else "Weakest area: ") + weakest["reason"])
+        lines.append(("下一步：" if loc == "zh" else "Next step: ")
+                     + f"{step['label']}{w.dash}{step['reason']}")
         return build_verdict({
             "lead_id": lead["lead_id"], "rulebook": self._ref, "as_of": as_of, "locale": loc,
             "qualifiers": qualifiers, "status": d.status, "score": d.score, "grade": d.grade,
@@ -314,7 +317,7 @@ class Engine:
                            self._keep)
         factor, label, points, reason, q_index = choice
         if q_index is not None:
-            reason = f"{reason}{q_parts[q_index][6]})"
+            reason += q_parts[q_index][6]
         return {"factor": factor, "label": label, "reason": reason, "points": points}
 
     def _words_of_weakest(self, rank: int, pts: int, order: int, loc: str) -> _Choice:
@@ -326,15 +329,12 @@ class Engine:
         label = rb.factors[factor][loc]
         head = f"{label}{w.colon}"
         if rank == 0:
-            return factor, label, pts, f"{head}{w.state['unmet']} (", self._q_index[factor]
+            return factor, label, pts, f"{head}{w.state['unmet']}{w.dash}", self._q_index[factor]
         if rank == 2:
-            return (factor, label, pts, f"{head}{w.state['unknown']} ({w.missing_word} ",
+            return (factor, label, pts, f"{head}{w.state['unknown']}{w.dash}",
                     self._q_index[factor])
-        if rank == 1:
-            why = f"{pts:+d} 分" if loc == "zh" else f"{pts:+d} points"
-        else:
-            why = f"得分最少({pts:+d})" if loc == "zh" else f"the fewest points ({pts:+d})"
-        return factor, label, pts, head + why, None
+        return factor, label, pts, label + w.w["because"].format(
+            w.w["costs" if rank == 1 else "fewest"].format(pts)), None
 
     def _next_step(self, d: Decision, loc: str, q_parts: list[_Part]) -> NextStep:
         """The step's label and its reason, filled from the lead's facts (only the names
@@ -343,7 +343,7 @@ class Engine:
         rb = self.rulebook
         w = self._words[loc]
         step = d.step
-        explainer, read_q, reads_status, fields = self._steps[step.id]
+        explainers, read_q, reads_status, fields = self._steps[step.id]
         used = self._reason_names[step.id, loc]
         index = self._q_index
         if reads_status:
@@ -352,16 +352,16 @@ class Engine:
                             if p[0] != "met"))))
         values: dict[str, str] = {}
         if "evidence" in used:
-            own = explainer(d.stage2_fact, d.lead, True)
+            own = explainers[loc](d.stage2_fact, d.lead, True)
             texts = [w.evidence([e for e in own if e["field"] in fields])]
             texts += [p[6] for p in (q_parts[index[q]] for q in read_q) if p[0] != "unknown"]
-            values["evidence"] = "; ".join(t for t in texts if t) or "-"
+            values["evidence"] = w.w["sep"].join(t for t in texts if t) or "-"
         if "missing" in used:
             focus = read_q or tuple(q.id for q, p in zip(rb.qualifiers, q_parts, strict=True)
                                     if p[0] == "unknown")
             if len(focus) == 1:
                 p = q_parts[index[focus[0]]]
-                text = p[6] if p[0] == "unknown" else ""
+                text = p[7] if p[0] == "unknown" else ""
             else:
                 text = w.fields(list(dict.fromkeys(m for q in focus
                                                    for m in q_parts[index[q]][2])))
@@ -381,7 +381,8 @@ class Engine:
         for literal, field in self._reasons[step.id, loc]:
             out.append(literal)
             if field is not None:
-                out.append(values[field] if field in values else _field_text(d.lead, field))
+                out.append(values[field] if field in values
+                           else w.value(field, d.lead.get(field)))
         return {"id": step.id, "label": step.label[loc], "reason": "".join(out)}
 
 
@@ -396,6 +397,7 @@ class _View:
     label: str
     sources: tuple[str, ...]
     explainer: Explainer
+    says: Callable[[list[Evidence], Mapping[str, Any], Mapping[str, Any]], str]
     met_line: str  # qualifier met, or trait fired
     unmet_line: str
     unknown_line: str
@@ -409,18 +411,21 @@ class _View:
         return _keep(self.memo, key, _frozen(part), self.memo_size)
 
     @classmethod
-    def of(cls, rule: Rule, explainer: Explainer, w: Words, memo_size: int) -> _View:
-        label, c = rule.label[w.locale], w.colon
+    def of(cls, rule: Rule, w: Words, memo_size: int) -> _View:
+        label, c, dash = rule.label[w.locale], w.colon, w.dash
         if rule.section == "qualifier":
-            met = f"✓ {label}{c}{w.state['met']} "
-            unmet = f"✗ {label}{c}{w.state['unmet']} "
-            unknown = f"? {label}{c}{w.state['unknown']} "
+            met = f"✓ {label}{c}{w.state['met']}{dash}"
+            unmet = f"✗ {label}{c}{w.state['unmet']}{dash}"
+            unknown = f"? {label}{c}{w.state['unknown']}{dash}"
         else:
-            met = f"{rule.points:+d} {label}{c}"
+            points = f"（{rule.points:+d}）" if w.locale == "zh" else f" ({rule.points:+d})"
+            met = f"{rule.points:+d} {label}{dash}"
             unmet = ""
-            unknown = f"? {label} ({rule.points:+d}){c}{w.missing_word} "
+            unknown = f"? {label}{points}{c}"
         return cls(rule.id, rule.kind, rule.points, rule.factor, label, rule.sources,
-                   explainer, met, unmet, unknown, {}, memo_size)
+                   compile_explainer(rule.expr, w, memo_size), w.template(rule), met, unmet,
+                   unknown,
+                   {}, memo_size)
 
 
 _NO_VALUE = object()  # a source the lead lacks, in a part key
@@ -455,7 +460,7 @@ def part_keys(rules: tuple[Rule, ...]
 def _frozen(part: _Part) -> _Part:
     """``part`` with its evidence, missing fields and verdict entries read-only. Its shape is
     known, so no generic walk: a kept part costs a few container copies (a walk cost 10 µs)."""
-    state, evidence, missing, line, entry, q_verdict, text = part
+    state, evidence, missing, line, entry, q_verdict, text, missing_text = part
     ev = ReadOnlyList([ReadOnlyDict(e) if type(e["value"]) is not list
                        else ReadOnlyDict(e, value=ReadOnlyList(e["value"])) for e in evidence])
     gone = ReadOnlyList(missing)
@@ -470,7 +475,7 @@ def _frozen(part: _Part) -> _Part:
             dict.__setitem__(out, "missing", gone)
         return out
 
-    return state, ev, gone, line, fixed(entry), fixed(q_verdict), text
+    return state, ev, gone, line, fixed(entry), fixed(q_verdict), text, missing_text
 
 
 def _qualifier_part(v: _View, state: bool | None, fact: Mapping[str, Any],
@@ -479,15 +484,15 @@ def _qualifier_part(v: _View, state: bool | None, fact: Mapping[str, Any],
         missing = [s for s in v.sources if s not in lead]
         entry: Unknown = {"id": v.id, "section": "qualifier", "label": v.label,
                           "missing": missing, "points": 0, "could_change_status": True}
-        text = w.fields(missing)
-        return ("unknown", [], missing, f"{v.unknown_line}({w.missing_word} {text})", entry,
+        text = w.missing(missing)
+        return ("unknown", [], missing, v.unknown_line + text, entry,
                 {"state": "unknown", "label": v.label, "evidence": [], "missing": missing},
-                text)
+                text, w.fields(missing))
     evidence = v.explainer(fact, lead, state)
-    text = w.evidence(evidence)
+    text = v.says(evidence, fact, lead)
     st: State = "met" if state else "unmet"
-    return (st, evidence, [], f"{v.met_line if state else v.unmet_line}({text})", None,
-            {"state": st, "label": v.label, "evidence": evidence, "missing": []}, text)
+    return (st, evidence, [], (v.met_line if state else v.unmet_line) + text, None,
+            {"state": st, "label": v.label, "evidence": evidence, "missing": []}, text, "")
 
 
 def _trait_part(v: _View, state: bool | None, fact: Mapping[str, Any],
@@ -496,11 +501,11 @@ def _trait_part(v: _View, state: bool | None, fact: Mapping[str, Any],
         evidence = v.explainer(fact, lead, state)
         hit: TraitHit = {"id": v.id, "kind": v.kind,  # type: ignore[typeddict-item]
                          "points": v.points, "label": v.label, "evidence": evidence}
-        return "met", evidence, [], v.met_line + w.evidence(evidence), hit, None, ""
+        return "met", evidence, [], v.met_line + v.says(evidence, fact, lead), hit, None, "", ""
     missing = [s for s in v.sources if s not in lead]
     entry: Unknown = {"id": v.id, "section": "trait", "label": v.label, "missing": missing,
                       "points": v.points, "could_change_status": False}
-    return "unknown", [], missing, v.unknown_line + w.fields(missing), entry, None, ""
+    return "unknown", [], missing, v.unknown_line + w.missing(missing), entry, None, "", ""
 
 
 _T = TypeVar("_T")
@@ -518,15 +523,3 @@ def _keep(table: dict[Hashable, _T], key: Hashable, value: _T, limit: int) -> _T
 
 def _state(state: bool | None) -> State:
     return "met" if state else "unknown" if state is None else "unmet"
-
-
-def _field_text(lead: Mapping[str, Any], key: str) -> str:
-    """A lead field as a reason shows it (or "?" where the lead lacks it)."""
-    if key in lead:
-        v = lead[key]
-        if isinstance(v, dt.date):
-            return v.isoformat()
-        if isinstance(v, tuple):
-            return ", ".join(v) or "-"
-        return v if isinstance(v, str) else show_value(v)
-    return "?"

@@ -1,8 +1,10 @@
-"""Why a rule decided as it did: the values that decided it, and words in en or zh.
+"""Why a rule decided as it did: the values that decided it, each with its words.
 
 The engine says which rules fired; this module finds, for a decided rule, the atoms that
-decided it (for ``a or b`` that is true: only the true branches). Each condition tree is
-compiled once into nested closures, so explaining costs a few dict look-ups per atom.
+decided it (for ``a or b`` that is true: only the true branches), and drops a ``known(x)``
+guard where a test on x itself decided. Each condition tree is compiled once per locale into
+nested closures, so explaining costs a few dict look-ups per atom; the words of each atom
+come from ``words.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from qualify.conditions import NEGATE, And, Cmp, Const, Expr, In, Known, Not, Or, Ref
 from qualify.rulebook import Rulebook
 from qualify.verdict import Evidence
+from qualify.words import Words
 
 # (fact, lead, state the engine decided) -> the evidence that decided it
 Explainer = Callable[[Mapping[str, Any], Mapping[str, Any], bool | None], list[Evidence]]
@@ -23,17 +26,6 @@ _CMP: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
     ">": operator.gt, ">=": operator.ge,
 }
-
-STATUS_TEXT = {
-    "en": {"qualified": "qualified", "disqualified": "disqualified",
-           "needs_discovery": "needs discovery"},
-    "zh": {"qualified": "准客户", "disqualified": "不合格", "needs_discovery": "需进一步了解"},
-}
-STATE_TEXT = {
-    "en": {"met": "met", "unmet": "unmet", "unknown": "unknown"},
-    "zh": {"met": "满足", "unmet": "不满足", "unknown": "未知"},
-}
-
 
 def _reader(ref: Ref) -> Callable[[Mapping[str, Any], Mapping[str, Any]], Any]:
     """How to show the value a ref read: the lead's own value for fields (dates as text)."""
@@ -61,20 +53,23 @@ class _Node:
         self.collect = collect
 
 
-def _compile(expr: Expr) -> _Node:
+def _compile(expr: Expr, words: Words | None, keep: int = 0) -> _Node:
     if isinstance(expr, Const):
         value = expr.value
         return _Node(lambda fact: value, lambda fact, lead, st, out: None)
     if isinstance(expr, Known):
         key, name, show = expr.ref.key, expr.ref.name, _reader(expr.ref)
+        is_known, not_known = (words.atom(expr, True)(None), words.atom(expr, False)(None)) \
+            if words else ("", "")
 
         def known_collect(fact: Mapping[str, Any], lead: Mapping[str, Any], st: bool | None,
                           out: list[Evidence]) -> None:
             if st:
                 out.append({"field": name, "value": show(fact, lead), "test": "known",
-                            "holds": True})
+                            "holds": True, "text": is_known})
             else:
-                out.append({"field": name, "value": None, "test": "not known", "holds": False})
+                out.append({"field": name, "value": None, "test": "not known", "holds": False,
+                            "text": not_known})
         return _Node(lambda fact: key in fact, known_collect)
     if isinstance(expr, Cmp | In):
         key, name, show = expr.ref.key, expr.ref.name, _reader(expr.ref)
@@ -93,20 +88,33 @@ def _compile(expr: Expr) -> _Node:
 
             inside, outside = f"in {expr.text}", f"not in {expr.text}"
             yes, no = (outside, inside) if negated else (inside, outside)
+        say_yes, say_no = (words.atom(expr, True), words.atom(expr, False)) if words \
+            else (_silent, _silent)
         missing = object()
 
         def atom_state(fact: Mapping[str, Any]) -> bool | None:
             v = fact.get(key, missing)
             return None if v is missing else test(v)
 
+        said: dict[tuple[bool, Any], str] = {}  # words by state and value: few differ
+
         def atom_collect(fact: Mapping[str, Any], lead: Mapping[str, Any], st: bool | None,
                          out: list[Evidence]) -> None:
             if st is not None:
-                out.append({"field": name, "value": show(fact, lead),
-                            "test": yes if st else no, "holds": st})
+                value = show(fact, lead)
+                try:
+                    text = said[st, value]
+                except (KeyError, TypeError):  # new, or a list (unhashable)
+                    text = (say_yes if st else say_no)(value)
+                    if keep and type(value) is not list:
+                        if len(said) >= keep:
+                            said.clear()
+                        said[st, value] = text
+                out.append({"field": name, "value": value, "test": yes if st else no,
+                            "holds": st, "text": text})
         return _Node(atom_state, atom_collect)
     if isinstance(expr, Not):
-        inner = _compile(expr.item)
+        inner = _compile(expr.item, words, keep)
         inner_state, inner_collect = inner.state, inner.collect
 
         def not_state(fact: Mapping[str, Any]) -> bool | None:
@@ -118,7 +126,7 @@ def _compile(expr: Expr) -> _Node:
             inner_collect(fact, lead, None if st is None else not st, out)
         return _Node(not_state, not_collect)
     if isinstance(expr, And | Or):
-        parts = tuple(_compile(i) for i in expr.items)
+        parts = tuple(_compile(i, words, keep) for i in expr.items)
         settles = isinstance(expr, Or)  # the value that decides it alone: true for or
 
         def junction_state(fact: Mapping[str, Any]) -> bool | None:
@@ -143,23 +151,39 @@ def _compile(expr: Expr) -> _Node:
     raise TypeError(type(expr).__name__)  # pragma: no cover
 
 
-def compile_explainer(expr: Expr) -> Explainer:
-    """A function (fact, lead, state) -> the evidence for a state the engine decided."""
-    node = _compile(expr)
-    collect = node.collect
+def compile_explainer(expr: Expr, words: Words, keep: int = 0) -> Explainer:
+    """A function (fact, lead, state) -> the evidence for a state the engine decided, its
+    words in ``words``' locale (each atom keeps up to ``keep`` of them by state and value)."""
+    collect = _compile(expr, words, keep).collect
+    source = {r.name: r.source for r in expr.refs()}  # evidence field -> the lead field
+    guarded = any(isinstance(n, Known) for n in expr.walk())
 
     def explain(fact: Mapping[str, Any], lead: Mapping[str, Any],
                 state: bool | None) -> list[Evidence]:
         out: list[Evidence] = []
         collect(fact, lead, state, out)
+        if guarded and len(out) > 1:
+            return _drop_guards(out, source)
         return out
     return explain
+
+
+def _drop_guards(items: list[Evidence], source: Mapping[str, str | None]) -> list[Evidence]:
+    """Without ``known(x)`` items where a test on x itself is evidence too: the test says
+    what decided (``payment history: defaulted``, not also ``payment history is known``)."""
+    guard = ("known", "not known")
+    tested = {source.get(e["field"]) for e in items if e["test"] not in guard}
+    return [e for e in items if e["test"] not in guard or source.get(e["field"]) not in tested]
+
+
+def _silent(value: Any) -> str:
+    return ""
 
 
 def decide(expr: Expr, fact: Mapping[str, Any]) -> bool | None:
     """Evaluate a condition three-valued on an engine fact (for tools; the engine uses
     durable-rules)."""
-    return _compile(expr).state(fact)
+    return _compile(expr, None).state(fact)
 
 
 def show_value(value: Any) -> str:
@@ -181,68 +205,12 @@ def show_value(value: Any) -> str:
     return str(value)
 
 
-class Words:
-    """Field names, states and statuses in one locale."""
-
-    def __init__(self, rulebook: Rulebook, locale: str) -> None:
-        self.locale = locale
-        self.sep = "、" if locale == "zh" else ", "
-        self.colon = ":" if locale == "zh" else ": "
-        self._labels = {n: f.label[locale] for n, f in rulebook.fields.items()}
-        self.status = STATUS_TEXT[locale]
-        self.state = STATE_TEXT[locale]
-        self.missing_word = "缺少" if locale == "zh" else "missing"
-        self._names: dict[str, str] = {}  # field or derived name -> its words, memoised
-
-    def field(self, name: str) -> str:
-        """A field (or a derived value such as count(x)) as this locale names it."""
-        words = self._names.get(name)
-        if words is None:
-            words = self._names[name] = self._field(name)
-        return words
-
-    def _field(self, name: str) -> str:
-        if self.locale == "en":
-            return name
-        if name in self._labels:
-            return self._labels[name]
-        head, sep, rest = name.partition("(")
-        if not sep:
-            return name
-        arg, comma, tail = rest.partition(",")
-        if comma:
-            return f"{head}({self._labels.get(arg, arg)},{tail}"
-        arg = arg.rstrip(")")
-        return f"{head}({self._labels.get(arg, arg)})"
-
-    def fields(self, names: list[str]) -> str:
-        if self.locale == "en":
-            return self.sep.join(names)
-        return self.sep.join(self.field(n) for n in names)
-
-    def evidence(self, items: list[Evidence]) -> str:
-        out = []
-        field = self.field
-        for e in items:
-            test = e["test"]
-            if test == "known" or test == "not known":  # noqa: PLR1714 - faster than a tuple
-                out.append(f"{field(e['field'])} {test}")
-            else:
-                out.append(f"{field(e['field'])} = {show_value(e['value'])} ({test})")
-        return "; ".join(out)
-
-    def missing(self, names: list[str]) -> str:
-        return f"{self.missing_word} {self.fields(names)}"
-
-
 PASSED_OVER = {
-    "en": ("passed over (the first next step that applies wins): ", "false", "unknown",
-           "a condition on a missing value is unknown, and a step applies only when its "
-           "condition is true: to decide without the value, write 'not known(x) or not x' "
-           "(apply it when x is missing) or 'known(x) and not x' (skip it)"),
-    "zh": ("未采用的下一步(按顺序,第一个适用的胜出):", "不成立", "未知",
-           "缺少数据时条件为未知,而下一步只在条件为真时适用:要在缺少数据时也能决定,可写 "
-           "'not known(x) or not x'(缺少时适用)或 'known(x) and not x'(缺少时不适用)"),
+    "en": ("Other next steps (checked in order; the first that fits is chosen): ",
+           "not applicable", "can't tell yet",
+           "filling in these details may change the recommended next step"),
+    "zh": ("其他下一步（按顺序检查，取第一个符合的）：", "不适用", "待确认",
+           "补充这些信息后，推荐的下一步可能会改变"),
 }
 
 
@@ -260,12 +228,13 @@ def passed_over(rulebook: Rulebook, steps_fact: Mapping[str, Any], lead: Mapping
         label = step.label.get(locale) or step.id
         if decide(step.expr, steps_fact) is None:
             missing = [s for s in step.sources if s not in lead]
-            unknowns.append(f"{label} ({words.missing(missing)})")
+            unknowns.append(label + words.w["because"].format(words.missing(missing)))
         else:
             falses.append(label)
-    parts = [f"{unknown}{words.colon}{'; '.join(unknowns)}"] if unknowns else []
+    parts = [f"{unknown}{words.colon}{words.w['sep'].join(unknowns)}"] if unknowns else []
     between = "、" if locale == "zh" else "; "  # labels may hold commas
     parts += [f"{false}{words.colon}{between.join(falses)}"] if falses else []
     if not parts:
         return []
-    return [head + " · ".join(parts), *([f"  ({note})"] if unknowns else [])]
+    return [head + words.w["sep"].join(parts),
+            *(["  " + words.w["because"].format(note).strip()] if unknowns else [])]

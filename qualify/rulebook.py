@@ -34,6 +34,7 @@ MAX_FIELDS = 200  # durable-rules rejects facts over ~250 properties
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}$")
 _RESERVED = {*VERDICT_NAMES, "true", "false", "and", "or", "not", "in", "known", "contains",
              "count", "days_since", "matches", "sid", "id"}
+_FLAGS = {"true": True, "false": False}  # a boolean's phrasing, keyed true and false
 TEMPLATE_NAMES = ("unmet", "unknown", "missing", "evidence", "grade", "score", "status",
                   "lead_id")
 
@@ -55,7 +56,10 @@ Text = Annotated[str, Field(min_length=1)]
 class FieldModel(_Model):
     type: Literal["string", "number", "integer", "boolean", "date", "enum", "list"]
     label: LabelModel | None = None
-    values: list[Text] | None = None
+    # an enum's values: a list, or each with its words ({prompt: {en: on time, zh: 按时}});
+    # a boolean's phrasing: {true: {en: ..., zh: ...}, false: {...}}
+    values: list[Text] | dict[Any, LabelModel | None] | None = None
+    unit: Literal["currency"] | LabelModel | None = None  # numbers: {en: km, zh: 公里}
     min: float | None = None
     max: float | None = None
     required: bool = False
@@ -71,6 +75,7 @@ class ScoreModel(_Model):
 class QualifierModel(_Model):
     label: LabelModel
     when: str | bool
+    evidence: LabelModel | None = None  # the words of its evidence, as a template
     description: str | None = None
 
 
@@ -81,6 +86,7 @@ class TraitModel(_Model):
     when: str | bool
     label: LabelModel
     factor: str | None = None
+    evidence: LabelModel | None = None  # the words of its evidence, as a template
     description: str | None = None
 
 
@@ -135,6 +141,9 @@ class FieldSpec:
     min: float | None = None
     max: float | None = None
     required: bool = False
+    # the words of each value: an enum's values, a boolean's True and False
+    value_labels: Mapping[Any, Label] = field(default_factory=dict)
+    unit: Label | Literal["currency"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +159,7 @@ class Rule:
     points: int = 0
     factor: str | None = None
     reason: Label = field(default_factory=dict)
+    says: Label = field(default_factory=dict)  # a template for its evidence's words
     line: int = 0
 
     @property
@@ -332,31 +342,65 @@ class _Loader:
                 continue
             if name == "lead_id" and (f.type != "string"):
                 self.err((*path, "type"), "bad-value", "lead_id must be of type string")
-            if f.type == "enum":
-                if not f.values:
-                    self.err(path, "missing-key", f"enum field '{name}' needs 'values'",
-                             "add values: [a, b, c]", key=True)
-                elif len(set(f.values)) != len(f.values):
-                    self.err((*path, "values"), "duplicate-value",
-                             f"enum field '{name}' lists a value twice")
-            elif f.values is not None:
-                self.err((*path, "values"), "bad-value",
-                         f"'values' only applies to enum fields, and '{name}' is {f.type}")
+            values, value_labels = self.values(name, f, path)
             if (f.min is not None or f.max is not None) and f.type not in NUMERIC:
                 self.err(path, "bad-value", f"min/max only apply to numbers ('{name}' is "
                          f"{f.type})", key=True)
             if f.min is not None and f.max is not None and f.min > f.max:
                 self.err((*path, "min"), "bad-value", f"min {f.min} is above max {f.max}")
+            if f.unit is not None and f.type not in NUMERIC:
+                self.err((*path, "unit"), "bad-value",
+                         f"'unit' only applies to numbers, and '{name}' is {f.type}",
+                         "remove 'unit', or give the field type number or integer")
+            unit = f.unit if f.unit is None or f.unit == "currency" \
+                else self.label(f.unit, (*path, "unit"), "")
             # a field without a label shows its name; a half label is worth a warning
             label = self.label(f.label, path, name) if f.label else _label(None, name)
-            out[name] = FieldSpec(name, f.type, label,
-                                  tuple(f.values or ()), f.min, f.max,
-                                  f.required or name == "lead_id")
+            out[name] = FieldSpec(name, f.type, label, values, f.min, f.max,
+                                  f.required or name == "lead_id", value_labels, unit)
         return out
+
+    def values(self, name: str, f: FieldModel, path: tuple[Any, ...]
+               ) -> tuple[tuple[str, ...], dict[Any, Label]]:
+        """An enum's values and the words of each; a boolean's phrasing of true and false."""
+        where = (*path, "values")
+        given = f.values
+        if f.type == "enum":
+            if not given:
+                self.err(path, "missing-key", f"enum field '{name}' needs 'values'",
+                         "add values: [a, b, c]", key=True)
+                return (), {}
+            if isinstance(given, list):
+                if len(set(given)) != len(given):
+                    self.err(where, "duplicate-value",
+                             f"enum field '{name}' lists a value twice")
+                return tuple(given), {}
+            codes = [k for k in given if isinstance(k, str) and k]
+            if len(codes) != len(given):
+                bad = next(k for k in given if not (isinstance(k, str) and k))
+                self.err((*where, bad), "bad-value", f"enum value {bad!r} is not text",
+                         "quote it: \"yes\": {en: ..., zh: ...}", key=True)
+            labels = {k: self.label(v, (*where, k), k) for k, v in given.items()
+                      if isinstance(k, str) and v is not None}
+            return tuple(codes), labels
+        if given is None:
+            return (), {}
+        if f.type == "boolean" and isinstance(given, dict):
+            flags = {_FLAGS.get(str(k).lower()): (k, v) for k, v in given.items()}
+            if set(flags) != {True, False} or len(given) != 2 or None in given.values():
+                self.err(where, "bad-value",
+                         f"the phrasing of '{name}' needs true and false, each with its words",
+                         "values: {true: {en: ..., zh: ...}, false: {en: ..., zh: ...}}")
+                return (), {}
+            return (), {flag: self.label(v, (*where, k), str(k).lower())
+                        for flag, (k, v) in flags.items()}
+        self.err(where, "bad-value",
+                 f"'values' applies to enum and boolean fields, and '{name}' is {f.type}")
+        return (), {}
 
     def rule(self, *, rid: str, section: Any, text: str | bool, path: tuple[Any, ...],
              infos: Mapping[str, FieldInfo], verdict: VerdictInfo | None,
-             **extra: Any) -> Rule | None:
+             says: LabelModel | None = None, **extra: Any) -> Rule | None:
         parsed = parse_condition(text, infos, verdict)
         if isinstance(parsed, ConditionError) and any(
                 f"'{b}'" in parsed.message for b in self.broken):
@@ -368,29 +412,45 @@ class _Loader:
         line = self.pos.of(path).line
         return Rule(id=rid, section=section, expr=parsed,
                     text=text if isinstance(text, str) else str(text).lower(), line=line,
+                    says=self.says(says, (*path, "evidence"), parsed, rid) if says else {},
                     **extra)
+
+    def says(self, model: LabelModel, path: tuple[Any, ...], expr: Expr, rid: str) -> Label:
+        """A rule's own words for its evidence: a template naming {evidence} (the words
+        qualify would write) or the values its condition reads."""
+        names = {"evidence", *expr.sources(),
+                 *(r.name for r in expr.refs() if r.kind == "derived")}
+        for loc in LOCALES:
+            text = getattr(model, loc)
+            for n in self.placeholders(text, (*path, loc), "evidence") if text else ():
+                if n not in names:
+                    self.err((*path, loc), "bad-template", f"unknown placeholder '{{{n}}}'",
+                             did_you_mean(n, names) or "name {evidence} or a value the rule's "
+                             f"condition reads: {', '.join(sorted(names))}")
+        return self.label(model, path, rid)
+
+    def placeholders(self, text: str, path: tuple[Any, ...], what: str) -> list[str]:
+        """The names a template's placeholders use (a broken template is reported)."""
+        try:
+            parts = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(text)
+                     if f is not None]
+        except ValueError as e:
+            self.err(path, "bad-template", f"{what} text: {e}",
+                     "write placeholders as {field_name}; double braces for a literal {")
+            return []
+        if any(spec or conv for _, spec, conv in parts):
+            self.err(path, "bad-template",
+                     "placeholders take no format or conversion (':...' or '!r')",
+                     "write {field_name} alone; values are shown in words")
+            return []
+        return [f for f, _, _ in parts]
 
     def reason(self, model: LabelModel, path: tuple[Any, ...], fields: Mapping[str, Any],
                rid: str) -> Label:
         label = self.label(model, path, rid)
         for loc in LOCALES:
             text = getattr(model, loc)
-            if not text:
-                continue
-            try:
-                parts = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(text)
-                         if f is not None]
-                names = [f for f, _, _ in parts]
-            except ValueError as e:
-                self.err((*path, loc), "bad-template", f"reason text: {e}",
-                         "write placeholders as {field_name}; double braces for a literal {")
-                continue
-            if any(spec or conv for _, spec, conv in parts):
-                self.err((*path, loc), "bad-template",
-                         "placeholders take no format or conversion (':...' or '!r')",
-                         "write {field_name} alone; values are shown as the lead has them")
-                continue
-            for n in names:
+            for n in self.placeholders(text, (*path, loc), "reason") if text else ():
                 if n not in fields and n not in TEMPLATE_NAMES and n not in self.broken:
                     self.err((*path, loc), "bad-template", f"unknown placeholder '{{{n}}}'",
                              did_you_mean(n, [*fields, *TEMPLATE_NAMES])
@@ -412,7 +472,7 @@ class _Loader:
             factors.setdefault(qid, _label(q.label, qid))
             r = self.rule(rid=qid, section="qualifier", text=q.when, path=path, infos=infos,
                           verdict=None, label=self.label(q.label, path, qid), kind="qualifier",
-                          factor=qid)
+                          factor=qid, says=q.evidence)
             if r:
                 qualifiers.append(r)
 
@@ -435,7 +495,7 @@ class _Loader:
                          did_you_mean(t.factor, factors) or "declare it under 'factors'")
             r = self.rule(rid=t.id, section="trait", text=t.when, path=path, infos=infos,
                           verdict=None, label=self.label(t.label, path, t.id), kind=t.kind,
-                          points=t.points, factor=t.factor)
+                          points=t.points, factor=t.factor, says=t.evidence)
             if r:
                 traits.append(r)
 

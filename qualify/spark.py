@@ -42,7 +42,7 @@ from qualify.batch.pipeline import (
     BatchError,
     Job,
     Outcome,
-    input_keys,
+    key_columns,
     needed,
     no_columns,
     prepare,
@@ -164,7 +164,7 @@ def _fit(df: DataFrame, job: Job, fmt: str, where: str) -> tuple[DataFrame, Spec
     batch checks them against a file's; ``df`` cut to the columns scoring reads."""
     spec, rulebook, profile = prepare(job)
     columns = () if fmt == "jsonl" else tuple(df.columns)  # JSON: keys of its own, as locally
-    keys = input_keys(job, profile, columns, where)
+    keys = key_columns(job, profile, columns, where)
     if profile is not None and columns:
         problems = profile.check_columns(columns, where)
         if problems:

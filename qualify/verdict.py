@@ -30,6 +30,7 @@ class Evidence(TypedDict):
     value: Any  # the lead's value (dates as YYYY-MM-DD, lists as lists)
     test: str  # a test true of the value: ">= 10000", "not in [...]", "known"
     holds: bool  # whether the rule's own test held for this value
+    text: str  # the same in words, in the verdict's locale: "Budget: USD 2,500 (under ...)"
 
 
 class RulebookRef(TypedDict):

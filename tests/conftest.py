@@ -7,11 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase, settings
 
 from qualify import Engine, Rulebook, load_rulebook
 from qualify.rulebook import default_rules_path
 
 pytest_plugins = ["tests.postgres"]  # postgres_server, postgres_url: a real server
+
+# tests/mutate.py asks only whether a test fails: a failing example is not shrunk
+settings.register_profile("mutate", phases=[Phase.explicit, Phase.reuse, Phase.generate],
+                          database=None)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"  # material beside the checkout; tests using it skip without it

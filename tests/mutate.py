@@ -7,7 +7,12 @@ comparison, a negation table off by one, a secret ring that only tries its last 
 Each runs in a fresh copy of the tracked files (the working tree is never touched) against
 the tests that should catch it; a mutation the tests let through is a hole to fill. Exit 1
 if any survives. Issue 16's review found two survivors of ten before this file existed:
-the literal-left comparison and the rotated secret (both below).
+the literal-left comparison and the rotated secret (both below). The literal-left one is
+run twice: the second time against the random rule bases alone, which catch it since the
+reference evaluator reads the condition text itself (it survived them when the reference
+walked the parser's tree). Every secret, key and token check has its "last place only"
+mutation. Only failing tests count as caught: a test run that errors (a missing file, a
+bad option) stops the run.
 """
 
 from __future__ import annotations
@@ -35,15 +40,42 @@ class Mutation:
 
 FAST = ("tests/language", "tests/test_reference.py", "tests/test_properties.py",
         "tests/test_rulebook.py", "tests/test_examples.py")
+ROTATION = ("tests/service/test_signatures.py", "tests/service/test_rotation.py")
 MUTATIONS = [
     Mutation("literal-left comparison not flipped", "qualify/conditions.py",
              "left, right, op = right, left, _FLIP[op]", "left, right, op = right, left, op",
              FAST),
-    Mutation("negation table: not (n < x) read as n > x", "qualify/compiler.py",
+    Mutation("negation table: not (n < x) read as n > x", "qualify/conditions.py",
              '"!=": "==", "<": ">=", ">=": "<"', '"!=": "==", "<": ">", ">=": "<"', FAST),
-    Mutation("a rotated secret only accepted in last place", "service/signatures.py",
-             "    for secret in secrets:  # no early exit", "    for secret in secrets[-1:]:  #",
-             ("tests/service/test_signatures.py",)),
+    Mutation("literal-left comparison not flipped, seen by random rule bases alone",
+             "qualify/conditions.py", "left, right, op = right, left, _FLIP[op]",
+             "left, right, op = right, left, op", ("tests/test_reference.py",)),
+    Mutation("literal-left table off by one: 5 <= n read as n > 5", "qualify/conditions.py",
+             '"<=": ">=", ">": "<", ">=": "<="}', '"<=": ">", ">": "<", ">=": "<="}', FAST),
+    Mutation("a chain keeps only its first link", "qualify/conditions.py",
+             "return parts[0] if len(parts) == 1 else And(tuple(parts))", "return parts[0]",
+             FAST),
+    *(Mutation(f"a rotated {what} only accepted in last place", file, old, new, ROTATION)
+      for what, file, old, new in [
+          ("HubSpot v3 secret", "service/signatures.py",
+           "    for secret in secrets:  # no early exit", "    for secret in secrets[-1:]:  #"),
+          ("HubSpot v1/v2 secret", "service/signatures.py",
+           "    for secret in secrets:\n        ok |= _same(_bytes(hubspot_legacy",
+           "    for secret in secrets[-1:]:\n        ok |= _same(_bytes(hubspot_legacy"),
+          ("generic secret", "service/signatures.py",
+           "    for secret in secrets:\n        expected",
+           "    for secret in secrets[-1:]:\n        expected"),
+          ("Pipedrive credential", "service/signatures.py",
+           "for credential in credentials:", "for credential in credentials[-1:]:"),
+          ("static token", "service/signatures.py",
+           "for token in tokens:", "for token in tokens[-1:]:"),
+          ("API key", "service/security.py",
+           "for digest in self._digests:", "for digest in self._digests[-1:]:"),
+          ("HubSpot secret (in its adapter)", "service/inbound/hubspot.py",
+           "for s in settings.hubspot_secrets]", "for s in settings.hubspot_secrets][-1:]"),
+          ("Zoho or Dataverse token (in their adapter)", "service/inbound/token.py",
+           "for t in tokens]", "for t in tokens][-1:]"),
+      ]),
     Mutation("patterns of mappings stop ignoring case", "qualify/patterns.py",
              "options.case_sensitive = not ignore_case", "options.case_sensitive = True",
              ("tests/test_patterns.py", "tests/batch/test_mapping.py")),
@@ -85,9 +117,13 @@ def run(m: Mutation, tree: Path) -> bool:
     path.write_text(original.replace(m.old, m.new, 1), encoding="utf-8")
     try:
         result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p",
-                                 "no:cacheprovider", "-m", "not slow", *m.tests],
+                                 "no:cacheprovider", "-m", "not slow",
+                                 "--hypothesis-profile=mutate", *m.tests],
                                 cwd=tree, capture_output=True, text=True, check=False)
-        return result.returncode != 0
+        if result.returncode not in (0, 1):  # 1: tests failed; anything else is not a test
+            raise SystemExit(f"{m.name}: pytest exited {result.returncode}:\n"
+                             f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        return result.returncode == 1
     finally:
         path.write_text(original, encoding="utf-8")
 

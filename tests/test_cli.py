@@ -44,7 +44,7 @@ class TestScore:
     def test_explain_zh(self) -> None:
         code, out, _ = run("score", str(EXAMPLES / "golden_lead.json"), "--explain",
                            "--locale", "zh", "--as-of", "2026-01-01")
-        assert code == 0 and out.startswith("L-1001:准客户,得分 100,评级 A")
+        assert code == 0 and out.startswith("L-1001\uff1a准客户\uff0c得分 100\uff0c评级 A")
 
     def test_custom_rules_and_broken_rules(self, tmp_path: Path) -> None:
         """--rules with a broken rule base exits 2 with located errors."""

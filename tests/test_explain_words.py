@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from qualify import Engine, synthetic
-from qualify.explain import Words, compile_explainer, show_value
+from qualify.explain import compile_explainer
 from qualify.rulebook import Rulebook, default_rules_path, load_rulebook_text
 from qualify.verdict import Verdict
+from qualify.words import Words
 
 AS_OF = dt.date(2026, 1, 1)
 
@@ -43,12 +44,13 @@ def plain_weakest(rb: Rulebook, v: Verdict) -> tuple[dict[str, Any] | None, int 
     rank, pts, _, factor = min(ranked)
     zh = v.locale == "zh"
     q = v.qualifiers.get(factor)
-    why = [f"{w.state['unmet']} ({w.evidence(q['evidence'] if q else [])})",
-           f"{pts:+d} 分" if zh else f"{pts:+d} points",
-           f"{w.state['unknown']} ({w.missing(q['missing'] if q else [])})",
-           f"得分最少({pts:+d})" if zh else f"the fewest points ({pts:+d})"][rank]
+    why = [w.state["unmet"] + w.dash + w.evidence(q["evidence"] if q else []),
+           f"（{pts:+d} 分）" if zh else f" ({pts:+d} points)",
+           w.state["unknown"] + w.dash + w.missing(q["missing"] if q else []),
+           f"（加分最少：{pts:+d}）" if zh else f" (adds the fewest points: {pts:+d})"][rank]
     label = rb.factors[factor][v.locale]
-    return {"factor": factor, "label": label, "reason": f"{label}{w.colon}{why}",
+    between = w.colon if rank in (0, 2) else ""
+    return {"factor": factor, "label": label, "reason": f"{label}{between}{why}",
             "points": pts}, rank
 
 
@@ -65,13 +67,13 @@ def plain_reason(rb: Rulebook, engine: Engine, lead: dict[str, Any], v: Verdict)
     if "status" in names:
         read_q += [q for q, qv in v.qualifiers.items() if qv["state"] != "met"]
     read_q = list(dict.fromkeys(read_q))
-    own = [e for e in compile_explainer(step.expr)(d.stage2_fact, d.lead, True)
+    own = [e for e in compile_explainer(step.expr, w)(d.stage2_fact, d.lead, True)
            if e["field"] in fields]
-    evidence = own + [e for q in read_q for e in v.qualifiers[q]["evidence"]]
     focus = read_q or [q for q, qv in v.qualifiers.items() if qv["state"] == "unknown"]
     missing = list(dict.fromkeys(m for q in focus for m in v.qualifiers[q]["missing"]))
     values = {
-        "evidence": w.evidence(evidence) or "-",
+        "evidence": w.w["sep"].join(t for t in (w.evidence(own), *(
+            w.evidence(v.qualifiers[q]["evidence"]) for q in read_q)) if t) or "-",
         "missing": w.fields(missing) or "-",
         "unmet": w.sep.join(qv["label"] for qv in v.qualifiers.values()
                             if qv["state"] == "unmet") or "-",
@@ -81,11 +83,7 @@ def plain_reason(rb: Rulebook, engine: Engine, lead: dict[str, Any], v: Verdict)
     }
     for _, name, _, _ in string.Formatter().parse(step.reason[loc]):
         if name and name not in values:
-            value = d.lead.get(name)
-            values[name] = ("?" if value is None else value.isoformat()
-                            if isinstance(value, dt.date) else ", ".join(value) or "-"
-                            if isinstance(value, tuple) else value
-                            if isinstance(value, str) else show_value(value))
+            values[name] = w.value(name, d.lead.get(name))
     return step.reason[loc].format_map(values)
 
 

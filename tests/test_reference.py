@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import ast
+import re
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qualify import Engine, LeadError, load_rulebook_text
-from tests.reference import reference_verdict
+from qualify import (
+    Engine,
+    LeadError,
+    RulebaseError,
+    load_rulebook,
+    load_rulebook_text,
+    synthetic,
+)
+from qualify.rulebook import Rulebook
+from tests import reference
+from tests.conftest import AS_OF, ROOT
+from tests.reference import AllOf, AnyOf, Call, Chain, ListOf, Lit, Name, Node, Not
 
-AS_OF = dt.date(2026, 1, 1)
+
+def _is_rulebook(path: Path) -> bool:
+    return re.search(r"^rulebook:", path.read_text(encoding="utf-8"), re.MULTILINE) is not None
+
 NUMS = [-5, 0, 2.5, 10, 100, 0.00001]
 INTS = [0, 1, 3, 10]
 ENUM1 = ["a", "b", "c"]
@@ -39,8 +55,10 @@ def _lit(v: Any) -> str:
 
 @st.composite
 def atoms(draw: st.DrawFn) -> str:
-    kind = draw(st.integers(0, 13))
+    kind = draw(st.integers(0, 19))
     op = draw(st.sampled_from(OPS))
+    if kind >= 14:
+        return draw(turned_and_chained(op))
     if kind == 0:
         return f"n1 {op} {_lit(draw(st.sampled_from(NUMS)))}"
     if kind == 1:
@@ -72,6 +90,30 @@ def atoms(draw: st.DrawFn) -> str:
     return draw(st.sampled_from(["true", "false", "s1 in [\"foo\", \"北京\"]"]))
 
 
+# a literal on the left of each kind of value: (the literals, the value)
+TURNED: list[tuple[list[Any], str]] = [
+    (INTS, "n2"), ([0, 1, 31, 100], "days_since(d1)"), (DATES, "d1"), (INTS, "count(l1)")]
+
+
+@st.composite
+def turned_and_chained(draw: st.DrawFn, op: str) -> str:
+    """Literal-left comparisons of every kind of value, chains, and 'in' beyond enums: the
+    forms a parser turns round or splits, where its slips hide."""
+    kind = draw(st.integers(0, len(TURNED) + 1))
+    if kind < len(TURNED):
+        pool, value = TURNED[kind]
+        return f"{_lit(draw(st.sampled_from(pool)))} {op} {value}"
+    if kind == len(TURNED):
+        low, high = sorted(draw(st.lists(st.sampled_from(NUMS), min_size=2, max_size=2)))
+        return f"{_lit(low)} {op} n1 {draw(st.sampled_from(OPS))} {_lit(high)}"
+    choices: list[tuple[str, list[Any]]] = [("n1", NUMS), ("n2", INTS), ("d1", DATES),
+                                            ("b1", [True, False])]
+    field, pool = draw(st.sampled_from(choices))
+    values = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3))
+    word = draw(st.sampled_from(["in", "not in"]))
+    return f"{field} {word} [{', '.join(_lit(v) for v in values)}]"
+
+
 def conditions(extra: st.SearchStrategy[str] | None = None) -> st.SearchStrategy[str]:
     leaf = atoms() if extra is None else st.one_of(atoms(), extra)
 
@@ -90,6 +132,8 @@ VERDICT_ATOMS = st.sampled_from([
     'qualifier.q0 == "unknown"', 'qualifier.q0 != "met"', "trait.t0", "not trait.t1",
     'grade == "A"', 'grade in ["B", "C"]', 'status == "qualified"',
     'status != "disqualified"', "score >= 60", "score < 40",
+    '"unknown" == qualifier.q0', "60 <= score", '"A" != grade', "40 < score <= 80",
+    'qualifier.q0 not in ["unmet"]', "trait.t0 == false", "score in [50, 60]",
 ])
 
 
@@ -143,6 +187,25 @@ def leads(draw: st.DrawFn) -> dict[str, Any]:
     return {k: v for k, v in lead.items() if v is not None}
 
 
+def one_qualifier(when: str) -> Rulebook:
+    """A rule base of the fields above with one qualifier, ``when``, and nothing else."""
+    return load_rulebook_text(f"rulebook: r\nversion: 1\n{FIELDS_YAML}"
+                              f"qualifiers: {{q: {{label: {{en: q}}, when: {_yaml(when)}}}}}\n"
+                              "grades: [{id: A, min_score: 0}]\n"
+                              "next_steps: [{id: s, label: {en: s}, reason: {en: r}}]\n")
+
+
+def assert_same_verdict(engine: Engine, raw: dict[str, Any], context: str = "") -> None:
+    """The engine's verdict on ``raw`` says what the reference computes from the rules' text."""
+    expected = reference.reference_verdict(engine.rulebook, engine.reader.read(raw), AS_OF)
+    v = engine.score(raw, as_of=AS_OF)
+    assert expected.qualifiers == {k: q["state"] for k, q in v.qualifiers.items()}, context
+    assert expected.fired == [t["id"] for t in v.traits], context
+    assert sorted(expected.unknown) == sorted(u["id"] for u in v.unknown), context
+    assert (expected.status, expected.score, expected.grade) == (v.status, v.score, v.grade)
+    assert expected.next_step == v.next_step["id"], context
+
+
 class TestEngineMatchesReference:
     @settings(max_examples=200, deadline=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -153,24 +216,11 @@ class TestEngineMatchesReference:
         rb = load_rulebook_text(text)
         with Engine(rb) as engine:
             for raw in lead_list:
-                typed = engine.reader.read(raw)
-                expected = reference_verdict(rb, typed, AS_OF)
-                v = engine.score(raw, as_of=AS_OF)
-                got_q = {k: q["state"] for k, q in v.qualifiers.items()}
-                assert expected.qualifiers == got_q, text
-                assert expected.fired == [t["id"] for t in v.traits], text
-                assert sorted(expected.unknown) == sorted(u["id"] for u in v.unknown), text
-                assert (expected.status, expected.score, expected.grade) == (
-                    v.status, v.score, v.grade)
-                assert expected.next_step == v.next_step["id"], text
+                assert_same_verdict(engine, raw, text)
 
     def test_bad_leads_are_errors_not_crashes(self) -> None:
         """A lead that does not convert is a LeadError naming the field."""
-        rb = load_rulebook_text("rulebook: r\nversion: 1\n" + FIELDS_YAML + """
-qualifiers: {q: {label: {en: q}, when: n1 > 0}}
-grades: [{id: A, min_score: 0}]
-next_steps: [{id: s, label: {en: s}, reason: {en: r}}]
-""")
+        rb = one_qualifier("n1 > 0")
         with Engine(rb) as engine:
             for bad, field in [({"lead_id": "x", "n1": "lots"}, "n1"),
                                ({"lead_id": "x", "d1": "yesterday"}, "d1"),
@@ -181,3 +231,78 @@ next_steps: [{id: s, label: {en: s}, reason: {en: r}}]
                     assert e.field == field
                 else:  # pragma: no cover
                     raise AssertionError(f"{bad} was accepted")
+
+    def test_the_default_rule_base_on_generated_leads(self, engine: Engine) -> None:
+        """On 300 generated CRM-like leads, the default rule base decides as the reference."""
+        for raw in synthetic.generate(300, seed=16):
+            assert_same_verdict(engine, raw, str(raw))
+
+
+SHIPPED = sorted({*ROOT.glob("rules/*.yaml"), *ROOT.glob("examples/**/*.yaml")}
+                 - {ROOT / "examples/broken_rules.yaml"})
+
+
+class TestTheReferenceStandsAlone:
+    def test_it_imports_nothing_of_the_parser(self) -> None:
+        """From qualify, tests/reference.py imports only the Rulebook type (for hints): no
+        parser, compiler or pattern module, so it reads conditions its own way."""
+        tree = ast.parse(Path(reference.__file__).read_text(encoding="utf-8"))
+        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert {m for m in modules if m and m.split(".")[0] == "qualify"} == {"qualify.rulebook"}
+
+    @pytest.mark.parametrize("path", [p for p in SHIPPED if _is_rulebook(p)],
+                             ids=lambda p: str(p.relative_to(ROOT)))
+    def test_it_reads_every_shipped_rule_base(self, path: Path) -> None:
+        """Every condition of the rule bases in rules/ and examples/ parses and type-checks
+        with the reference (on an empty lead every test is evaluated, none cut short)."""
+        rb = load_rulebook(path)
+        verdict = {"status": "qualified", "grade": rb.grades[0].id, "score": 50,
+                   **{f"qualifier.{q.id}": "met" for q in rb.qualifiers},
+                   **{f"trait.{t.id}": False for t in rb.traits}}
+        for rule in rb.rules:
+            reference.evaluate(rule.text, {}, AS_OF, reference.schema_of(rb), verdict)
+
+    @pytest.mark.parametrize(("text", "tree"), [
+        ("5 < n", Chain((Lit(5), Name("n")), ("<",))),
+        ("1 < n <= -3", Chain((Lit(1), Name("n"), Lit(-3)), ("<", "<="))),
+        ("a or b and not c", AnyOf((Name("a"), AllOf((Name("b"), Not(Name("c"))))))),
+        ("not n > 5", Not(Chain((Name("n"), Lit(5)), (">",)))),
+        ("(a or b) and c", AllOf((AnyOf((Name("a"), Name("b"))), Name("c")))),
+        ('e not in ["a", 2.5e1]', Chain((Name("e"), ListOf((Lit("a"), Lit(25.0)))),
+                                        ("not in",))),
+        ('matches(s, "[.]\\d")', Call("matches", (Name("s"), Lit("[.]\\d")))),
+        ("trait.t0 and true", AllOf((Name("trait.t0"), Lit(True)))),
+    ])
+    def test_its_reading_of_the_text(self, text: str, tree: Node) -> None:
+        """Python's precedence: or < and < not < comparisons; chains keep every operand;
+        a literal on the left stays on the left (the evaluator needs no flip table)."""
+        assert tree == reference.parse(text)
+
+    @pytest.mark.parametrize("text", ["n >", "n = 5", "(n > 5", "n > 5)", "n > 5 5",
+                                      "not", "n > -x", "a and or b", 'e in ["a",, "b"]'])
+    def test_it_refuses_what_is_not_the_language(self, text: str) -> None:
+        """Text outside the grammar is a LanguageError, never a guess."""
+        with pytest.raises(reference.LanguageError):
+            reference.parse(text)
+
+
+class TestOnceDisagreements:
+    """Where the independent reference and qualify once parted ways (qualify bugs, fixed)."""
+
+    def test_a_regex_escape_means_itself_whatever_the_warning_filters(self) -> None:
+        """``matches(s, "^\\d+$")`` (the README names \\d) loads under this suite's
+        ``filterwarnings = error`` and decides as the reference: an invalid Python escape is
+        kept as written, not left to Python's warning settings."""
+        with Engine(one_qualifier(r'matches(s1, "^\d+$")')) as engine:
+            for value in ("42", "4a", None):
+                assert_same_verdict(engine, {"lead_id": "x"} | ({"s1": value} if value else {}))
+
+    def test_a_lone_surrogate_escape_is_refused_where_it_is_written(self) -> None:
+        """``"\\ud800"`` makes half a character, which durable-rules refuses when the engine
+        starts: the checker refuses it, located, so ``rules check`` says so first."""
+        with pytest.raises(RulebaseError) as e:
+            one_qualifier(r's1 != "\ud800"')
+        problem = e.value.problems[0]
+        assert problem.code == "bad-value" and "half of a character" in problem.message
+        assert problem.line > 0 and problem.hint

@@ -25,14 +25,30 @@ import numpy.typing as npt
 
 from qualify.analyze.outcomes import AnalyzeError, OutcomeReader
 from qualify.batch import Scorer, score_partition
-from qualify.batch.pipeline import BatchError, Job, prepare
-from qualify.batch.readers import BadRecord, InputError, Item, open_reader
+from qualify.batch.pipeline import BatchError, Job, key_columns, names_list, prepare
+from qualify.batch.readers import BadRecord, InputError, Item, Reader, open_reader
+from qualify.batch.rows import LIST_SEP, Layout, Row
 from qualify.batch.runner import PARTITION
 from qualify.errors import did_you_mean
 from qualify.rulebook import Rulebook
 
 MAX_ERRORS_KEPT = 5  # error lines kept to show
 Bools = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """One scored lead as the call list shows it (with or without an outcome)."""
+
+    line: int
+    lead_id: str | None
+    keys: tuple[Any, ...]  # the key columns' values (Dataset.key_names)
+    score: int
+    grade: str
+    status: str
+    next_step: str
+    traits: tuple[str, ...]  # fired
+    outcome: bool | None  # None: blank or unreadable (an open lead)
 
 
 @dataclass(slots=True)
@@ -59,6 +75,8 @@ class Dataset:
     fields: dict[str, list[Any]] = field(default_factory=dict)  # lead field -> value (mapped)
     # input columns no rule reads (with a mapping: not mapped, not a key) -> value
     unread: dict[str, list[Any]] = field(default_factory=dict)
+    key_names: list[str] = field(default_factory=list)  # key columns kept (not the outcome)
+    scored: list[Scored] = field(default_factory=list)  # every lead scored, for the call list
 
     @property
     def leads(self) -> int:
@@ -86,22 +104,21 @@ def collect(input_path: Path, outcome: str, positive: Sequence[str] = (), *,
     job = Job(input=input_path, output=Path("analysis.csv"), rules=rules, mapping=mapping,
               as_of=as_of, workers=1)
     spec, rulebook, profile = prepare(job)
-    spec = dataclasses.replace(spec, keys=(outcome,), verdicts=False)
     try:
         reader = open_reader(input_path)
     except InputError as e:
         raise BatchError(str(e)) from None
     try:
-        if reader.columns and outcome not in reader.columns:
-            hint = did_you_mean(outcome, reader.columns)
-            raise AnalyzeError(f"{input_path}: no column '{outcome}' for --outcome"
-                               + (f" ({hint})" if hint else ""))
+        check_outcome_column(reader, outcome)
+        keys = key_columns(job, profile, reader.columns, reader.path)
+        keys = tuple(dict.fromkeys([*keys, outcome]))
+        spec = dataclasses.replace(spec, keys=keys, verdicts=False)
         unread: list[str] = []
         if profile is not None and reader.columns:  # the other columns: for proposals
             unread = [c for c in reader.columns if c not in profile.sources() and c != outcome]
         if reader.columns and not (profile is not None and profile.model.passthrough):
             wanted = set(profile.sources()) if profile is not None else set(rulebook.fields)
-            reader.select(wanted | {outcome} | set(unread))
+            reader.select(wanted | set(keys) | set(unread))
         scorer = Scorer(spec)
         try:
             data = Dataset(rulebook, str(input_path), outcome, spec.as_of,
@@ -119,48 +136,92 @@ def collect(input_path: Path, outcome: str, positive: Sequence[str] = (), *,
     return data
 
 
+def check_outcome_column(reader: Reader, outcome: str) -> None:
+    """Raises AnalyzeError when the input's columns are known and ``outcome`` is not one."""
+    if reader.columns and outcome not in reader.columns:
+        hint = did_you_mean(outcome, reader.columns)
+        raise AnalyzeError(f"{reader.path}: no column '{outcome}' for --outcome"
+                           + (f" ({hint})" if hint else "")
+                           + f"; the columns are: {names_list(reader.columns)}")
+
+
 def _chunks(items: Iterator[Item]) -> Iterator[list[Item]]:
     while chunk := list(islice(items, PARTITION)):
         yield chunk
 
 
+class Rows:
+    """Reads output rows (the batch layout, ``qualify.batch.rows``) into ``data``: the
+    analysis of ``qualify analyze`` and of ``qualify batch --outcome`` alike."""
+
+    def __init__(self, data: Dataset, layout: Layout, reader: OutcomeReader, *,
+                 keep_leads: bool = True) -> None:
+        """``keep_leads``: keep every scored lead in ``data.scored`` (for the call list)."""
+        self.data, self.reader, self.keep_leads = data, reader, keep_leads
+        at = {n: i for i, n in enumerate(layout.names)}
+        self.error_at, self.traits_at, self.lead_id_at = at["error"], at["traits"], at["lead_id"]
+        # score, grade, status, next step: each column beside the list it fills
+        self.columns: list[tuple[int, list[Any]]] = [
+            (at["score"], data.score), (at["grade"], data.grade), (at["status"], data.status),
+            (at["next_step"], data.next_step)]
+        rb = data.rulebook
+        data.qualifiers = {q.id: [] for q in rb.qualifiers}
+        data.traits = {t.id: [] for t in rb.traits}
+        self.q_cols = [(at[f"qualifier_{q}"], states) for q, states in data.qualifiers.items()]
+        self.t_lists = list(data.traits.items())
+        keys = list(layout.keys)
+        self.outcome_at = 1 + keys.index(data.outcome)
+        self.key_at = [1 + i for i, k in enumerate(keys) if k != data.outcome]
+        data.key_names = [k for k in keys if k != data.outcome]
+
+    def add(self, row: Row) -> bool:
+        """Count ``row``; True when it is analysed (scored, with an outcome). Runs once per
+        lead in the batch's parent process: kept lean."""
+        data = self.data
+        data.rows += 1
+        error = row[self.error_at]
+        if error is not None:
+            data.errors += 1
+            if len(data.error_lines) < MAX_ERRORS_KEPT:
+                data.error_lines.append(f"{data.source}:{row[0]}: {error}")
+            return False
+        y = self.reader.read(row[self.outcome_at])
+        traits = row[self.traits_at] or ""
+        fired = traits.split(LIST_SEP) if traits else []
+        if self.keep_leads:
+            score, grade, status, step = (row[i] for i, _ in self.columns)
+            data.scored.append(Scored(
+                int(row[0]), row[self.lead_id_at], tuple(row[i] for i in self.key_at),
+                int(score), grade, status, step, tuple(fired), y))
+        if y is None:
+            data.no_outcome += 1
+            return False
+        data.lines.append(int(row[0]))
+        data.y.append(y)
+        for i, values in self.columns:
+            values.append(row[i])
+        for i, states in self.q_cols:
+            states.append(row[i])
+        for t, hits in self.t_lists:
+            hits.append(t in fired)
+        return True
+
+    def finish(self) -> None:
+        self.data.unknown_outcomes = self.reader.unknown
+
+
 def _score(data: Dataset, scorer: Scorer, items: Iterator[Item], reader: OutcomeReader) -> None:
-    rb, layout, profile = data.rulebook, scorer.layout, scorer.profile
-    names = layout.names
-    at = {n: i for i, n in enumerate(names)}
-    q_cols = [(q.id, at[f"qualifier_{q.id}"]) for q in rb.qualifiers]
-    trait_ids = [t.id for t in rb.traits]
-    data.qualifiers = {q: [] for q, _ in q_cols}
-    data.traits = {t: [] for t in trait_ids}
-    field_names = list(rb.fields)
+    rows = Rows(data, scorer.layout, reader)
+    profile = scorer.profile
+    field_names = list(data.rulebook.fields)
     placeholders = {m.strip().casefold() for m in profile.model.missing} if profile else set()
     data.fields = {f: [] for f in field_names}
     for chunk in _chunks(items):
         part = score_partition(scorer, chunk)
-        for (line, record), row in zip(chunk, part.rows, strict=True):
-            data.rows += 1
-            error = row[at["error"]]
-            if error is not None:
-                data.errors += 1
-                if len(data.error_lines) < MAX_ERRORS_KEPT:
-                    data.error_lines.append(f"{data.source}:{line}: {error}")
-                continue
-            y = reader.read(row[1])  # the key column: the outcome, as text
-            if y is None:
-                data.no_outcome += 1
+        for (_, record), row in zip(chunk, part.rows, strict=True):
+            if not rows.add(row):
                 continue
             assert not isinstance(record, BadRecord)
-            data.lines.append(line)
-            data.y.append(y)
-            data.score.append(int(row[at["score"]]))
-            data.grade.append(str(row[at["grade"]]))
-            data.status.append(str(row[at["status"]]))
-            data.next_step.append(str(row[at["next_step"]]))
-            for q, i in q_cols:
-                data.qualifiers[q].append(str(row[i]))
-            fired = set(str(row[at["traits"]] or "").split(";"))
-            for t in trait_ids:
-                data.traits[t].append(t in fired)
             lead = profile.apply(record) if profile is not None else record
             for f in field_names:
                 data.fields[f].append(lead.get(f))
@@ -169,4 +230,4 @@ def _score(data: Dataset, scorer: Scorer, items: Iterator[Item], reader: Outcome
                 if isinstance(value, str) and value.strip().casefold() in placeholders:
                     value = None  # the mapping's placeholders for missing ("Select", "")
                 values.append(value)
-    data.unknown_outcomes = reader.unknown
+    rows.finish()

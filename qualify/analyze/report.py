@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from qualify.analyze.binning import MIN_IV, Cut, Side
 from qualify.analyze.collect import Dataset
 from qualify.analyze.control import Plan
 from qualify.analyze.fit import FOLDS, Suggestion
@@ -31,6 +32,25 @@ class Analysis:
     plan: Plan | None = None
     proposals: list[Proposal] | None = None  # input columns no rule reads (with --map)
     thresholds: list[Threshold] | None = None  # better numbers for traits' comparisons
+    cuts: list[Cut] | None = None  # supervised binning: proposed conditions on numbers
+
+
+def analyse(data: Dataset, *, fields: bool = True) -> Analysis:
+    """Measure and analyse ``data``; ``fields``: also the leads' fields (leakage,
+    proposals), which only ``qualify analyze`` keeps. Raises AnalyzeError (one outcome)."""
+    from qualify.analyze.binning import cuts
+    from qualify.analyze.measure import measure
+    from qualify.analyze.proposals import proposals, thresholds
+    from qualify.analyze.rules import hurting_first, leaks, rule_stats
+
+    a = Analysis(data, measure(data), hurting_first(rule_stats(data)),
+                 leaks(data) if fields else [])
+    if fields:
+        a.proposals = proposals(data)
+        a.thresholds = thresholds(data)
+        leaking = {lk.field for lk in a.leaks} | {p.column for p in a.proposals if p.leaks}
+        a.cuts = cuts(data, frozenset(leaking))
+    return a
 
 
 def pct(x: float | None) -> str:
@@ -57,7 +77,7 @@ def _table(a: Analysis, kind: str, rows: list[Group]) -> Iterator[str]:
 
 
 def text(a: Analysis) -> Iterator[str]:
-    d, m, rb = a.data, a.measures, a.data.rulebook
+    d, rb = a.data, a.data.rulebook
     yield (f"{d.source}: outcome '{d.outcome}', rule base {rb.name} v{rb.version} "
            f"(sha256 {rb.sha256[:12]}), as of {d.as_of.isoformat()}")
     unknown = sum(d.unknown_outcomes.values())
@@ -68,6 +88,14 @@ def text(a: Analysis) -> Iterator[str]:
               if unknown else ""))
     for line in d.error_lines:
         yield f"  {line}"
+    yield from measure_lines(a)
+    yield from rules_lines(a)
+    yield from _rest(a)
+
+
+def measure_lines(a: Analysis) -> Iterator[str]:
+    """The measure section (also in ``qualify batch --outcome``)."""
+    m = a.measures
     yield ""
     yield "measure"
     yield (f"  leads {m.leads:,}, converted {m.converted:,}, base rate {pct(m.base_rate)}")
@@ -82,6 +110,10 @@ def text(a: Analysis) -> Iterator[str]:
     for g in m.gains:
         yield (f"    top {100 * g.share_of_leads:>3.0f} %  {g.leads:>7,} leads  "
                f"{pct(g.share_of_conversions):>8} of conversions")
+
+
+def rules_lines(a: Analysis) -> Iterator[str]:
+    """Each rule against the outcome (also in ``qualify batch --outcome``)."""
     yield ""
     yield "analyse"
     hurt = [r for r in a.rules if r.hurts]
@@ -105,6 +137,10 @@ def text(a: Analysis) -> Iterator[str]:
         elif r.agrees is False:
             line += "  against its points, within chance"
         yield line.rstrip()
+
+
+def _rest(a: Analysis) -> Iterator[str]:
+    m = a.measures
     yield ""
     yield (f"  leakage (a field alone: out-of-fold AUC >= {LEAK_AUC}, or values >= "
            f"{100 * PURE:.0f} % one outcome over >= {MIN_LEADS} leads each covering >= "
@@ -136,6 +172,12 @@ def text(a: Analysis) -> Iterator[str]:
             yield (f"    {th.trait}: {th.field} {th.op} {th.best:g} instead of {th.current:g}: "
                    f"AUC {th.auc_now:.3f} -> {th.auc_best:.3f}, fired for "
                    f"{th.fired_now:,} -> {th.fired_best:,} leads")
+    if a.cuts:
+        yield ""
+        yield (f"  proposals: conditions on numbers by supervised binning (a monotonic tree; "
+               f"IV >= {MIN_IV}; in sample: check on other leads)")
+        for c in a.cuts:
+            yield from _cut_lines(c)
     if a.suggestion is not None:
         s = a.suggestion
         yield ""
@@ -177,6 +219,39 @@ def text(a: Analysis) -> Iterator[str]:
                    f"{'' if need.enough else ', too few'})")
 
 
+def _side(name: str, side: Side) -> str:
+    low, high = side.interval
+    return (f"{name} {side.leads:,} leads, {pct(side.rate)} converted ({pct(low)} to "
+            f"{pct(high)})")
+
+
+def _cut_lines(c: Cut) -> Iterator[str]:
+    where = (f"column '{c.column}', not mapped yet" if c.column
+             else "read by " + ", ".join(c.read_by) if c.read_by else "read by no rule")
+    lift = "-" if c.lift is None else f"{c.lift:.2f}"
+    yield (f"    {c.label} ({where}): {c.condition} as a {c.kind} trait; IV {c.iv:.3f}, "
+           f"lift {lift}" + ("; IV over 0.5: check it is known before the outcome"
+                             if c.suspicious else ""))
+    for now in c.now:
+        yield f"      now {now}"
+    yield f"      {_side('at or above:', c.at_least)}; {_side('below:', c.below)}" + (
+        f"; blank: {c.blank.leads:,}" if c.blank.leads else "")
+    yield "      bins: " + ", ".join(f"{b.text} {pct(b.rate)} ({b.leads:,})" for b in c.bins)
+
+
+def cut_json(c: Cut) -> dict[str, Any]:
+    def side(s: Side) -> dict[str, Any]:
+        return {"leads": s.leads, "converted": s.converted, "rate": s.rate,
+                "interval": list(s.interval)}
+    return {"field": c.name, "label": c.label, "column": c.column, "read_by": list(c.read_by),
+            "now": list(c.now), "condition": c.condition, "value": c.value, "kind": c.kind,
+            "iv": c.iv, "lift": c.lift, "suspicious": c.suspicious,
+            "at_least": side(c.at_least), "below": side(c.below), "blank": side(c.blank),
+            "bins": [{"low": b.low, "high": b.high, "blank": b.blank, "leads": b.leads,
+                      "converted": b.converted, "rate": b.rate, "woe": b.woe}
+                     for b in c.bins]}
+
+
 def to_json(a: Analysis) -> dict[str, Any]:
     d, m, rb = a.data, a.measures, a.data.rulebook
     s = a.suggestion
@@ -214,6 +289,7 @@ def to_json(a: Analysis) -> dict[str, Any]:
                           "current": t.current, "best": t.best, "auc_now": t.auc_now,
                           "auc_best": t.auc_best, "fired_now": t.fired_now,
                           "fired_best": t.fired_best} for t in a.thresholds or []]
+    out["binning"] = [cut_json(c) for c in a.cuts or []]
     if s is not None:
         out["suggestion"] = {"file": a.suggested_file, "scale": s.scale,
                              "coefficients": s.coefficients, "points": s.points,

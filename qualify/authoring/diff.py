@@ -135,7 +135,8 @@ def _rule_changes(x: Rule, y: Rule) -> Iterator[str]:
         yield f"when '{code(x.expr)}' -> '{code(y.expr)}'"
     if x.factor != y.factor and x.section == "trait":
         yield f"factor {x.factor} -> {y.factor}"
-    for what, la, lb in (("label", x.label, y.label), ("reason", x.reason, y.reason)):
+    for what, la, lb in (("label", x.label, y.label), ("reason", x.reason, y.reason),
+                         ("evidence words", x.says, y.says)):
         for loc in sorted(set(la) | set(lb)):
             if la.get(loc) != lb.get(loc):
                 yield f"{what} ({loc}) '{la.get(loc, '')}' -> '{lb.get(loc, '')}'"

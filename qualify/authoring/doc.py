@@ -1,6 +1,7 @@
 """``qualify rules doc``: the rule base as a Markdown page for the sales team, in en or zh.
 
-Conditions are written in words with the fields' labels (``Budget ≥ 10000``), points are
+Conditions are written in words (``Budget at least USD 10,000``, as explanations say them:
+``words.py``), points are
 signed, and next steps are listed in the order they are tried. The page says which rule-base
 version it describes, so a printed copy can be matched to what is live.
 """
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from qualify.authoring.render import words
 from qualify.conditions import Const
-from qualify.rulebook import Rule, Rulebook
+from qualify.rulebook import FieldSpec, Rule, Rulebook
+from qualify.words import Words
 
 _T = {
     "en": {
@@ -36,29 +37,29 @@ _T = {
         "h_trait": "Trait", "h_when": "When", "h_grade": "Grade", "h_score": "Score",
         "h_meaning": "Meaning", "h_step": "Step", "h_reason": "What the salesperson is told",
         "h_field": "Field", "h_label": "Label", "h_type": "Type", "h_values": "Values",
-        "otherwise": "otherwise", "none": "none", "required": "required",
-        "factor": "factor",
+        "otherwise": "otherwise", "none": "none", "required": " (required)",
+        "factor": "factor: ",
     },
     "zh": {
-        "title": "线索评估规则:{name}",
-        "stamp": "规则库 `{name}` 版本 {version}(sha256 `{sha}`)。由 `qualify rules doc` "
-                 "生成;请修改 YAML,不要直接修改本页。",
+        "title": "线索评估规则：{name}",
+        "stamp": "规则库 `{name}` 版本 {version}（sha256 `{sha}`）。由 `qualify rules doc` "
+                 "生成；请修改 YAML，不要直接修改本页。",
         "scoring": "如何打分",
-        "scoring_text": "每条线索从 **{base}** 分起。每个符合的特质加分或减分;得分保持在 "
-                        "{min} 到 {max} 之间。评级由得分决定。缺少的数据记为*未知*,不算作"
-                        "不满足:它是下一次沟通要问的问题。",
+        "scoring_text": "每条线索从 **{base}** 分起。每个符合的特质加分或减分；得分保持在 "
+                        "{min} 到 {max} 之间。评级由得分决定。缺少的数据记为*未知*，不算作"
+                        "不满足：它是下一次沟通要问的问题。",
         "qualifiers": "准客户的必备条件",
-        "qualifiers_text": "三个条件全部满足才是**准客户**。任一条件不满足即为**不合格**;"
+        "qualifiers_text": "三个条件全部满足才是**准客户**。任一条件不满足即为**非准客户**；"
                            "否则任一条件未知即为**需进一步了解**。",
-        "golden": "黄金客户的特质(加分)", "bad": "不良客户的特质(减分)",
+        "golden": "黄金客户的特质（加分）", "bad": "不良客户的特质（减分）",
         "grades": "评级", "steps": "下一步",
-        "steps_text": "按顺序检查,推荐第一个条件成立的步骤,并说明原因。",
+        "steps_text": "按顺序检查，推荐第一个条件成立的步骤，并说明原因。",
         "fields": "线索字段",
         "h_condition": "条件", "h_met": "满足条件", "h_points": "分数", "h_trait": "特质",
-        "h_when": "何时", "h_grade": "评级", "h_score": "得分", "h_meaning": "含义",
+        "h_when": "条件", "h_grade": "评级", "h_score": "得分", "h_meaning": "含义",
         "h_step": "步骤", "h_reason": "给销售人员的说明", "h_field": "字段",
         "h_label": "名称", "h_type": "类型", "h_values": "取值",
-        "otherwise": "其他情况", "none": "无", "required": "必填", "factor": "因素",
+        "otherwise": "其他情况", "none": "无", "required": "（必填）", "factor": "维度：",
     },
 }
 _TYPES = {"zh": {"string": "文本", "number": "数字", "integer": "整数", "boolean": "是/否",
@@ -91,11 +92,12 @@ class _Page:
         self.rb = rulebook
         self.loc = locale
         self.t = _T[locale]
+        self.words = Words(rulebook, locale)
 
     def when(self, rule: Rule) -> str:
         if isinstance(rule.expr, Const) and rule.expr.value:
             return self.t["otherwise"]
-        return words(rule.expr, self.rb, self.loc)
+        return self.words.condition(rule.expr)
 
     def lines(self) -> Iterator[str]:
         rb, t = self.rb, self.t
@@ -147,20 +149,28 @@ class _Page:
         yield f"## {t['fields']}"
         yield ""
         yield from _table((t["h_field"], t["h_label"], t["h_type"], t["h_values"]), [
-            (f"`{f.name}`", f.label[self.loc] + (f" ({t['required']})" if f.required else ""),
-             _TYPES.get(self.loc, {}).get(f.type, f.type), self.values(f.values, f.min, f.max))
+            (f"`{f.name}`", f.label[self.loc] + (t["required"] if f.required else ""),
+             _TYPES.get(self.loc, {}).get(f.type, f.type), self.values(f))
             for f in rb.fields.values()])
 
     def factor(self, rule: Rule) -> str:
         if not rule.factor or rule.factor not in self.rb.factors:
             return ""
-        return f"<br>{self.t['factor']}: {self.rb.factors[rule.factor][self.loc]}"
+        return f"<br>{self.t['factor']}{self.rb.factors[rule.factor][self.loc]}"
 
-    def values(self, values: tuple[str, ...], lo: float | None, hi: float | None) -> str:
-        if values:
-            return ", ".join(values)
+    def values(self, f: FieldSpec) -> str:
+        """An enum's values in words, each with the code a CRM sends (``on time
+        (`prompt`)``); a yes/no field's phrasing; a number's range and unit."""
+        w = self.words
+        if f.values:
+            return w.sep.join(v if w.value(f.name, v) == v else f"{w.value(f.name, v)} (`{v}`)"
+                              for v in f.values)
+        if f.value_labels:
+            return " / ".join(w.value(f.name, flag) for flag in (True, False))
+        lo, hi = f.min, f.max
         if lo is None and hi is None:
             return ""
         if lo is None:
-            return f"≤ {hi:g}"
-        return f"{lo:g}–{hi:g}" if hi is not None else f"≥ {lo:g}"
+            return f"≤ {w.amount(f, hi or 0)}"
+        return f"{w.amount(f, lo)}–{w.amount(f, hi)}" if hi is not None \
+            else f"≥ {w.amount(f, lo)}"

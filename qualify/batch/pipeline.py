@@ -17,11 +17,13 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qualify.batch.compare import CHANGE_COLUMNS, Comparer, Comparison, Previous
 from qualify.batch.interrupts import held
 from qualify.batch.progress import Progress
 from qualify.batch.readers import InputError, Raw, Reader, format_of, open_reader
+from qualify.batch.rows import Layout
 from qualify.batch.runner import (
     PARTITION,
     Pool,
@@ -38,6 +40,10 @@ from qualify.engine import today
 from qualify.errors import Problem, RulebaseError, did_you_mean
 from qualify.mapping import Profile, load_profile_text
 from qualify.rulebook import Rulebook, default_rules_path, load_rulebook_text
+
+if TYPE_CHECKING:
+    from qualify.analyze.collect import Rows
+    from qualify.analyze.report import Analysis
 
 ERROR_COLUMNS = ("line", "lead_id", "field", "error")
 
@@ -65,6 +71,8 @@ class Job:
     as_of: dt.date | None = None
     locale: str | None = None
     keys: tuple[str, ...] = ()  # input columns to copy (default: the mapping's, or lead_id's)
+    outcome: str | None = None  # an input column with known outcomes: measure and analyse
+    positive: tuple[str, ...] = ()  # its values that mean converted (default: 1/true/yes)
     progress: bool | None = None  # None: when stderr is a terminal
 
 
@@ -82,6 +90,8 @@ class Outcome:
     errors_path: Path | None = None
     changes_path: Path | None = None
     unread_columns: tuple[str, ...] = ()  # input columns the mapping does not read
+    analysis: Analysis | None = None  # with job.outcome: the verdicts against it
+    analysis_error: str | None = None  # ... or why there is none (one outcome only)
 
     @property
     def failed(self) -> bool:
@@ -104,8 +114,8 @@ def _read_text(path: Path, what: str) -> str:
         raise BatchError(f"{path}: {e.strerror or e}") from None
 
 
-def input_keys(job: Job, profile: Profile | None, columns: Sequence[str],
-               where: object) -> tuple[str, ...]:
+def key_columns(job: Job, profile: Profile | None, columns: Sequence[str],
+                where: object) -> tuple[str, ...]:
     """The input columns copied to the output; each must exist where columns are known."""
     keys = job.keys or (profile.keys if profile else ())
     if not keys and profile is not None and "lead_id" in profile.fields:
@@ -138,12 +148,12 @@ def no_columns(columns: Sequence[str], rulebook: Rulebook,
             expected += [f for f in rulebook.fields if f not in expected]
     if not columns or not expected or set(expected) & set(columns):
         return None
-    return (f"no column the rule base reads (found: {_names(columns)}; expected: "
-            f"{_names(expected)}); name the columns as the rule base does, or map them "
+    return (f"no column the rule base reads (found: {names_list(columns)}; expected: "
+            f"{names_list(expected)}); name the columns as the rule base does, or map them "
             "with --map")
 
 
-def _names(names: Sequence[str], shown: int = 8) -> str:
+def names_list(names: Sequence[str], shown: int = 8) -> str:
     more = len(names) - shown
     return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
@@ -199,7 +209,10 @@ def run_batch(job: Job) -> Outcome:
         try:
             reader = open_reader(job.input)
             stack.callback(reader.close)
-            keys = input_keys(job, profile, reader.columns, reader.path)
+            keys = key_columns(job, profile, reader.columns, reader.path)
+            if job.outcome is not None:  # before any row is scored
+                _check_outcome(reader, job.outcome)
+                keys = tuple(dict.fromkeys([*keys, job.outcome]))
             if profile is not None and reader.columns:  # a typo in a 'from': before any row
                 problems = profile.check_columns(reader.columns, str(job.input))
                 if problems:
@@ -212,7 +225,8 @@ def run_batch(job: Job) -> Outcome:
         if previous is not None:
             stack.callback(previous.close)
         spec = dataclasses.replace(spec, keys=keys, compare=previous is not None,
-                                   no_columns=no_columns(reader.columns, rulebook, profile))
+                                   no_columns=no_columns(reader.columns, rulebook, profile),
+                                   rows=job.outcome is not None)
         pool = scorer = None
         if workers > 1:  # first: no engine and no other thread here yet, see Pool
             # Ctrl-C waits until every worker started and the pool is on the exit stack: a
@@ -226,6 +240,7 @@ def run_batch(job: Job) -> Outcome:
             stack.callback(scorer.close)
         layout = layout_of(spec, rulebook)
         outcome = Outcome(job, rulebook, spec.as_of, workers)
+        rows = _rows(job, rulebook, spec, layout_of(spec, rulebook))
         if profile is not None and reader.columns:
             outcome.unread_columns = tuple(profile.unread_columns(reader.columns))
         writers: list[Pending] = []  # every file of the run: committed together, or none
@@ -250,11 +265,16 @@ def run_batch(job: Job) -> Outcome:
                         for snap in block.snapshots:
                             comparer.add(snap)
                     outcome.summary.merge(block.summary)
+                    if rows is not None and block.kept is not None:
+                        for row in block.kept:
+                            rows.add(row)
                     bar.update(outcome.summary.leads, time.perf_counter() - started,
                                marks.popleft())
             if comparer is not None:
                 outcome.comparison = comparer.finish()
             outcome.seconds = time.perf_counter() - started
+            if rows is not None:
+                _analyse(rows, outcome)
             if job.report is not None:
                 from qualify.batch.report import write_report
 
@@ -275,6 +295,39 @@ def run_batch(job: Job) -> Outcome:
             _abort(writers)
             raise
     return outcome
+
+
+def _check_outcome(reader: Reader, column: str) -> None:
+    from qualify.analyze.collect import check_outcome_column
+    from qualify.analyze.outcomes import AnalyzeError
+
+    try:
+        check_outcome_column(reader, column)
+    except AnalyzeError as e:
+        raise BatchError(str(e)) from None
+
+
+def _rows(job: Job, rulebook: Rulebook, spec: Spec, layout: Layout) -> Rows | None:
+    """With --outcome: the reader of the output rows into the analysis' data."""
+    if job.outcome is None:
+        return None
+    from qualify.analyze.collect import Dataset, Rows
+    from qualify.analyze.outcomes import OutcomeReader
+
+    data = Dataset(rulebook, str(job.input), job.outcome, spec.as_of)
+    return Rows(data, layout, OutcomeReader(job.positive), keep_leads=False)
+
+
+def _analyse(rows: Rows, outcome: Outcome) -> None:
+    """Measure and analyse the rows read; a list with one outcome only gets a note."""
+    from qualify.analyze.outcomes import AnalyzeError
+    from qualify.analyze.report import analyse
+
+    rows.finish()
+    try:
+        outcome.analysis = analyse(rows.data, fields=False)
+    except AnalyzeError as e:
+        outcome.analysis_error = str(e)
 
 
 def _marked(chunks: Iterator[Raw], reader: Reader, marks: deque[int]) -> Iterator[Raw]:

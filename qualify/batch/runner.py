@@ -64,6 +64,7 @@ class Spec:
     verdicts: bool = False  # carry each whole verdict as JSON (JSONL output)
     output_format: str = "csv"  # how workers encode their rows: csv, jsonl or parquet
     compare: bool = False  # also send a snapshot of each row, for --compare
+    rows: bool = False  # also send the rows themselves, for --outcome
     no_columns: str | None = None  # every row's error: the input has no column scoring reads
     row_stats: bool = False  # also give each row's summary.row_stats (for a cluster's sums)
 
@@ -156,6 +157,7 @@ class Block:
     errors: list[ErrorRow]
     summary: Summary
     snapshots: list[Snapshot] | None  # for --compare
+    kept: list[Row] | None = None  # the rows, for --outcome
 
 
 def run_partition(scorer: Scorer, items: list[Item]) -> Block:
@@ -168,7 +170,7 @@ def run_partition(scorer: Scorer, items: list[Item]) -> Block:
         names = scorer.layout.names
         snapshots = [snapshot(dict(zip(names, row, strict=True)), row[0]) for row in part.rows]
     return Block(scorer.encode(part.rows, part.verdicts), len(part.rows), part.errors,
-                 part.summary, snapshots)
+                 part.summary, snapshots, part.rows if scorer.spec.rows else None)
 
 
 def _lead_id(raw: Any) -> str | None:

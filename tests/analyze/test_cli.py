@@ -33,11 +33,13 @@ def leads(tmp_path: Path) -> Path:
 
 class TestOutcomeColumn:
     def test_unknown_column_one_line_with_did_you_mean(self, leads: Path) -> None:
-        """A misspelt column: one line naming the file and the closest column, exit 2."""
+        """A misspelt column: one line naming the file, the closest column and the columns
+        found, exit 2."""
         result = run(str(leads), "--outcome", "convertd")
         assert result.exit_code == 2
         assert result.stderr == (f"error: {leads}: no column 'convertd' for --outcome "
-                                 "(did you mean 'converted'?)\n")
+                                 "(did you mean 'converted'?); the columns are: lead_id, "
+                                 "budget, crm_stage, converted\n")
         assert result.stdout == ""
 
     def test_one_class_is_a_clear_error(self, tmp_path: Path) -> None:

@@ -22,16 +22,21 @@ class TestPage:
             f"版本 {default_rulebook.version}" in page
 
     def test_conditions_in_words(self, default_rulebook: Rulebook) -> None:
-        """Conditions use field labels and plain operators, and traits carry signed points."""
+        """Conditions read as words: labels, value labels, units and currency, comparisons
+        in words; traits carry signed points."""
         en = render(default_rulebook, "en")
         assert "| +15 | **Urgent need** (`urgent_need`)" in en
-        assert "| Days until purchase ≤ 30 |" in en
-        assert "Understands our offer is false and Sees the value is false" in en
+        assert "| Time to purchase at most 30 days |" in en
+        assert "| Does not understand our offer and does not see the value yet |" in en
         assert "| 11 | **Make a contact plan** (`plan_contact`) | otherwise |" in en
+        assert "| Distance over 500 km |" in en
+        assert "on time (`prompt`), late, defaulted, no record (`none`)" in en
         zh = render(default_rulebook, "zh")
-        assert "| 预计采购天数 ≤ 30 |" in zh
-        assert "(预算 ≥ 10000 或 年营业额 ≥ 1000000 或 在采购计划内) 且 (未知付款记录 或 " \
-               "付款记录不为“defaulted”)" in zh
+        assert "| 预计采购时间不超过 30 天 |" in zh
+        assert "（预算至少 1 万美元，或年营业额至少 100 万美元，或已列入采购计划），且" \
+               "（付款记录未知，或付款记录不是违约）" in zh
+        assert "| 联系人有决策权，或联系人职位为老板或高管 |" in zh
+        assert "按时 (`prompt`)、逾期 (`late`)" in zh
 
     def test_grades_as_score_ranges(self, default_rulebook: Rulebook) -> None:
         """Each grade shows the scores it covers, from the top down."""
@@ -54,7 +59,7 @@ class TestCommand:
         en = run("doc")
         assert en.exit_code == 0 and en.stdout.startswith("# Lead qualification rules: default")
         zh = run("doc", "--locale", "zh")
-        assert zh.stdout.startswith("# 线索评估规则:default")
+        assert zh.stdout.startswith("# 线索评估规则\uff1adefault")
 
     def test_out_file(self, write: Write, run: Run, tmp_path: object) -> None:
         """--out writes the page to a file."""

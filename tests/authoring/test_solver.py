@@ -16,7 +16,7 @@ from qualify.conditions import And, Expr
 from qualify.leads import LeadReader
 from qualify.rulebook import Rulebook, load_rulebook_text
 from qualify.yamlsource import load_yaml_text
-from tests.reference import evaluate, reference_verdict
+from tests.reference import evaluate, reference_verdict, schema_of
 
 AS_OF = dt.date(2026, 1, 1)
 FIELDS = """
@@ -204,9 +204,11 @@ def conditions(plain: bool) -> st.SearchStrategy[str]:
 
 
 def holds(rb: Rulebook, expr: Expr, raw: dict[str, Any]) -> bool | None:
-    """The condition's value on a lead, by the reference evaluator (tests/reference.py)."""
+    """The condition's value on a lead, by the reference evaluator (tests/reference.py),
+    which reads the text of the rule whose condition ``expr`` is."""
     lead = LeadReader(rb).read({"lead_id": "x", "r": 1, **raw})
-    return evaluate(expr, lead, AS_OF, {})
+    text = next(r.text for r in rb.rules if r.expr is expr)
+    return evaluate(text, lead, AS_OF, schema_of(rb))
 
 
 def all_leads(rb: Rulebook, expr: Expr) -> list[dict[str, Any]]:

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 from pathlib import Path
+
+import pytest
 
 from tests.batch.conftest import run, synthetic, write_leads
 from tests.batch.test_compare import changed_rules
-
-
-class _Tags(HTMLParser):
-    """Collects every tag and attribute, to check what the page would load."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
+from tests.pages import WIDTH, Tags, chromium, widths
 
 
 class TestReport:
@@ -34,7 +25,7 @@ class TestReport:
             "--rules", changed_rules(tmp_path), "--compare", tmp_path / "a.parquet",
             "--report", tmp_path / "r.html")
         page = (tmp_path / "r.html").read_text(encoding="utf-8")
-        parser = _Tags()
+        parser = Tags()
         parser.feed(page)
         tags = {t for t, _ in parser.tags}
         assert "script" not in tags and "link" not in tags and "img" not in tags
@@ -68,5 +59,21 @@ class TestReport:
         traits = page[page.index("Most fired traits"):page.index("Weakest factor")]
         assert "Urgent need (+15)" in traits and "urgent_need" not in traits
         missing = page[page.index("Missing fields that cost"):]
-        assert "Budget" in missing or "Days until purchase" in missing
+        assert "Budget" in missing or "Time to purchase" in missing
         assert "svg{max-width:100%;height:auto}" in page
+
+    @pytest.mark.slow
+    @pytest.mark.skipif(chromium() is None, reason="no Chromium installed")
+    def test_no_sideways_scroll_at_1280(self, tmp_path: Path, as_of: str) -> None:
+        """Laid out by headless Chromium in a 1,280-px window, the page with --compare (its
+        widest: the matrix and the changed leads) scrolls sideways nowhere."""
+        leads = synthetic(300, seed=9, bad_rate=0.02)
+        src = write_leads(tmp_path / "leads.csv", leads)
+        run(src, "--out", tmp_path / "a.parquet", "--as-of", as_of, "--workers", "1")
+        run(src, "--out", tmp_path / "b.parquet", "--as-of", as_of, "--workers", "1",
+            "--rules", changed_rules(tmp_path), "--compare", tmp_path / "a.parquet",
+            "--report", tmp_path / "r.html")
+        got = widths(tmp_path / "r.html", tmp_path)
+        assert got is not None
+        scroll, client, inner = got
+        assert client <= WIDTH and (scroll, inner) == (client, 0)
