@@ -168,6 +168,7 @@ class ConditionError:
     message: str
     offset: int = 0
     hint: str | None = None
+    unknown: str | None = None  # the name an unknown-field or unknown-rule error is about
 
 
 class _Fail(Exception):
@@ -204,8 +205,9 @@ class _Checker:
 
     # -- helpers
     def fail(self, node: ast.AST | None, code: str, message: str,
-             hint: str | None = None) -> _Fail:
-        return _Fail(ConditionError(code, message, getattr(node, "col_offset", 0), hint))
+             hint: str | None = None, unknown: str | None = None) -> _Fail:
+        return _Fail(ConditionError(code, message, getattr(node, "col_offset", 0), hint,
+                                    unknown))
 
     def field_ref(self, node: ast.AST) -> Ref:
         if isinstance(node, ast.Name):
@@ -220,7 +222,7 @@ class _Checker:
                                 f"write {name}.<id>")
             choices = list(self.fields) + (["grade", "status", "score"] if self.verdict else [])
             raise self.fail(node, "unknown-field", f"unknown field '{name}'",
-                            did_you_mean(name, choices) or "declare it under 'fields'")
+                            did_you_mean(name, choices) or "declare it under 'fields'", name)
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             return self.verdict_ref(node, f"{node.value.id}.{node.attr}")
         raise self.fail(node, "bad-reference", f"expected a field name, got '{_src(node)}'")
@@ -235,12 +237,12 @@ class _Checker:
         if head == "qualifier" and tail:
             if tail not in v.qualifiers:
                 raise self.fail(node, "unknown-rule", f"unknown qualifier '{tail}'",
-                                did_you_mean(tail, v.qualifiers))
+                                did_you_mean(tail, v.qualifiers), tail)
             return Ref("verdict", name, f"__q_{tail}", "enum", STATES)
         if head == "trait" and tail:
             if tail not in v.traits:
                 raise self.fail(node, "unknown-rule", f"unknown trait '{tail}'",
-                                did_you_mean(tail, v.traits))
+                                did_you_mean(tail, v.traits), tail)
             return Ref("verdict", name, f"__t_{tail}", "boolean")
         if name == "grade":
             return Ref("verdict", name, "__grade", "enum", v.grades)

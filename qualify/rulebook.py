@@ -402,9 +402,8 @@ class _Loader:
              infos: Mapping[str, FieldInfo], verdict: VerdictInfo | None,
              says: LabelModel | None = None, **extra: Any) -> Rule | None:
         parsed = parse_condition(text, infos, verdict)
-        if isinstance(parsed, ConditionError) and any(
-                f"'{b}'" in parsed.message for b in self.broken):
-            return None  # the broken definition is reported already
+        if isinstance(parsed, ConditionError) and parsed.unknown in self.broken:
+            return None  # it names a broken definition, reported already
         if isinstance(parsed, ConditionError):
             self.err((*path, "when"), parsed.code, parsed.message, parsed.hint,
                      offset=parsed.offset)

@@ -257,3 +257,22 @@ class TestDefaultRulebook:
     def test_every_label_has_both_locales(self, default_rulebook) -> None:  # type: ignore[no-untyped-def]
         for rule in default_rulebook.rules:
             assert rule.label["en"] and rule.label["zh"] and rule.label["en"] != rule.label["zh"]
+
+
+class TestBrokenDefinitions:
+    """A broken definition is reported once; conditions naming it say nothing more. Which
+    names are broken is known structurally, not by finding the name in another message."""
+
+    def test_a_condition_on_a_broken_field_adds_no_error(self) -> None:
+        """A field whose type is wrong is one error; the qualifier reading it is not."""
+        text = GOOD.replace("budget: {type: number, min: 0}", "budget: {type: money}")
+        assert [p.message.split(":")[0] for p in problems(text)] == ["fields.budget.type"]
+
+    def test_a_broken_trait_named_like_a_value_hides_no_other_error(self) -> None:
+        """A broken trait named 'hot' must not hide "'hot' is not one of role's values", an
+        error of another rule that merely quotes the same word."""
+        text = GOOD.replace("  - id: rich\n    kind: golden\n    points: 10\n",
+                            "  - id: hot\n    kind: golden\n    points: ten\n")
+        text = text.replace("when: budget >= 100\n", 'when: role == "hot" or budget >= 100\n')
+        found = problems(text)
+        assert {p.code for p in found} >= {"bad-value", "unknown-value"}, found
