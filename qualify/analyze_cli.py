@@ -15,6 +15,7 @@ import click
 
 from qualify.cli import RULES_OPTION, parse_as_of
 from qualify.errors import QualifyError, RulebaseError
+from qualify.exits import Exit, exit_with
 
 if TYPE_CHECKING:
     from qualify.analyze.report import Analysis
@@ -75,12 +76,10 @@ def analyze(*, input_path: Path, outcome: str, positive: tuple[str, ...],
         analysis = run(input_path, outcome, positive, rules_path=rules_path, mapping=mapping,
                        as_of=as_of, suggest=suggest, target=target)
     except RulebaseError as e:
-        for p in e.problems:
-            click.echo(str(p), err=True)
-        raise SystemExit(2) from None
+        exit_with(e.problems)
     except (AnalyzeError, BatchError, QualifyError) as e:
         click.echo(f"error: {e}", err=True)
-        raise SystemExit(2) from None
+        raise SystemExit(Exit.CANNOT_START) from None
     from qualify.analyze.report import text, to_json
 
     wrote = _write_pages(analysis, report, call_list)
@@ -133,7 +132,7 @@ def _write_pages(a: Analysis, report: Path | None, call_list: Path | None) -> li
             wrote.append(f"wrote {report}")
     except (InputError, OutputError) as e:
         click.echo(f"error: {e}", err=True)
-        raise SystemExit(2) from None
+        raise SystemExit(Exit.CANNOT_START) from None
     return wrote
 
 

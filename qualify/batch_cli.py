@@ -24,6 +24,7 @@ from qualify.batch.summary import render as render_summary
 from qualify.batch.writers import OutputError
 from qualify.cli import RULES_OPTION, parse_as_of
 from qualify.errors import QualifyError, RulebaseError
+from qualify.exits import Exit, exit_with
 from qualify.tuning import BATCH_GC_THRESHOLD, tune_gc
 
 PATH = click.Path(dir_okay=False, path_type=Path)
@@ -99,20 +100,20 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
             outcome = run_batch(job)
     except WorkerError as e:
         click.echo(f"error: {e}; no output written", err=True)
-        raise SystemExit(3) from None
+        raise SystemExit(Exit.WORKERS_FAILED) from None
     except OutputError as e:
         click.echo(f"error: {e}; no output written", err=True)
-        raise SystemExit(4) from None
+        raise SystemExit(Exit.NOT_WRITTEN) from None
     except InterruptedWhenWritten:
         click.echo(f"interrupted: {job.output} and its files were complete and are written",
                    err=True)
-        raise SystemExit(130) from None
+        raise SystemExit(Exit.INTERRUPTED) from None
     except KeyboardInterrupt:
         click.echo("interrupted: no output written", err=True)
-        raise SystemExit(130) from None
+        raise SystemExit(Exit.INTERRUPTED) from None
     click.echo(summary_text(outcome))
     if outcome.failed:
-        raise SystemExit(1)
+        raise SystemExit(Exit.FAILED)
 
 
 @contextlib.contextmanager
@@ -122,14 +123,14 @@ def cannot_start(*usage: type[Exception]) -> Iterator[None]:
     try:
         yield
     except RulebaseError as e:
-        for p in e.problems:
-            click.echo(str(p), err=True)
-        raise SystemExit(2) from None
+        exit_with(e.problems)
     except Exception as e:
-        if not isinstance(e, (BatchError, QualifyError, *usage)):
+        # the workers failing or an output not written have codes of their own (3, 4)
+        if isinstance(e, WorkerError | OutputError) or \
+                not isinstance(e, (BatchError, QualifyError, *usage)):
             raise
         click.echo(f"error: {e}", err=True)
-        raise SystemExit(2) from None
+        raise SystemExit(Exit.CANNOT_START) from None
 
 
 def _spark(job: Job, master: str, source: str, target: str) -> None:
@@ -138,7 +139,7 @@ def _spark(job: Job, master: str, source: str, target: str) -> None:
         click.echo("error: --workers, --compare and --outcome do not apply with --spark (the "
                    "cluster has its own executors; compare or analyse the output apart)",
                    err=True)
-        raise SystemExit(2)
+        raise SystemExit(Exit.CANNOT_START)
     from qualify.spark import SparkError, reason, run
 
     try:
@@ -150,17 +151,17 @@ def _spark(job: Job, master: str, source: str, target: str) -> None:
                 write_report(job.report, outcome).commit()
     except OutputError as e:
         click.echo(f"error: {e}", err=True)
-        raise SystemExit(4) from None
+        raise SystemExit(Exit.NOT_WRITTEN) from None
     except KeyboardInterrupt:
         click.echo("interrupted: the output may be incomplete", err=True)
-        raise SystemExit(130) from None
+        raise SystemExit(Exit.INTERRUPTED) from None
     except Exception as e:  # the Spark job failed (a task failed spark.task.maxFailures times)
         click.echo(f"error: the Spark job failed: {reason(e)}; see the Spark logs", err=True)
-        raise SystemExit(3) from None
+        raise SystemExit(Exit.WORKERS_FAILED) from None
     click.echo(summary_text(outcome, source=source, target=target,
                             runner=f"{outcome.workers} Spark cores on {master}"))
     if outcome.failed:
-        raise SystemExit(1)
+        raise SystemExit(Exit.FAILED)
 
 
 def summary_text(o: Outcome, *, source: str | None = None, target: str | None = None,

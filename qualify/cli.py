@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TextIO
 import click
 
 from qualify.errors import QualifyError, RulebaseError
+from qualify.exits import CannotStart, Exit, exit_with
 from qualify.explain import passed_over
 from qualify.leads import parse_json
 from qualify.rulebook import default_rules_path, load_rulebook
@@ -42,9 +43,7 @@ def _load_engine(rules_path: Path | None) -> Any:
     try:
         return Engine(load_rulebook(rules_path or default_rules_path()))
     except RulebaseError as e:
-        for p in e.problems:
-            click.echo(str(p), err=True)
-        raise SystemExit(2) from None
+        exit_with(e.problems)
 
 
 def read_leads(path: str, stream: TextIO) -> Iterator[tuple[int, Any]] | list[tuple[int, Any]]:
@@ -100,7 +99,7 @@ class LazyGroup(click.Group):
             try:
                 command = getattr(importlib.import_module(module), attr)
             except ImportError as e:
-                raise click.ClickException(
+                raise CannotStart(
                     f"'qualify {name}' needs an optional part that is not installed ({e.name});"
                     " install with: pip install -e '.[dev]'") from None
             assert isinstance(command, click.Command)
@@ -130,7 +129,7 @@ def score(lead: str, rules_path: Path | None, explain: bool, locale: str | None,
     try:
         stream = sys.stdin if lead == "-" else open(lead, encoding="utf-8")  # noqa: SIM115
     except OSError as e:
-        raise click.ClickException(f"{lead}: {e.strerror}") from None
+        raise CannotStart(f"{lead}: {e.strerror}") from None
     with stream:
         try:
             leads = read_leads(lead, stream)
@@ -154,9 +153,9 @@ def score(lead: str, rules_path: Path | None, explain: bool, locale: str | None,
                 else:
                     click.echo(verdict.model_dump_json(indent=None if many else 2))
         except UnicodeDecodeError:
-            raise click.ClickException(f"{lead}: not UTF-8 text") from None
+            raise CannotStart(f"{lead}: not UTF-8 text") from None
     engine.close()
     if failed:
-        raise SystemExit(1)
+        raise SystemExit(Exit.FAILED)
 
 

@@ -3,8 +3,18 @@
     QualifyError
     ├── RulebaseError      the rule base cannot be loaded; carries every Problem found
     ├── LeadError          a lead is not valid for the rule base's schema; names the field
-    └── EngineError        the rule engine failed; never shows the engine's own text to users
-        └── EngineClosedError  the engine was closed (e.g. replaced by a reload)
+    ├── EngineError        the rule engine failed; never shows the engine's own text to users
+    │   └── EngineClosedError  the engine was closed (e.g. replaced by a reload)
+    ├── PatternError       a pattern RE2 cannot compile (patterns.py; also a ValueError)
+    ├── InputError         batch: an input file cannot be read at all (batch/readers.py)
+    ├── OutputError        batch: an output file cannot be written (batch/writers.py)
+    ├── BatchError         batch: a run cannot start (batch/pipeline.py)
+    ├── WorkerError        batch: a worker process died (batch/runner.py)
+    ├── AnalyzeError       analyze: no outcome to relate verdicts to (analyze/outcomes.py)
+    ├── SparkError         batch --spark: the cluster cannot run it (spark.py)
+    └── GiveUp             rules check: the solver ran over its budget (caught inside)
+
+What a command's exit status means for each: ``exits.py``.
 
 A Problem is data (file, line, column, code, message, hint), printed as
 ``file:line:col: code: message (hint)``.

@@ -17,6 +17,7 @@ import click
 
 from qualify.cli import RULES_OPTION
 from qualify.errors import Problem, RulebaseError
+from qualify.exits import CannotStart, Exit, exit_with
 from qualify.mapping import Profile, load_profile
 from qualify.rulebook import Rulebook, default_rules_path, load_rulebook
 
@@ -40,7 +41,8 @@ def map_check(*, mapping: Path, input_path: Path | None, rules_path: Path | None
     """Check MAPPING against the rule base (every target a field of it) and, with INPUT
     (.csv, .jsonl or .parquet), against its columns: a field that reads no column INPUT has
     is an error (unless one of its alternatives exists). Lists INPUT's columns no field
-    reads. Exit 1 on any error; 2 if the rule base itself does not load."""
+    reads. Exit 1 on any error; 2 if the rule base itself does not load or INPUT cannot be
+    read."""
     rulebook = _rulebook(rules_path)
     problems: list[Problem] = []
     profile: Profile | None = None
@@ -69,16 +71,14 @@ def map_check(*, mapping: Path, input_path: Path | None, rules_path: Path | None
                    "read" if input_path else ""
             click.echo(f"{mapping}: ok ({len(profile.fields)} fields{read})")
     if problems:
-        raise SystemExit(1)
+        raise SystemExit(Exit.FAILED)
 
 
 def _rulebook(path: Path | None) -> Rulebook:
     try:
         return load_rulebook(path or default_rules_path())
     except RulebaseError as e:
-        for p in e.problems:
-            click.echo(str(p), err=True)
-        raise SystemExit(2) from None
+        exit_with(e.problems)
 
 
 def input_columns(path: Path) -> list[str]:
@@ -88,7 +88,7 @@ def input_columns(path: Path) -> list[str]:
     try:
         reader = open_reader(path)
     except InputError as e:
-        raise click.ClickException(str(e)) from None
+        raise CannotStart(str(e)) from None
     try:
         if reader.columns:
             return list(reader.columns)
@@ -98,6 +98,6 @@ def input_columns(path: Path) -> list[str]:
                 keys.update(dict.fromkeys(record))
         return list(keys)
     except InputError as e:
-        raise click.ClickException(str(e)) from None
+        raise CannotStart(str(e)) from None
     finally:
         reader.close()

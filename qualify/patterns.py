@@ -16,6 +16,8 @@ from typing import Protocol
 
 import re2
 
+from qualify.errors import QualifyError
+
 __all__ = ["Pattern", "PatternError", "compile_pattern"]
 
 
@@ -23,7 +25,7 @@ class Pattern(Protocol):
     def search(self, text: str) -> object | None: ...
 
 
-class PatternError(ValueError):
+class PatternError(QualifyError, ValueError):
     """A pattern RE2 cannot compile; the message is meant for whoever wrote the pattern."""
 
 

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import click
 
 from qualify.cli import parse_as_of
+from qualify.exits import CannotStart, Exit, exit_with
 from qualify.rulebook import default_rules_path
 
 PATHS = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
@@ -74,7 +75,7 @@ def rules_check(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
             for line in r.lines(strict):
                 click.echo(line, err=bool(r.errors(strict)))
     if failed:
-        raise SystemExit(1)
+        raise SystemExit(Exit.FAILED)
 
 
 @rules.command("test")
@@ -105,11 +106,11 @@ def rules_test(paths: tuple[Path, ...], fmt: str, fail_on_empty: bool, explain: 
                 not any(s.problems for s in suites):
             click.echo("no test cases found (--fail-on-empty)", err=True)
     if not ok:
-        raise SystemExit(1)
+        raise SystemExit(Exit.FAILED)
 
 
 def _load_or_exit(path: Path) -> Any:
-    """A loaded rule base, or its problems on stderr and exit 1."""
+    """A loaded rule base, or its problems on stderr and exit 2."""
     from qualify.errors import RulebaseError
     from qualify.rulebook import load_rulebook
 
@@ -120,7 +121,7 @@ def _load_or_exit(path: Path) -> Any:
 
 
 def _profile_or_exit(path: Path, rulebook: Any) -> Any:
-    """A mapping profile checked against ``rulebook``, or its problems on stderr and exit 1."""
+    """A mapping profile checked against ``rulebook``, or its problems on stderr and exit 2."""
     from qualify.errors import RulebaseError
     from qualify.mapping import load_profile
 
@@ -131,7 +132,7 @@ def _profile_or_exit(path: Path, rulebook: Any) -> Any:
 
 
 def _engine_or_exit(rulebook: Any) -> Any:
-    """An engine for a loaded rule base, or the conditions it refuses on stderr and exit 1."""
+    """An engine for a loaded rule base, or the conditions it refuses on stderr and exit 2."""
     from qualify.engine import Engine
     from qualify.errors import RulebaseError
 
@@ -142,9 +143,7 @@ def _engine_or_exit(rulebook: Any) -> Any:
 
 
 def _exit_with(error: Any) -> NoReturn:
-    for p in error.problems:
-        click.echo(str(p), err=True)
-    raise SystemExit(1) from None
+    exit_with(error.problems)  # the rule base cannot be used: nothing was done
 
 
 def _write(text: str, out: Path | None) -> None:
@@ -154,7 +153,7 @@ def _write(text: str, out: Path | None) -> None:
     try:
         out.write_text(text, encoding="utf-8")
     except OSError as e:
-        raise click.ClickException(f"{out}: {e.strerror}") from None
+        raise CannotStart(f"{out}: {e.strerror}") from None
     click.echo(f"wrote {out}", err=True)
 
 
@@ -204,7 +203,7 @@ def rules_diff(*, old: Path, new: Path, leads: Path | None, mapping: Path | None
             result = diff.impact(ea, eb, diff.read_leads(leads, profile), source=str(leads),
                                  as_of=as_of or today(), top=top)
         except UnicodeDecodeError:
-            raise click.ClickException(f"{leads}: not UTF-8 text") from None
+            raise CannotStart(f"{leads}: not UTF-8 text") from None
         finally:
             ea.close()
             eb.close()
@@ -217,7 +216,7 @@ def rules_diff(*, old: Path, new: Path, leads: Path | None, mapping: Path | None
         hint = "" if mapping else "; a CRM or spreadsheet export needs --map MAPPING.yaml"
         click.echo(f"error: not one of the {result.total} leads in {leads} could be scored"
                    f"{hint}", err=True)
-        raise SystemExit(1)
+        raise SystemExit(Exit.FAILED)
 
 
 @rules.command("doc")

@@ -51,7 +51,7 @@ from qualify.batch.readers import FORMATS, arrow_items
 from qualify.batch.rows import INT_COLUMNS, Layout
 from qualify.batch.runner import Scorer, Spec, layout_of, score_partition
 from qualify.batch.summary import FIRST_ERRORS, ROW, Summary
-from qualify.errors import RulebaseError
+from qualify.errors import QualifyError, RulebaseError
 from qualify.rulebook import Rulebook
 from qualify.tuning import BATCH_GC_THRESHOLD, tune_gc, tune_malloc
 
@@ -67,7 +67,7 @@ JAVA = 17  # the oldest Java Spark 4 runs on
 TASK_ROWS = 20_000  # leads a Spark task scores at most (seconds of work for one core)
 
 
-class SparkError(Exception):
+class SparkError(QualifyError):
     """Spark cannot run the job as asked (no Java, a bad master URL, a missing input): one
     line, naming what is wrong and what to do."""
 

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from qualify import RulebaseError
+from qualify.exits import CannotStart, Exit
 from service.channel import ReloadChannel
 from service.lifetime import SERVE_PID
 from service.logs import uvicorn_log_config
@@ -70,7 +71,7 @@ def _settings(**options: object) -> Settings:
     except ValidationError as e:
         problems = "; ".join(f"QUALIFY_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}"
                              for err in e.errors())
-        raise click.ClickException(f"bad settings: {problems}") from None
+        raise CannotStart(f"bad settings: {problems}") from None
 
 
 def _migrate(settings: Settings) -> None:
@@ -80,7 +81,7 @@ def _migrate(settings: Settings) -> None:
     try:
         store.migrate()
     except SQLAlchemyError as e:
-        raise click.ClickException(f"the database {describe(url)} cannot be used: "
+        raise CannotStart(f"the database {describe(url)} cannot be used: "
                                    f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
     finally:
         store.close()
@@ -199,7 +200,7 @@ def serve(*, rules_path: Path | None, mappings: Path | None, host: str, port: in
     except RulebaseError as e:
         for problem in e.problems:
             click.echo(str(problem), err=True)
-        raise SystemExit(2) from None
+        raise SystemExit(Exit.CANNOT_START) from None
     snapshot.engine.close()
     _migrate(settings)
     connections = _connections(settings)
@@ -250,4 +251,4 @@ def outbox(*, rules_path: Path | None, mappings: Path | None) -> None:
     except RulebaseError as e:
         for problem in e.problems:
             click.echo(str(problem), err=True)
-        raise SystemExit(2) from None
+        raise SystemExit(Exit.CANNOT_START) from None

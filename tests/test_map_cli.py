@@ -98,7 +98,8 @@ class TestRuleBase:
         assert f"{rules}:" in result.stderr
 
     def test_an_unknown_input_format_is_one_line(self, tmp_path: Path) -> None:
+        """An input it cannot read: one line, exit 2 (nothing was checked)."""
         mapping, _ = files(tmp_path, MAPPING)
         result = run(mapping, tmp_path / "leads.xlsx")
-        assert result.exit_code == 1
+        assert result.exit_code == 2
         assert "unknown format '.xlsx'" in result.output

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qualify.conditions import STATES, STATUSES, And, Cmp, Const, Expr, In, Known, Not, Or, Ref
+from qualify.errors import QualifyError
 from qualify.leads import MAX_ITEMS
 from qualify.rulebook import Rulebook
 
@@ -46,7 +47,7 @@ MISSING: Any = _Missing()
 Goal = tuple[Expr, int]  # a condition and the outcomes wanted (bits)
 
 
-class GiveUp(Exception):
+class GiveUp(QualifyError):
     """The search ran over its budget."""
 
 

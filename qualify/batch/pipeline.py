@@ -37,7 +37,7 @@ from qualify.batch.summary import Summary
 from qualify.batch.writers import Pending, Writer, open_writer
 from qualify.compiler import compile_rulebook
 from qualify.engine import today
-from qualify.errors import Problem, RulebaseError, did_you_mean
+from qualify.errors import Problem, QualifyError, RulebaseError, did_you_mean
 from qualify.mapping import Profile, load_profile_text
 from qualify.rulebook import Rulebook, default_rules_path, load_rulebook_text
 
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 ERROR_COLUMNS = ("line", "lead_id", "field", "error")
 
 
-class BatchError(Exception):
+class BatchError(QualifyError):
     """A batch cannot run: a file cannot be read or written. One line, naming the file."""
 
 

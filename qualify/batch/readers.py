@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
 
+from qualify.errors import QualifyError
 from qualify.leads import parse_json
 
 Record = dict[str, Any]
@@ -42,7 +43,7 @@ _BLOCK = 1 << 16  # characters of CSV read at a time
 _ROW_LIKE_WIDTH = 3
 
 
-class InputError(Exception):
+class InputError(QualifyError):
     """A file cannot be read at all. The message is one line, naming the file."""
 
 

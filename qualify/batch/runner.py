@@ -46,7 +46,7 @@ IN_FLIGHT = 2  # partitions queued per worker beyond the one it is scoring
 ErrorRow = tuple[int, str | None, str | None, str]  # line, lead_id, field, message
 
 
-class WorkerError(Exception):
+class WorkerError(QualifyError):
     """A worker process died (killed, or crashed in the engine). One line, for users."""
 
 

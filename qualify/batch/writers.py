@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from qualify.batch.readers import FORMATS, InputError
 from qualify.batch.rows import INT_COLUMNS, Row
+from qualify.errors import QualifyError
 
 ROW_GROUP = 16_384  # Parquet rows buffered per row group (the explanation text dominates)
 # what to do, by errno, when an output cannot be written
@@ -42,7 +43,7 @@ _ADVICE = {
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
-class OutputError(Exception):
+class OutputError(QualifyError):
     """An output file could not be written: one line, with the file and what to do."""
 
     def __init__(self, path: Path, error: OSError) -> None:

@@ -218,15 +218,15 @@ class TestCommand:
         assert docs[0]["impact"]["top_movers"][0]["line"] >= 2  # CSV rows start after the header
 
     def test_broken_rule_base(self, write: Write, run: Run) -> None:
-        """A rule base that does not load: its located errors, exit 1."""
+        """A rule base that does not load: its located errors, exit 2 (nothing was done)."""
         old = write("v1.yaml", DEFAULT_TEXT)
         new = write("v2.yaml", DEFAULT_TEXT.replace("kind: golden", "kind: gold", 1))
         result = run("diff", old, new)
-        assert result.exit_code == 1
+        assert result.exit_code == 2
         assert f"{new}:" in result.stderr and "bad-value" in result.stderr
 
     def test_rule_base_too_big_for_the_engine(self, write: Write, run: Run) -> None:
-        """With --leads, a rule base the engine refuses: located errors, exit 1."""
+        """With --leads, a rule base the engine refuses: located errors, exit 2."""
         old = write("v1.yaml", DEFAULT_TEXT)
         new = write("v2.yaml", DEFAULT_TEXT.replace(
             'when: sentiment == "positive"',
@@ -235,7 +235,7 @@ class TestCommand:
             'sentiment in ["positive", "neutral", "negative"]', 1))
         leads = write("leads.jsonl", '{"lead_id": "a"}\n')
         result = run("diff", old, new, "--leads", leads)
-        assert result.exit_code == 1 and "too-complex" in result.stderr
+        assert result.exit_code == 2 and "too-complex" in result.stderr
 
     EXPORT = ("Prospect ID,Budget,Timeline\n"
               "p-1,60000,20\n"
@@ -264,12 +264,12 @@ class TestCommand:
             assert error["line"] == 4 and "budget" in error["message"]
 
     def test_a_bad_mapping_is_located(self, write: Write, run: Run) -> None:
-        """A mapping naming a field the rule base lacks: its location, exit 1; --map
+        """A mapping naming a field the rule base lacks: its location, exit 2; --map
         without --leads is a usage error."""
         old = write("v1.yaml", DEFAULT_TEXT)
         export = write("Leads.csv", self.EXPORT)
         mapping = write("export.yaml", self.MAPPING.replace("  budget:", "  budgte:"))
         result = run("diff", old, old, "--leads", export, "--map", mapping)
-        assert result.exit_code == 1
+        assert result.exit_code == 2
         assert f"{mapping}:4:" in result.stderr and "budget" in result.stderr
         assert run("diff", old, old, "--map", mapping).exit_code == 2

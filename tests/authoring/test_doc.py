@@ -73,4 +73,4 @@ class TestCommand:
         """A rule base that does not load gets its located errors, not a page."""
         path = write("r.yaml", "rulebook: x\nversion: 1\n")
         result = run("doc", path)
-        assert result.exit_code == 1 and f"{path}:" in result.stderr and not result.stdout
+        assert result.exit_code == 2 and f"{path}:" in result.stderr and not result.stdout
