@@ -13,8 +13,8 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TextIO
 
 from qualify.conditions import MAX_ABS_NUMBER
 from qualify.errors import LeadError, did_you_mean
@@ -330,3 +330,38 @@ class LeadReader:
         if len(lead["lead_id"]) > MAX_ID:
             raise LeadError("lead_id", f"longer than {MAX_ID} characters")
         return lead
+
+
+# ----------------------------------------------------------------------------- lead files
+
+
+def read_leads(path: str, stream: TextIO) -> Iterator[tuple[int, Any]] | list[tuple[int, Any]]:
+    """(line number, lead) pairs: streamed for JSON lines; a JSON document gives one lead,
+    or one per item of an array."""
+    if path.endswith((".jsonl", ".ndjson")):
+        return _read_lines(stream)
+    try:
+        doc = parse_json(stream.read())
+    except UnicodeDecodeError:
+        return [(1, BadJSON("not UTF-8 text"))]
+    except ValueError as e:
+        return [(1, BadJSON(str(e)))]
+    if isinstance(doc, list):
+        return list(enumerate(doc, 1))
+    return [(1, doc)]
+
+
+def _read_lines(stream: TextIO) -> Iterator[tuple[int, Any]]:
+    for number, line in enumerate(stream, 1):
+        if line.strip():
+            try:
+                yield number, parse_json(line)
+            except ValueError as e:
+                yield number, BadJSON(str(e))
+
+
+class BadJSON:
+    """A line or document that is not valid JSON, kept in place of its lead."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message

@@ -9,7 +9,7 @@ it) -> proposals (conditions on input columns no rule reads; better thresholds) 
 (conditions on numbers by supervised binning, with their evidence) -> fit (points re-fitted
 by a regularised logistic regression, written back as a rule base) -> control (leads needed
 for a target) ; report (text and JSON), calls (the call-first list, CSV), html (the page);
-``qualify.analyze_cli`` is the command, and ``qualify batch --outcome`` reuses collect's
+``qualify.cli.analyze`` is the command, and ``qualify batch --outcome`` reuses collect's
 ``Rows``, measure, rules and the page's outcome sections. Needs the ``analyze`` extra
 (scikit-learn, ruamel.yaml).
 """

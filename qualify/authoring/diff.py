@@ -285,7 +285,7 @@ def read_leads(path: Path, profile: Profile | None = None) -> Iterator[tuple[int
 
 
 def _records(path: Path) -> Iterator[tuple[int, Any]]:
-    from qualify.cli import BadJSON, read_leads
+    from qualify.leads import BadJSON, read_leads
 
     csv_file = path.suffix.lower() == ".csv"
     with path.open(encoding="utf-8-sig" if csv_file else "utf-8", newline="") as stream:

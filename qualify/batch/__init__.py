@@ -4,7 +4,7 @@ One module per stage: readers (CSV, JSONL, Parquet in) -> runner (score partitio
 function, run in a pool of processes, results in input order; orphans: its workers end with
 the command) -> rows (the output row) -> writers (CSV, JSONL, Parquet out, atomically) ;
 summary (counts), compare (with a previous output), report (HTML); pipeline runs them all,
-``qualify.batch_cli`` is the command.
+``qualify.cli.batch`` is the command.
 """
 
 from qualify.batch.pipeline import BatchError, Job, Outcome, run_batch

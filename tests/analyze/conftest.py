@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from qualify import Engine, Rulebook
-from qualify.analyze_cli import analyze
+from qualify.cli.analyze import analyze
 from qualify.synthetic import generate
 from qualify.verdict import Verdict
 from tests.conftest import AS_OF

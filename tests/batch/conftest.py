@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from qualify.batch_cli import batch
+from qualify.cli.batch import batch
 from qualify.synthetic import generate
 from tests.conftest import AS_OF, ROOT
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from qualify.analyze.measure import wilson
-from qualify.analyze_cli import analyze
+from qualify.cli.analyze import analyze
 from tests.batch.conftest import (
     DEFAULT_FIELDS,
     read_rows,

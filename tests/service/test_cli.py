@@ -156,9 +156,9 @@ def test_bad_mapping_stops_before_starting(runs: list[dict[str, Any]],
 
 
 def test_bad_setting_is_named(runs: list[dict[str, Any]]) -> None:
-    """A malformed environment variable is reported by name."""
+    """A malformed environment variable is reported by name; exit 2 (nothing started)."""
     result = CliRunner().invoke(main, ["serve"], env={"QUALIFY_MAX_BATCH": "many"})
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "QUALIFY_MAX_BATCH" in result.output
     assert runs == []
 

@@ -14,7 +14,7 @@ from qualify.spark import _format, sibling
 
 def test_no_pyspark_on_import() -> None:
     """``import qualify``, the batch command and qualify.spark load no pyspark."""
-    code = ("import sys, qualify, qualify.batch_cli, qualify.spark; "
+    code = ("import sys, qualify, qualify.cli.batch, qualify.spark; "
             "sys.exit('pyspark' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 

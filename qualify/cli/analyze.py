@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from qualify.cli import RULES_OPTION, parse_as_of
+from qualify.cli.options import RULES_OPTION, parse_as_of
 from qualify.errors import QualifyError, RulebaseError
 from qualify.exits import Exit, exit_with
 

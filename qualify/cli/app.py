@@ -11,30 +11,17 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, TextIO
+from typing import Any, ClassVar
 
 import click
 
+from qualify.cli.options import RULES_OPTION, parse_as_of
 from qualify.errors import QualifyError, RulebaseError
 from qualify.exits import CannotStart, Exit, exit_with
 from qualify.explain import passed_over
-from qualify.leads import parse_json
+from qualify.leads import BadJSON, read_leads
 from qualify.rulebook import default_rules_path, load_rulebook
-
-RULES_OPTION = click.option(  # shared by every command that reads a rule base
-    "--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="The rule base (default: the bundled rules/default.yaml).")
-
-
-def parse_as_of(_: Any, __: Any, value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date as YYYY-MM-DD") from None
 
 
 def _load_engine(rules_path: Path | None) -> Any:
@@ -46,46 +33,14 @@ def _load_engine(rules_path: Path | None) -> Any:
         exit_with(e.problems)
 
 
-def read_leads(path: str, stream: TextIO) -> Iterator[tuple[int, Any]] | list[tuple[int, Any]]:
-    """(line number, lead) pairs: streamed for JSON lines; a JSON document gives one lead,
-    or one per item of an array."""
-    if path.endswith((".jsonl", ".ndjson")):
-        return _read_lines(stream)
-    try:
-        doc = parse_json(stream.read())
-    except UnicodeDecodeError:
-        return [(1, BadJSON("not UTF-8 text"))]
-    except ValueError as e:
-        return [(1, BadJSON(str(e)))]
-    if isinstance(doc, list):
-        return list(enumerate(doc, 1))
-    return [(1, doc)]
-
-
-def _read_lines(stream: TextIO) -> Iterator[tuple[int, Any]]:
-    for number, line in enumerate(stream, 1):
-        if line.strip():
-            try:
-                yield number, parse_json(line)
-            except ValueError as e:
-                yield number, BadJSON(str(e))
-
-
-class BadJSON:
-    """A line or document that is not valid JSON, kept in place of its lead."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-
 class LazyGroup(click.Group):
     """Subcommands imported on first use, so ``qualify score`` never loads FastAPI."""
 
     lazy: ClassVar[dict[str, str]] = {
-        "rules": "qualify.rules_cli:rules",
-        "map": "qualify.map_cli:map_group",
-        "analyze": "qualify.analyze_cli:analyze",
-        "batch": "qualify.batch_cli:batch",
+        "rules": "qualify.cli.rules:rules",
+        "map": "qualify.cli.map:map_group",
+        "analyze": "qualify.cli.analyze:analyze",
+        "batch": "qualify.cli.batch:batch",
         "serve": "service.cli:serve",
         "outbox": "service.cli:outbox",
     }

@@ -22,7 +22,7 @@ from qualify.batch.runner import WorkerError
 from qualify.batch.summary import plural, rows_line
 from qualify.batch.summary import render as render_summary
 from qualify.batch.writers import OutputError
-from qualify.cli import RULES_OPTION, parse_as_of
+from qualify.cli.options import RULES_OPTION, parse_as_of
 from qualify.errors import QualifyError, RulebaseError
 from qualify.exits import Exit, exit_with
 from qualify.tuning import BATCH_GC_THRESHOLD, tune_gc
@@ -85,7 +85,7 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
     if positive and outcome_column is None:
         raise click.UsageError("--positive needs --outcome COLUMN")
     if outcome_column is not None:
-        from qualify.analyze_cli import need_extra
+        from qualify.cli.analyze import need_extra
 
         need_extra("qualify batch --outcome")
     job = Job(input=Path(input_path), output=Path(output), rules=rules_path, mapping=mapping,

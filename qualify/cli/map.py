@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from qualify.cli import RULES_OPTION
+from qualify.cli.options import RULES_OPTION
 from qualify.errors import Problem, RulebaseError
 from qualify.exits import CannotStart, Exit, exit_with
 from qualify.mapping import Profile, load_profile

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import click
 
-from qualify.cli import parse_as_of
+from qualify.cli.options import parse_as_of
 from qualify.exits import CannotStart, Exit, exit_with
 from qualify.rulebook import default_rules_path
 
