@@ -37,11 +37,10 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qualify.batch.job import Job, Outcome
 from qualify.batch.pipeline import (
     ERROR_COLUMNS,
     BatchError,
-    Job,
-    Outcome,
     key_columns,
     needed,
     no_columns,

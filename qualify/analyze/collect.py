@@ -25,8 +25,9 @@ import numpy.typing as npt
 
 from qualify.analyze.outcomes import AnalyzeError, OutcomeReader
 from qualify.batch import Scorer, score_partition
-from qualify.batch.pipeline import BatchError, Job, key_columns, names_list, prepare
-from qualify.batch.readers import BadRecord, InputError, Item, Reader, open_reader
+from qualify.batch.job import Job
+from qualify.batch.pipeline import BatchError, key_columns, names_list, prepare
+from qualify.batch.readers import BadRecord, InputError, Item, open_reader
 from qualify.batch.rows import LIST_SEP, Layout, Row
 from qualify.batch.runner import PARTITION
 from qualify.errors import did_you_mean
@@ -109,7 +110,7 @@ def collect(input_path: Path, outcome: str, positive: Sequence[str] = (), *,
     except InputError as e:
         raise BatchError(str(e)) from None
     try:
-        check_outcome_column(reader, outcome)
+        check_outcome_column(reader.columns, str(reader.path), outcome)
         keys = key_columns(job, profile, reader.columns, reader.path)
         keys = tuple(dict.fromkeys([*keys, outcome]))
         spec = dataclasses.replace(spec, keys=keys, verdicts=False)
@@ -136,13 +137,13 @@ def collect(input_path: Path, outcome: str, positive: Sequence[str] = (), *,
     return data
 
 
-def check_outcome_column(reader: Reader, outcome: str) -> None:
+def check_outcome_column(columns: tuple[str, ...], where: str, outcome: str) -> None:
     """Raises AnalyzeError when the input's columns are known and ``outcome`` is not one."""
-    if reader.columns and outcome not in reader.columns:
-        hint = did_you_mean(outcome, reader.columns)
-        raise AnalyzeError(f"{reader.path}: no column '{outcome}' for --outcome"
+    if columns and outcome not in columns:
+        hint = did_you_mean(outcome, columns)
+        raise AnalyzeError(f"{where}: no column '{outcome}' for --outcome"
                            + (f" ({hint})" if hint else "")
-                           + f"; the columns are: {names_list(reader.columns)}")
+                           + f"; the columns are: {names_list(columns)}")
 
 
 def _chunks(items: Iterator[Item]) -> Iterator[list[Item]]:

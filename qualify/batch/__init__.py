@@ -7,7 +7,8 @@ summary (counts), compare (with a previous output), report (HTML); pipeline runs
 ``qualify.cli.batch`` is the command.
 """
 
-from qualify.batch.pipeline import BatchError, Job, Outcome, run_batch
+from qualify.batch.job import Job, Outcome
+from qualify.batch.pipeline import BatchError, run_batch
 from qualify.batch.runner import Partition, Scorer, Spec, score_partition
 from qualify.batch.writers import OutputError
 

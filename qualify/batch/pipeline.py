@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qualify.batch.compare import CHANGE_COLUMNS, Comparer, Comparison, Previous
+from qualify.batch.compare import CHANGE_COLUMNS, Comparer, Previous
 from qualify.batch.interrupts import held
+from qualify.batch.job import Job, Outcome, sibling
 from qualify.batch.progress import Progress
 from qualify.batch.readers import InputError, Raw, Reader, format_of, open_reader
-from qualify.batch.rows import Layout
 from qualify.batch.runner import (
     PARTITION,
     Pool,
@@ -33,7 +31,6 @@ from qualify.batch.runner import (
     layout_of,
     score_all,
 )
-from qualify.batch.summary import Summary
 from qualify.batch.writers import Pending, Writer, open_writer
 from qualify.compiler import compile_rulebook
 from qualify.engine import today
@@ -42,8 +39,7 @@ from qualify.mapping import Profile, load_profile_text
 from qualify.rulebook import Rulebook, default_rules_path, load_rulebook_text
 
 if TYPE_CHECKING:
-    from qualify.analyze.collect import Rows
-    from qualify.analyze.report import Analysis
+    pass
 
 ERROR_COLUMNS = ("line", "lead_id", "field", "error")
 
@@ -55,53 +51,6 @@ class BatchError(QualifyError):
 class InterruptedWhenWritten(KeyboardInterrupt):
     """Ctrl-C (or SIGTERM) came while the finished files were renamed into place: they
     are all there and complete."""
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """What to run: the command line's options."""
-
-    input: Path
-    output: Path
-    rules: Path | None = None
-    mapping: Path | None = None
-    workers: int | None = None  # None: the cores
-    compare: Path | None = None
-    report: Path | None = None
-    as_of: dt.date | None = None
-    locale: str | None = None
-    keys: tuple[str, ...] = ()  # input columns to copy (default: the mapping's, or lead_id's)
-    outcome: str | None = None  # an input column with known outcomes: measure and analyse
-    positive: tuple[str, ...] = ()  # its values that mean converted (default: 1/true/yes)
-    progress: bool | None = None  # None: when stderr is a terminal
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What a run did."""
-
-    job: Job
-    rulebook: Rulebook
-    as_of: dt.date
-    workers: int
-    summary: Summary = field(default_factory=Summary)
-    comparison: Comparison | None = None
-    seconds: float = 0.0
-    errors_path: Path | None = None
-    changes_path: Path | None = None
-    unread_columns: tuple[str, ...] = ()  # input columns the mapping does not read
-    analysis: Analysis | None = None  # with job.outcome: the verdicts against it
-    analysis_error: str | None = None  # ... or why there is none (one outcome only)
-
-    @property
-    def failed(self) -> bool:
-        """Some rows could not be scored (or, a bug, some record read gave no row)."""
-        return self.summary.errors > 0 or self.summary.rows_in != self.summary.leads
-
-
-def sibling(output: Path, kind: str) -> Path:
-    """``scored.parquet`` -> ``scored.errors.csv`` (kind: errors, changes)."""
-    return output.with_name(f"{output.stem}.{kind}.csv")
 
 
 def _read_text(path: Path, what: str) -> str:
@@ -210,9 +159,9 @@ def run_batch(job: Job) -> Outcome:
             reader = open_reader(job.input)
             stack.callback(reader.close)
             keys = key_columns(job, profile, reader.columns, reader.path)
-            if job.outcome is not None:  # before any row is scored
-                _check_outcome(reader, job.outcome)
-                keys = tuple(dict.fromkeys([*keys, job.outcome]))
+            if job.watcher is not None:  # before any row is scored
+                job.watcher.check(reader.columns, str(reader.path))
+                keys = tuple(dict.fromkeys([*keys, job.watcher.column]))
             if profile is not None and reader.columns:  # a typo in a 'from': before any row
                 problems = profile.check_columns(reader.columns, str(job.input))
                 if problems:
@@ -226,7 +175,7 @@ def run_batch(job: Job) -> Outcome:
             stack.callback(previous.close)
         spec = dataclasses.replace(spec, keys=keys, compare=previous is not None,
                                    no_columns=no_columns(reader.columns, rulebook, profile),
-                                   rows=job.outcome is not None)
+                                   rows=job.watcher is not None)
         pool = scorer = None
         if workers > 1:  # first: no engine and no other thread here yet, see Pool
             # Ctrl-C waits until every worker started and the pool is on the exit stack: a
@@ -240,7 +189,9 @@ def run_batch(job: Job) -> Outcome:
             stack.callback(scorer.close)
         layout = layout_of(spec, rulebook)
         outcome = Outcome(job, rulebook, spec.as_of, workers)
-        rows = _rows(job, rulebook, spec, layout_of(spec, rulebook))
+        watcher = job.watcher
+        if watcher is not None:
+            watcher.start(rulebook, spec.as_of, layout, str(job.input))
         if profile is not None and reader.columns:
             outcome.unread_columns = tuple(profile.unread_columns(reader.columns))
         writers: list[Pending] = []  # every file of the run: committed together, or none
@@ -265,16 +216,16 @@ def run_batch(job: Job) -> Outcome:
                         for snap in block.snapshots:
                             comparer.add(snap)
                     outcome.summary.merge(block.summary)
-                    if rows is not None and block.kept is not None:
+                    if watcher is not None and block.kept is not None:
                         for row in block.kept:
-                            rows.add(row)
+                            watcher.add(row)
                     bar.update(outcome.summary.leads, time.perf_counter() - started,
                                marks.popleft())
             if comparer is not None:
                 outcome.comparison = comparer.finish()
             outcome.seconds = time.perf_counter() - started
-            if rows is not None:
-                _analyse(rows, outcome)
+            if watcher is not None:
+                watcher.finish()
             if job.report is not None:
                 from qualify.batch.report import write_report
 
@@ -295,39 +246,6 @@ def run_batch(job: Job) -> Outcome:
             _abort(writers)
             raise
     return outcome
-
-
-def _check_outcome(reader: Reader, column: str) -> None:
-    from qualify.analyze.collect import check_outcome_column
-    from qualify.analyze.outcomes import AnalyzeError
-
-    try:
-        check_outcome_column(reader, column)
-    except AnalyzeError as e:
-        raise BatchError(str(e)) from None
-
-
-def _rows(job: Job, rulebook: Rulebook, spec: Spec, layout: Layout) -> Rows | None:
-    """With --outcome: the reader of the output rows into the analysis' data."""
-    if job.outcome is None:
-        return None
-    from qualify.analyze.collect import Dataset, Rows
-    from qualify.analyze.outcomes import OutcomeReader
-
-    data = Dataset(rulebook, str(job.input), job.outcome, spec.as_of)
-    return Rows(data, layout, OutcomeReader(job.positive), keep_leads=False)
-
-
-def _analyse(rows: Rows, outcome: Outcome) -> None:
-    """Measure and analyse the rows read; a list with one outcome only gets a note."""
-    from qualify.analyze.outcomes import AnalyzeError
-    from qualify.analyze.report import analyse
-
-    rows.finish()
-    try:
-        outcome.analysis = analyse(rows.data, fields=False)
-    except AnalyzeError as e:
-        outcome.analysis_error = str(e)
 
 
 def _marked(chunks: Iterator[Raw], reader: Reader, marks: deque[int]) -> Iterator[Raw]:

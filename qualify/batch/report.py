@@ -19,7 +19,7 @@ from qualify.batch.writers import AtomicFile
 from qualify.rulebook import Rulebook
 
 if TYPE_CHECKING:
-    from qualify.batch.pipeline import Outcome
+    from qualify.batch.job import Outcome
 
 STATUS_COLOURS = {"qualified": "#2e7d32", "needs_discovery": "#f9a825",
                   "disqualified": "#c62828"}
@@ -242,15 +242,8 @@ def render(o: Outcome) -> str:
         if o.errors_path:
             body.append(f"<p class=meta>Every failed row: <code>{escape(str(o.errors_path))}"
                         "</code></p>")
-    if o.analysis is not None:
-        from qualify.analyze.html import EXTRA_CSS, outcome_sections
-
-        body.append(f"<h2>Against the outcome: column <code>{escape(job.outcome or '')}</code>"
-                    f'</h2><div class="an">{outcome_sections(o.analysis)}</div>'
-                    f"<style>{EXTRA_CSS}</style>")
-    elif o.analysis_error is not None:
-        body.append(f"<h2>Against the outcome</h2><p>No analysis: "
-                    f"{escape(o.analysis_error)}</p>")
+    if job.watcher is not None:
+        body.append(job.watcher.section())
     if o.comparison is not None:
         body.append(compare_section(o.comparison, rb))
     return ("<!doctype html><html lang=en><head><meta charset=utf-8>"

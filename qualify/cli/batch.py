@@ -17,7 +17,8 @@ import click
 
 from qualify.batch.compare import render as render_comparison
 from qualify.batch.interrupts import sigterm_as_interrupt
-from qualify.batch.pipeline import BatchError, InterruptedWhenWritten, Job, Outcome, run_batch
+from qualify.batch.job import Job, Outcome, Watcher
+from qualify.batch.pipeline import BatchError, InterruptedWhenWritten, run_batch
 from qualify.batch.runner import WorkerError
 from qualify.batch.summary import plural, rows_line
 from qualify.batch.summary import render as render_summary
@@ -90,7 +91,7 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
         need_extra("qualify batch --outcome")
     job = Job(input=Path(input_path), output=Path(output), rules=rules_path, mapping=mapping,
               workers=workers, compare=compare, report=report, as_of=as_of, locale=locale,
-              keys=keys, outcome=outcome_column, positive=positive)
+              keys=keys, watcher=_watcher(outcome_column, positive))
     if master is not None:
         _spark(job, master, input_path, output)
         return
@@ -116,6 +117,15 @@ def batch(  # noqa: PLR0917 - click passes every option as an argument
         raise SystemExit(Exit.FAILED)
 
 
+
+def _watcher(column: str | None, positive: tuple[str, ...]) -> Watcher | None:
+    """``--outcome COLUMN``: analyze's watcher of the rows (the analyze extra is checked)."""
+    if column is None:
+        return None
+    from qualify.analyze.watch import OutcomeWatcher
+
+    return OutcomeWatcher(column, positive)
+
 @contextlib.contextmanager
 def cannot_start(*usage: type[Exception]) -> Iterator[None]:
     """Exit 2, saying why, when the run cannot start: a bad rule base or mapping (every
@@ -135,7 +145,7 @@ def cannot_start(*usage: type[Exception]) -> Iterator[None]:
 
 def _spark(job: Job, master: str, source: str, target: str) -> None:
     """``--spark``: the same run on a cluster; the same exit codes (3: the Spark job failed)."""
-    if job.workers is not None or job.compare is not None or job.outcome is not None:
+    if job.workers is not None or job.compare is not None or job.watcher is not None:
         click.echo("error: --workers, --compare and --outcome do not apply with --spark (the "
                    "cluster has its own executors; compare or analyse the output apart)",
                    err=True)
@@ -183,14 +193,8 @@ def summary_text(o: Outcome, *, source: str | None = None, target: str | None = 
                    "(qualify map check lists them)", ""]
     if o.comparison is not None:
         footer += [render_comparison(o.comparison, rb.sha256), ""]
-    if o.analysis is not None:
-        from qualify.analyze.report import measure_lines, rules_lines
-
-        footer += [f"outcome column '{job.outcome}': {o.analysis.data.no_outcome:,} scored "
-                   "leads without an outcome left out",
-                   *measure_lines(o.analysis), *rules_lines(o.analysis), ""]
-    elif o.analysis_error is not None:
-        footer += [f"no analysis: {o.analysis_error}", ""]
+    if job.watcher is not None:
+        footer += [*job.watcher.lines(), ""]
     footer.append(f"wrote {target or job.output}")
     if o.errors_path:
         footer.append(f"      {o.errors_path} ({plural(s.errors, 'failed row')})")

@@ -16,7 +16,8 @@ import pytest
 
 from qualify.batch import pipeline
 from qualify.batch.interrupts import held, sigterm_as_interrupt
-from qualify.batch.pipeline import InterruptedWhenWritten, Job, run_batch
+from qualify.batch.job import Job
+from qualify.batch.pipeline import InterruptedWhenWritten, run_batch
 from qualify.batch.writers import open_writer
 from tests.batch.conftest import FORK_IN_THREADS, synthetic, write_leads
 from tests.conftest import AS_OF

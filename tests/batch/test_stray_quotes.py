@@ -16,7 +16,8 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from qualify.batch.pipeline import Job, run_batch
+from qualify.batch.job import Job
+from qualify.batch.pipeline import run_batch
 from qualify.batch.readers import BadRecord, open_reader
 from tests.batch.conftest import TINY_RULES, read_rows, run, synthetic, write_leads
 from tests.conftest import AS_OF
