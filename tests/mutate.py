@@ -40,6 +40,7 @@ class Mutation:
 
 FAST = ("tests/language", "tests/test_reference.py", "tests/test_properties.py",
         "tests/test_rulebook.py", "tests/test_examples.py")
+WORDS = ("tests/test_words.py", "tests/test_explain_words.py", "tests/test_examples.py")
 ROTATION = ("tests/service/test_signatures.py", "tests/service/test_rotation.py")
 MUTATIONS = [
     Mutation("literal-left comparison not flipped", "qualify/conditions.py",
@@ -93,6 +94,17 @@ MUTATIONS = [
              "new = await anyio.to_thread.run_sync(build_snapshot, self.settings.rules, "
              "self.settings.mappings_dir)",
              ("tests/service/test_rulebook.py",)),
+    Mutation("evidence from branches that did not decide a rule", "qualify/explain.py",
+             "                if pst is st:\n", "                if pst is not None:\n", WORDS),
+    Mutation("unknown dropped in the explainer: and/or of unknown read as decided",
+             "qualify/explain.py", "return None if unknown else not settles", "return not settles",
+             WORDS),
+    Mutation("a known() guard cited where a test on the field decided", "qualify/explain.py",
+             'return [e for e in items if e["test"] not in guard',
+             "return [e for e in items if True",
+             WORDS),
+    Mutation("a value that failed its test no longer says what it is not", "qualify/words.py",
+             'plain = op == "==" or holds', "plain = True", WORDS),
     Mutation("'Yes' no longer reads as true", "qualify/leads.py",
              '"yes"', '"yess"', FAST),
 ]

@@ -234,3 +234,17 @@ def test_the_default_rule_base_words_every_value() -> None:
     assert w.value("payment_history", "defaulted") == "违约"
     assert w.value("distance_km", 18) == "18 公里"
     assert Words(rb, "en").value("budget", 80000) == "USD 80,000"
+
+
+def test_a_value_that_failed_its_test_says_what_it_is_not() -> None:
+    """An unmet qualifier's value reads with what it was not (``staff (not owner)``); a
+    value that passed reads alone (the trait cases above)."""
+    text = RULES.replace('q: {label: {en: Q, zh: 条件}, when: "true"}',
+                         'q: {label: {en: Q, zh: 条件}, when: \'role == "owner"\'}')
+    assert text != RULES
+    with Engine(load_rulebook_text(text, "words.yaml")) as engine:
+        lead = {"lead_id": "L", "role": "staff"}
+        en = engine.score(lead, as_of=AS_OF, locale="en").qualifiers["q"]["evidence"]
+        zh = engine.score(lead, as_of=AS_OF, locale="zh").qualifiers["q"]["evidence"]
+    assert [e["text"] for e in en] == ["Role: staff (not owner)"]
+    assert [e["text"] for e in zh] == [_fullwidth("职位:普通员工(不是老板)")]
