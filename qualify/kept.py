@@ -1,4 +1,5 @@
-"""A bounded table of results kept for reuse, that stops keeping them while they go unused.
+"""Bounded tables of results kept for reuse: ``Bounded`` (a full table starts over) and
+``Kept`` (the same, and it stops keeping results while they go unused).
 
 Whole-lead results (stage 1's outcome by its fired conditions, a whole tuple of class keys)
 pay only where leads repeat as a whole. On leads that rarely do, keeping them costs more
@@ -60,4 +61,23 @@ class Kept(Generic[V]):
             if self.rest > 0:
                 return value
         table[key] = value
+        return value
+
+
+class Bounded(dict[Hashable, V]):
+    """Up to ``size`` values by key: a full table starts over; ``size`` 0 keeps none. A dict
+    (its ``get`` is the dict's own: the lookups on every lead cost nothing extra)."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def keep(self, key: Hashable, value: V) -> V:
+        """``value``, kept under ``key`` (a full table is cleared first)."""
+        if self.size:
+            if len(self) >= self.size:
+                self.clear()
+            self[key] = value
         return value

@@ -135,7 +135,7 @@ class ReadOnlyList(list[Any], _ReadOnly):
 
 def freeze(value: Any) -> Any:
     """``value`` with every dict and list in it read-only (the engine's parts, whose shape it
-    knows, are frozen by ``engine._frozen``; this is for the rest)."""
+    knows, are frozen by ``builder._frozen``; this is for the rest)."""
     if isinstance(value, dict):
         return ReadOnlyDict({k: freeze(v) for k, v in value.items()})
     if isinstance(value, list):
