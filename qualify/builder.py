@@ -145,18 +145,13 @@ class Builder:
             else:
                 unknown.append(part.entry)
         grade = rb.grade_for(d.score)
-        if loc == "zh":
-            head = (f"{lead['lead_id']}：{w.status[d.status]}，得分 {d.score}，"
-                    f"评级 {grade.id}（{grade.label[loc]}）")
-        else:
-            head = (f"{lead['lead_id']}: {w.status[d.status]}, score {d.score}, "
-                    f"grade {grade.id} ({grade.label[loc]})")
+        head = w.w["head"].format(lead["lead_id"], w.status[d.status], d.score, grade.id,
+                                  grade.label[loc])
         weakest = self._weakest(d.states[:n], factor_points, loc, q_parts)
         step = self._next_step(d, loc, q_parts)
         if weakest:
-            lines.append(("短板：" if loc == "zh" else "Weakest area: ") + weakest["reason"])
-        lines.append(("下一步：" if loc == "zh" else "Next step: ")
-                     + f"{step['label']}{w.dash}{step['reason']}")
+            lines.append(w.w["weakest"] + weakest["reason"])
+        lines.append(f"{w.w['next']}{step['label']}{w.dash}{step['reason']}")
         return build_verdict({
             "lead_id": lead["lead_id"], "rulebook": self._ref, "as_of": as_of, "locale": loc,
             "qualifiers": qualifiers, "status": d.status, "score": d.score, "grade": d.grade,
@@ -288,7 +283,7 @@ class _View:
             unmet = f"✗ {label}{c}{w.state['unmet']}{dash}"
             unknown = f"? {label}{c}{w.state['unknown']}{dash}"
         else:
-            points = f"（{rule.points:+d}）" if w.locale == "zh" else f" ({rule.points:+d})"
+            points = w.w["points"].format(rule.points)
             met = f"{rule.points:+d} {label}{dash}"
             unmet = ""
             unknown = f"? {label}{points}{c}"

@@ -60,7 +60,9 @@ _W = {
            "match": "{} matches the pattern {}", "no match": "{} does not match the pattern {}",
            "trait": "trait “{}” applies", "status": "status", "grade": "grade", "score": "score",
            "sep": "; ", "missing": "no data on {}", "dash": " — ", "group": "({})",
-           "costs": "{:+d} points", "fewest": "adds the fewest points: {:+d}"},
+           "costs": "{:+d} points", "fewest": "adds the fewest points: {:+d}",
+           "head": "{}: {}, score {}, grade {} ({})", "weakest": "Weakest area: ",
+           "next": "Next step: ", "points": " ({:+d})"},
     "zh": {"and": "且", "or": "或", "not": "非（{}）", "always": "总是", "never": "从不",
            "yes": "是", "no": "否", "none": "无", "unknown_value": "未知", "known": "{}已知",
            "unknown": "{}未知", "is": "{}为{}", "is not": "{}不是{}", "either": "{}或{}",
@@ -72,7 +74,9 @@ _W = {
            "match": "{}符合格式 {}", "no match": "{}不符合格式 {}", "trait": "具备特质“{}”",
            "status": "状态", "grade": "评级", "score": "得分", "sep": "；",
            "missing": "尚无{}的信息", "dash": "——", "group": "（{}）", "costs": "{:+d} 分",
-           "fewest": "加分最少：{:+d}"},
+           "fewest": "加分最少：{:+d}",
+           "head": "{}：{}，得分 {}，评级 {}（{}）", "weakest": "短板：",
+           "next": "下一步：", "points": "（{:+d}）"},
 }
 # What a test says of a value: the effective comparison, or membership after the state
 Say = Callable[[Any], str]
