@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from qualify.adapter import MARK, MAX_KEYS, MAX_PATHS, Condition, keys_of, paths
 from qualify.conditions import NEGATE, And, Cmp, Const, Expr, In, Known, Not, Or, Ref
@@ -59,27 +59,28 @@ def _any(items: list[Condition | None]) -> Condition | None:
 
 def compile_expr(expr: Expr, positive: bool = True) -> Condition | None:
     """The engine condition for "expr is certainly true" (or false); None if it never is."""
-    if isinstance(expr, Const):
-        return _GUARD if expr.value == positive else None
-    if isinstance(expr, Cmp):
-        op = expr.op if positive else NEGATE[expr.op]
-        return _atom(expr.ref.key, op, expr.value)
-    if isinstance(expr, In):
-        inside = positive != expr.negated
-        if inside:
-            return _any([{expr.ref.key: v} for v in expr.values])
-        return _all([{"$neq": {expr.ref.key: v}} for v in expr.values])
-    if isinstance(expr, Known):
-        return {"$ex": {expr.ref.key: 1}} if positive else {"$nex": {expr.ref.key: 1}}
-    if isinstance(expr, Not):
-        return compile_expr(expr.item, not positive)
-    if isinstance(expr, And):
-        parts = [compile_expr(i, positive) for i in expr.items]
-        return _all(parts) if positive else _any(parts)
-    if isinstance(expr, Or):
-        parts = [compile_expr(i, positive) for i in expr.items]
-        return _any(parts) if positive else _all(parts)
-    raise EngineError(f"cannot compile {type(expr).__name__}")  # pragma: no cover
+    match expr:
+        case Const():
+            return _GUARD if expr.value == positive else None
+        case Cmp():
+            op = expr.op if positive else NEGATE[expr.op]
+            return _atom(expr.ref.key, op, expr.value)
+        case In():
+            if positive != expr.negated:  # inside the list
+                return _any([{expr.ref.key: v} for v in expr.values])
+            return _all([{"$neq": {expr.ref.key: v}} for v in expr.values])
+        case Known():
+            return {"$ex": {expr.ref.key: 1}} if positive else {"$nex": {expr.ref.key: 1}}
+        case Not():
+            return compile_expr(expr.item, not positive)
+        case And():
+            parts = [compile_expr(i, positive) for i in expr.items]
+            return _all(parts) if positive else _any(parts)
+        case Or():
+            parts = [compile_expr(i, positive) for i in expr.items]
+            return _any(parts) if positive else _all(parts)
+        case _:
+            assert_never(expr)
 
 
 def _only_nex(cond: Condition) -> bool:

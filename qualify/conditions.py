@@ -59,10 +59,10 @@ class Ref:
 
 
 @dataclass(frozen=True, slots=True)
-class Expr:
+class Node:
     """Base of condition nodes."""
 
-    def walk(self) -> Iterator[Expr]:
+    def walk(self) -> Iterator[Node]:
         yield self
 
     def refs(self) -> Iterator[Ref]:
@@ -81,12 +81,12 @@ class Expr:
 
 
 @dataclass(frozen=True, slots=True)
-class Const(Expr):
+class Const(Node):
     value: bool
 
 
 @dataclass(frozen=True, slots=True)
-class Cmp(Expr):
+class Cmp(Node):
     ref: Ref
     op: str  # == != < <= > >=
     value: Any  # typed literal (dates as ordinals)
@@ -94,7 +94,7 @@ class Cmp(Expr):
 
 
 @dataclass(frozen=True, slots=True)
-class In(Expr):
+class In(Node):
     ref: Ref
     values: tuple[Any, ...]
     negated: bool
@@ -102,17 +102,17 @@ class In(Expr):
 
 
 @dataclass(frozen=True, slots=True)
-class Known(Expr):
+class Known(Node):
     ref: Ref
 
 
 @dataclass(frozen=True, slots=True)
-class Junction(Expr):
+class Junction(Node):
     """``and`` or ``or`` of two or more conditions."""
 
     items: tuple[Expr, ...]
 
-    def walk(self) -> Iterator[Expr]:
+    def walk(self) -> Iterator[Node]:
         yield self
         for item in self.items:
             yield from item.walk()
@@ -129,12 +129,17 @@ class Or(Junction):
 
 
 @dataclass(frozen=True, slots=True)
-class Not(Expr):
+class Not(Node):
     item: Expr
 
-    def walk(self) -> Iterator[Expr]:
+    def walk(self) -> Iterator[Node]:
         yield self
         yield from self.item.walk()
+
+
+# A condition: a closed union, walked with ``match`` and ``assert_never`` so that a new kind of
+# node is a type error wherever a walk forgets it
+Expr = Const | Cmp | In | Known | And | Or | Not
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -332,7 +337,7 @@ class _Checker:
             return self.compare(node)
         if isinstance(node, ast.Call):
             expr = self.call(node, want="boolean")
-            assert isinstance(expr, Expr)
+            assert isinstance(expr, Node)
             return expr
         if isinstance(node, ast.Constant) and isinstance(node.value, bool):
             return Const(node.value)

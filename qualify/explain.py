@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import operator
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, assert_never
 
 from qualify.conditions import NEGATE, And, Cmp, Const, Expr, In, Known, Not, Or, Ref
 from qualify.rulebook import Rulebook
@@ -54,101 +54,125 @@ class _Node:
 
 
 def _compile(expr: Expr, words: Words | None, keep: int = 0) -> _Node:
-    if isinstance(expr, Const):
-        value = expr.value
-        return _Node(lambda fact: value, lambda fact, lead, st, out: None)
-    if isinstance(expr, Known):
-        key, name, show = expr.ref.key, expr.ref.name, _reader(expr.ref)
-        is_known, not_known = (words.atom(expr, True)(None), words.atom(expr, False)(None)) \
-            if words else ("", "")
+    match expr:
+        case Const():
+            return _const(expr, words, keep)
+        case Known():
+            return _known(expr, words, keep)
+        case Cmp() | In():
+            return _atom(expr, words, keep)
+        case Not():
+            return _not(expr, words, keep)
+        case And() | Or():
+            return _junction(expr, words, keep)
+        case _:
+            assert_never(expr)
 
-        def known_collect(fact: Mapping[str, Any], lead: Mapping[str, Any], st: bool | None,
-                          out: list[Evidence]) -> None:
-            if st:
-                out.append({"field": name, "value": show(fact, lead), "test": "known",
-                            "holds": True, "text": is_known})
-            else:
-                out.append({"field": name, "value": None, "test": "not known", "holds": False,
-                            "text": not_known})
-        return _Node(lambda fact: key in fact, known_collect)
-    if isinstance(expr, Cmp | In):
-        key, name, show = expr.ref.key, expr.ref.name, _reader(expr.ref)
-        if isinstance(expr, Cmp):
-            op, literal = _CMP[expr.op], expr.value
 
-            def test(v: Any) -> bool:
-                return op(v, literal)
+def _const(expr: Const, words: Words | None, keep: int) -> _Node:
+    value = expr.value
+    return _Node(lambda fact: value, lambda fact, lead, st, out: None)
 
-            yes, no = f"{expr.op} {expr.text}", f"{NEGATE[expr.op]} {expr.text}"
+
+def _known(expr: Known, words: Words | None, keep: int) -> _Node:
+    key, name, show = expr.ref.key, expr.ref.name, _reader(expr.ref)
+    is_known, not_known = (words.atom(expr, True)(None), words.atom(expr, False)(None)) \
+        if words else ("", "")
+
+    def known_collect(fact: Mapping[str, Any], lead: Mapping[str, Any], st: bool | None,
+                      out: list[Evidence]) -> None:
+        if st:
+            out.append({"field": name, "value": show(fact, lead), "test": "known",
+                        "holds": True, "text": is_known})
         else:
-            values, negated = frozenset(expr.values), expr.negated
+            out.append({"field": name, "value": None, "test": "not known", "holds": False,
+                        "text": not_known})
+    return _Node(lambda fact: key in fact, known_collect)
 
-            def test(v: Any) -> bool:
-                return (v in values) != negated
 
-            inside, outside = f"in {expr.text}", f"not in {expr.text}"
-            yes, no = (outside, inside) if negated else (inside, outside)
-        say_yes, say_no = (words.atom(expr, True), words.atom(expr, False)) if words \
-            else (_silent, _silent)
-        missing = object()
+def _atom(expr: Cmp | In, words: Words | None, keep: int) -> _Node:
+    key, name, show = expr.ref.key, expr.ref.name, _reader(expr.ref)
+    if isinstance(expr, Cmp):
+        op, literal = _CMP[expr.op], expr.value
 
-        def atom_state(fact: Mapping[str, Any]) -> bool | None:
-            v = fact.get(key, missing)
-            return None if v is missing else test(v)
+        def test(v: Any) -> bool:
+            return op(v, literal)
 
-        said: dict[tuple[bool, Any], str] = {}  # words by state and value: few differ
+        yes, no = f"{expr.op} {expr.text}", f"{NEGATE[expr.op]} {expr.text}"
+    else:
+        values, negated = frozenset(expr.values), expr.negated
 
-        def atom_collect(fact: Mapping[str, Any], lead: Mapping[str, Any], st: bool | None,
-                         out: list[Evidence]) -> None:
-            if st is not None:
-                value = show(fact, lead)
-                try:
-                    text = said[st, value]
-                except (KeyError, TypeError):  # new, or a list (unhashable)
-                    text = (say_yes if st else say_no)(value)
-                    if keep and type(value) is not list:
-                        if len(said) >= keep:
-                            said.clear()
-                        said[st, value] = text
-                out.append({"field": name, "value": value, "test": yes if st else no,
-                            "holds": st, "text": text})
-        return _Node(atom_state, atom_collect)
-    if isinstance(expr, Not):
-        inner = _compile(expr.item, words, keep)
-        inner_state, inner_collect = inner.state, inner.collect
+        def test(v: Any) -> bool:
+            return (v in values) != negated
 
-        def not_state(fact: Mapping[str, Any]) -> bool | None:
-            st = inner_state(fact)
-            return None if st is None else not st
+        inside, outside = f"in {expr.text}", f"not in {expr.text}"
+        yes, no = (outside, inside) if negated else (inside, outside)
+    say_yes, say_no = (words.atom(expr, True), words.atom(expr, False)) if words \
+        else (_silent, _silent)
+    missing = object()
 
-        def not_collect(fact: Mapping[str, Any], lead: Mapping[str, Any], st: bool | None,
-                        out: list[Evidence]) -> None:
-            inner_collect(fact, lead, None if st is None else not st, out)
-        return _Node(not_state, not_collect)
-    if isinstance(expr, And | Or):
-        parts = tuple(_compile(i, words, keep) for i in expr.items)
-        settles = isinstance(expr, Or)  # the value that decides it alone: true for or
+    def atom_state(fact: Mapping[str, Any]) -> bool | None:
+        v = fact.get(key, missing)
+        return None if v is missing else test(v)
 
-        def junction_state(fact: Mapping[str, Any]) -> bool | None:
-            unknown = False
-            for part in parts:
-                st = part.state(fact)
-                if st is settles:
-                    return settles
-                if st is None:
-                    unknown = True
-            return None if unknown else not settles
+    said: dict[tuple[bool, Any], str] = {}  # words by state and value: few differ
 
-        def junction_collect(fact: Mapping[str, Any], lead: Mapping[str, Any],
-                             st: bool | None, out: list[Evidence]) -> None:
+    def atom_collect(fact: Mapping[str, Any], lead: Mapping[str, Any], st: bool | None,
+                     out: list[Evidence]) -> None:
+        if st is not None:
+            value = show(fact, lead)
+            try:
+                text = said[st, value]
+            except (KeyError, TypeError):  # new, or a list (unhashable)
+                text = (say_yes if st else say_no)(value)
+                if keep and type(value) is not list:
+                    if len(said) >= keep:
+                        said.clear()
+                    said[st, value] = text
+            out.append({"field": name, "value": value, "test": yes if st else no,
+                        "holds": st, "text": text})
+    return _Node(atom_state, atom_collect)
+
+
+def _not(expr: Not, words: Words | None, keep: int) -> _Node:
+    inner = _compile(expr.item, words, keep)
+    inner_state, inner_collect = inner.state, inner.collect
+
+    def not_state(fact: Mapping[str, Any]) -> bool | None:
+        st = inner_state(fact)
+        return None if st is None else not st
+
+    def not_collect(fact: Mapping[str, Any], lead: Mapping[str, Any], st: bool | None,
+                    out: list[Evidence]) -> None:
+        inner_collect(fact, lead, None if st is None else not st, out)
+    return _Node(not_state, not_collect)
+
+
+def _junction(expr: And | Or, words: Words | None, keep: int) -> _Node:
+    parts = tuple(_compile(i, words, keep) for i in expr.items)
+    settles = isinstance(expr, Or)  # the value that decides it alone: true for or
+
+    def junction_state(fact: Mapping[str, Any]) -> bool | None:
+        unknown = False
+        for part in parts:
+            st = part.state(fact)
+            if st is settles:
+                return settles
             if st is None:
-                return
-            for part in parts:  # settled: the parts that settle it; else every part
-                pst = part.state(fact)
-                if pst is st:
-                    part.collect(fact, lead, pst, out)
-        return _Node(junction_state, junction_collect)
-    raise TypeError(type(expr).__name__)  # pragma: no cover
+                unknown = True
+        return None if unknown else not settles
+
+    def junction_collect(fact: Mapping[str, Any], lead: Mapping[str, Any],
+                         st: bool | None, out: list[Evidence]) -> None:
+        if st is None:
+            return
+        for part in parts:  # settled: the parts that settle it; else every part
+            pst = part.state(fact)
+            if pst is st:
+                part.collect(fact, lead, pst, out)
+    return _Node(junction_state, junction_collect)
+
+
 
 
 def compile_explainer(expr: Expr, words: Words, keep: int = 0) -> Explainer:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import string
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, assert_never
 
 from qualify.conditions import NEGATE, And, Cmp, Const, Expr, In, Known, Not, Or, Ref
 from qualify.rulebook import FieldSpec, Rule, Rulebook
@@ -215,23 +215,25 @@ class Words:
         return text
 
     def _show(self, expr: Expr, parent: type[Expr] | None) -> str:
-        if isinstance(expr, And | Or):
-            word = self.w["and" if isinstance(expr, And) else "or"]
-            joiner = f"，{word}" if self.locale == "zh" else f" {word} "
-            text = joiner.join(self._show(i, type(expr)) for i in expr.items)
-            nested = parent in (And, Or, Not) and parent is not type(expr)
-            return self.w["group"].format(text) if nested else text
-        if isinstance(expr, Not):
-            return self._negate(expr.item)
-        if isinstance(expr, Const):
-            return self.w["always" if expr.value else "never"]
-        if isinstance(expr, Known):
-            return self._mid(self.w["known"].format(self._name(expr.ref)))
-        if isinstance(expr, In):
-            return self._mid(self._member(expr.ref, expr.values, expr.negated))
-        if isinstance(expr, Cmp):
-            return self._mid(self._compare(expr.ref, expr.op, expr.value))
-        raise TypeError(type(expr).__name__)  # pragma: no cover
+        match expr:
+            case And() | Or():
+                word = self.w["and" if isinstance(expr, And) else "or"]
+                joiner = f"，{word}" if self.locale == "zh" else f" {word} "
+                text = joiner.join(self._show(i, type(expr)) for i in expr.items)
+                nested = parent in (And, Or, Not) and parent is not type(expr)
+                return self.w["group"].format(text) if nested else text
+            case Not():
+                return self._negate(expr.item)
+            case Const():
+                return self.w["always" if expr.value else "never"]
+            case Known():
+                return self._mid(self.w["known"].format(self._name(expr.ref)))
+            case In():
+                return self._mid(self._member(expr.ref, expr.values, expr.negated))
+            case Cmp():
+                return self._mid(self._compare(expr.ref, expr.op, expr.value))
+            case _:
+                assert_never(expr)
 
     def _mid(self, text: str) -> str:
         """A condition's part as it reads mid-sentence."""

@@ -95,7 +95,7 @@ MUTATIONS = [
              "self.settings.mappings_dir)",
              ("tests/service/test_rulebook.py",)),
     Mutation("evidence from branches that did not decide a rule", "qualify/explain.py",
-             "                if pst is st:\n", "                if pst is not None:\n", WORDS),
+             "            if pst is st:\n", "            if pst is not None:\n", WORDS),
     Mutation("unknown dropped in the explainer: and/or of unknown read as decided",
              "qualify/explain.py", "return None if unknown else not settles", "return not settles",
              WORDS),

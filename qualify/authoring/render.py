@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from qualify.conditions import And, Cmp, Const, Expr, In, Known, Not, Or, Ref
 from qualify.rulebook import Rulebook
 from qualify.words import Words
@@ -22,22 +24,24 @@ def words(expr: Expr, rulebook: Rulebook, locale: str) -> str:
 
 class _Code:
     def show(self, expr: Expr, parent: type[Expr] | None = None) -> str:
-        if isinstance(expr, And | Or):
-            joiner = f" {self.word('and' if isinstance(expr, And) else 'or')} "
-            text = joiner.join(self.show(i, type(expr)) for i in expr.items)
-            return f"({text})" if parent in (And, Or, Not) and parent is not type(expr) \
-                else text
-        if isinstance(expr, Not):
-            return self.negate(expr.item)
-        if isinstance(expr, Const):
-            return self.const(expr.value)
-        if isinstance(expr, Known):
-            return self.known(expr.ref)
-        if isinstance(expr, In):
-            return self.member(expr)
-        if isinstance(expr, Cmp):
-            return self.compare(expr)
-        raise TypeError(type(expr).__name__)  # pragma: no cover
+        match expr:
+            case And() | Or():
+                joiner = f" {self.word('and' if isinstance(expr, And) else 'or')} "
+                text = joiner.join(self.show(i, type(expr)) for i in expr.items)
+                nested = parent in (And, Or, Not) and parent is not type(expr)
+                return f"({text})" if nested else text
+            case Not():
+                return self.negate(expr.item)
+            case Const():
+                return self.const(expr.value)
+            case Known():
+                return self.known(expr.ref)
+            case In():
+                return self.member(expr)
+            case Cmp():
+                return self.compare(expr)
+            case _:
+                assert_never(expr)
 
     def word(self, name: str) -> str:
         return name

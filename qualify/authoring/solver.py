@@ -26,7 +26,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from qualify.conditions import STATES, STATUSES, And, Cmp, Const, Expr, In, Known, Not, Or, Ref
 from qualify.errors import QualifyError
@@ -350,29 +350,33 @@ class _Boxes:
         return ((1 << high) - 1) & ~((1 << low) - 1)
 
     def _of(self, expr: Expr, o: int) -> list[Box]:
-        if isinstance(expr, Const):
-            return [{}] if (T if expr.value else F) == o else []
-        if isinstance(expr, Cmp | In | Known):
-            k = expr.ref.key
-            values = self.values[k]
-            mask = self.ordered(expr, o)
-            if mask is None:
-                mask = sum(1 << i for i, v in enumerate(values) if _atom_outcome(expr, v) == o)
-            return [] if not mask else [{}] if mask == (1 << len(values)) - 1 else [{k: mask}]
-        if isinstance(expr, Not):
-            return self.of(expr.item, {T: F, F: T, U: U}[o])
-        if isinstance(expr, And | Or):
-            settles, other = (F, T) if isinstance(expr, And) else (T, F)
-            items = expr.items
-            if o == settles:  # one item settles it
-                return _simplify([b for i in items for b in self.of(i, o)])
-            if o == other:  # every item agrees
-                return self.product(self.of(i, o) for i in items)
-            # unknown: no item settles it, and some item is unknown
-            return _simplify([b for n, i in enumerate(items) for b in self.product(
-                [self.of(i, U), *(self.want(j, other | U) for m, j in enumerate(items)
-                                  if m != n)])])
-        raise TypeError(type(expr).__name__)  # pragma: no cover
+        match expr:
+            case Const():
+                return [{}] if (T if expr.value else F) == o else []
+            case Cmp() | In() | Known():
+                k = expr.ref.key
+                values = self.values[k]
+                mask = self.ordered(expr, o)
+                if mask is None:
+                    mask = sum(1 << i for i, v in enumerate(values)
+                               if _atom_outcome(expr, v) == o)
+                return [] if not mask else [{}] if mask == (1 << len(values)) - 1 \
+                    else [{k: mask}]
+            case Not():
+                return self.of(expr.item, {T: F, F: T, U: U}[o])
+            case And() | Or():
+                settles, other = (F, T) if isinstance(expr, And) else (T, F)
+                items = expr.items
+                if o == settles:  # one item settles it
+                    return _simplify([b for i in items for b in self.of(i, o)])
+                if o == other:  # every item agrees
+                    return self.product(self.of(i, o) for i in items)
+                # unknown: no item settles it, and some item is unknown
+                return _simplify([b for n, i in enumerate(items) for b in self.product(
+                    [self.of(i, U), *(self.want(j, other | U) for m, j in enumerate(items)
+                                      if m != n)])])
+            case _:
+                assert_never(expr)
 
 
 Live = tuple[frozenset[str], list[Box]]  # a goal: the variables it reads, its boxes
