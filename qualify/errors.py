@@ -91,7 +91,13 @@ class EngineClosedError(EngineError):
     """The engine was closed and can no longer score."""
 
 
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The valid choice closest to ``word``, or None when nothing is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A hint naming the closest valid choice, or None when nothing is close."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
+    close = closest(word, choices)
+    return f"did you mean '{close}'?" if close else None

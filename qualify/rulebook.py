@@ -26,7 +26,7 @@ from qualify.conditions import (
     VerdictInfo,
     parse_condition,
 )
-from qualify.errors import Problem, RulebaseError, did_you_mean
+from qualify.errors import Problem, RulebaseError, closest, did_you_mean
 from qualify.yamlsource import Positions, load_yaml_text, parse_yaml_bytes, read_yaml_file
 
 LOCALES = ("en", "zh")
@@ -225,9 +225,9 @@ def _pydantic_problems(err: ValidationError, pos: Positions,
         if e["type"] == "extra_forbidden":
             loc = _clean_loc(tuple(e["loc"]))
             model = _model_at((*prefix, *loc[:-1]))
-            hint = did_you_mean(str(loc[-1]), list(model.model_fields) if model else [])
-            if hint:
-                typos.add((loc[:-1], hint.split("'")[1]))
+            meant = closest(str(loc[-1]), list(model.model_fields) if model else [])
+            if meant:
+                typos.add((loc[:-1], meant))
     for e in errors:
         if e["type"] == "missing" and (_clean_loc(tuple(e["loc"]))[:-1],
                                        str(e["loc"][-1])) in typos:
