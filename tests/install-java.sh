@@ -16,15 +16,7 @@ java_major() {
 if (( $(java_major) >= 17 )); then
     exit 0
 fi
-if [[ $EUID -ne 0 ]]; then
-    echo "install-java: no Java 17+ and not root, so Java is not installed and the Spark tests will be skipped"
-    exit 0
+bash "$(dirname "$0")/apt-install.sh" install install-java openjdk-17-jre-headless
+if (( $(java_major) >= 17 )); then
+    echo "install-java: $(java -version 2>&1 | head -1)"
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-java: no Java 17+ and no apt-get, so the Spark tests will be skipped"
-    exit 0
-fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null
-echo "install-java: installed $(java -version 2>&1 | head -1)"

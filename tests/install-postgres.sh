@@ -19,12 +19,7 @@ if have_server; then
     exit 0
 fi
 
-if [[ $EUID -ne 0 ]]; then
-    echo "install-postgres: not root, so PostgreSQL is not installed and PostgreSQL tests will be skipped"
-    exit 0
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-postgres: no apt-get, so PostgreSQL is not installed and PostgreSQL tests will be skipped"
+if ! bash "$(dirname "$0")/apt-install.sh" check install-postgres postgresql; then
     exit 0
 fi
 
@@ -37,19 +32,7 @@ cat >/etc/postgresql-common/createcluster.d/50-no-main-cluster.conf <<'EOF'
 create_main_cluster = false
 EOF
 
-# Quiet: apt's and dpkg's chatter goes to a log that is shown only if a step fails.
-log=$(mktemp -t install-postgres.XXXXXX.log)
-trap 'rm -f "$log"' EXIT
-run_quietly() {
-    if ! "$@" >>"$log" 2>&1; then
-        echo "install-postgres: failed: $*" >&2
-        tail -n 30 "$log" >&2
-        exit 1
-    fi
-}
-export DEBIAN_FRONTEND=noninteractive
-run_quietly apt-get update -qq
-run_quietly apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 postgresql
+bash "$(dirname "$0")/apt-install.sh" install install-postgres postgresql
 
 # Belt and braces: stop any cluster that the post-install started (none is expected).
 if command -v pg_lsclusters >/dev/null 2>&1; then
