@@ -29,7 +29,7 @@ from qualify.batch.job import Job
 from qualify.batch.pipeline import BatchError, key_columns, names_list, prepare
 from qualify.batch.readers import BadRecord, InputError, Item, open_reader
 from qualify.batch.rows import LIST_SEP, Layout, Row
-from qualify.batch.runner import PARTITION
+from qualify.batch.runner import PARTITION, Values
 from qualify.errors import did_you_mean
 from qualify.rulebook import Rulebook
 
@@ -113,7 +113,7 @@ def collect(input_path: Path, outcome: str, positive: Sequence[str] = (), *,
         check_outcome_column(reader.columns, str(reader.path), outcome)
         keys = key_columns(job, profile, reader.columns, reader.path)
         keys = tuple(dict.fromkeys([*keys, outcome]))
-        spec = dataclasses.replace(spec, keys=keys, verdicts=False)
+        spec = dataclasses.replace(spec, keys=keys, verdicts=False, values=True)
         unread: list[str] = []
         if profile is not None and reader.columns:  # the other columns: for proposals
             unread = [c for c in reader.columns if c not in profile.sources() and c != outcome]
@@ -159,6 +159,8 @@ class Rows:
                  keep_leads: bool = True) -> None:
         """``keep_leads``: keep every scored lead in ``data.scored`` (for the call list)."""
         self.data, self.reader, self.keep_leads = data, reader, keep_leads
+        data.fields = {f: [] for f in data.rulebook.fields}
+        self.field_lists = list(data.fields.values())
         at = {n: i for i, n in enumerate(layout.names)}
         self.error_at, self.traits_at, self.lead_id_at = at["error"], at["traits"], at["lead_id"]
         # score, grade, status, next step: each column beside the list it fills
@@ -175,9 +177,10 @@ class Rows:
         self.key_at = [1 + i for i, k in enumerate(keys) if k != data.outcome]
         data.key_names = [k for k in keys if k != data.outcome]
 
-    def add(self, row: Row) -> bool:
-        """Count ``row``; True when it is analysed (scored, with an outcome). Runs once per
-        lead in the batch's parent process: kept lean."""
+    def add(self, row: Row, values: Values | None) -> bool:
+        """Count ``row`` (``values``: its lead's fields, Spec.values); True when it is
+        analysed (scored, with an outcome). Runs once per lead in the batch's parent process:
+        kept lean."""
         data = self.data
         data.rows += 1
         error = row[self.error_at]
@@ -199,12 +202,15 @@ class Rows:
             return False
         data.lines.append(int(row[0]))
         data.y.append(y)
-        for i, values in self.columns:
-            values.append(row[i])
+        for i, column in self.columns:
+            column.append(row[i])
         for i, states in self.q_cols:
             states.append(row[i])
         for t, hits in self.t_lists:
             hits.append(t in fired)
+        assert values is not None, "a scored row without its lead's values (Spec.values)"
+        for values_of, value in zip(self.field_lists, values, strict=True):
+            values_of.append(value)
         return True
 
     def finish(self) -> None:
@@ -214,18 +220,14 @@ class Rows:
 def _score(data: Dataset, scorer: Scorer, items: Iterator[Item], reader: OutcomeReader) -> None:
     rows = Rows(data, scorer.layout, reader)
     profile = scorer.profile
-    field_names = list(data.rulebook.fields)
     placeholders = {m.strip().casefold() for m in profile.model.missing} if profile else set()
-    data.fields = {f: [] for f in field_names}
     for chunk in _chunks(items):
         part = score_partition(scorer, chunk)
-        for (_, record), row in zip(chunk, part.rows, strict=True):
-            if not rows.add(row):
+        assert part.values is not None
+        for (_, record), row, lead in zip(chunk, part.rows, part.values, strict=True):
+            if not rows.add(row, lead):
                 continue
             assert not isinstance(record, BadRecord)
-            lead = profile.apply(record) if profile is not None else record
-            for f in field_names:
-                data.fields[f].append(lead.get(f))
             for c, values in data.unread.items():
                 value = record.get(c)
                 if isinstance(value, str) and value.strip().casefold() in placeholders:

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from qualify.analyze.binning import Cut, Side
 from qualify.analyze.calls import CallList, columns, csv_text, label_of, rows, save
 from qualify.analyze.measure import Group
-from qualify.analyze.report import Analysis, pct
+from qualify.analyze.report import MAX_PURE_SHOWN, Analysis, pct
 from qualify.analyze.rules import RuleStats
 from qualify.batch.report import BAR, CSS
 
@@ -222,7 +222,7 @@ def rules_section(a: Analysis) -> str:
 
 def outcome_sections(a: Analysis) -> str:
     """Measure and analyse: what ``qualify batch --outcome --report`` adds to its page."""
-    return cards(a) + measure_sections(a)
+    return cards(a) + measure_sections(a) + leaks_section(a)
 
 
 def measure_sections(a: Analysis) -> str:
@@ -339,8 +339,12 @@ def leaks_section(a: Analysis) -> str:
            "the outcome (a note from the call): a new lead does not have them.</p><ul>"]
     for lk in a.leaks:
         read = ("read by " + ", ".join(lk.read_by)) if lk.read_by else "read by no rule"
+        shown = "; ".join(f"{pv.value} ({_n(pv.leads)} leads, {pct(pv.rate)} converted)"
+                          for pv in lk.pure[:MAX_PURE_SHOWN])
         out.append(f"<li><b>{escape(lk.label)}</b>: alone AUC {lk.auc:.3f}; near-pure values "
-                   f"cover {pct(lk.cover(a.measures.leads))} of leads; {escape(read)}</li>")
+                   f"cover {pct(lk.cover(a.measures.leads))} of leads; {escape(read)}"
+                   + (f"<br><span class=note>{escape(shown)}</span>" if shown else "")
+                   + "</li>")
     out.append("</ul>")
     return "".join(out)
 

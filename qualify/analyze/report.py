@@ -35,17 +35,17 @@ class Analysis:
     cuts: list[Cut] | None = None  # supervised binning: proposed conditions on numbers
 
 
-def analyse(data: Dataset, *, fields: bool = True) -> Analysis:
-    """Measure and analyse ``data``; ``fields``: also the leads' fields (leakage,
-    proposals), which only ``qualify analyze`` keeps. Raises AnalyzeError (one outcome)."""
+def analyse(data: Dataset, *, improve: bool = True) -> Analysis:
+    """Measure and analyse ``data`` (with its fields' leakage); ``improve``: also propose
+    columns, thresholds and binned conditions (``qualify analyze``; ``batch --outcome`` only
+    measures and analyses). Raises AnalyzeError (one outcome)."""
     from qualify.analyze.binning import cuts
     from qualify.analyze.measure import measure
     from qualify.analyze.proposals import proposals, thresholds
     from qualify.analyze.rules import hurting_first, leaks, rule_stats
 
-    a = Analysis(data, measure(data), hurting_first(rule_stats(data)),
-                 leaks(data) if fields else [])
-    if fields:
+    a = Analysis(data, measure(data), hurting_first(rule_stats(data)), leaks(data))
+    if improve:
         a.proposals = proposals(data)
         a.thresholds = thresholds(data)
         leaking = {lk.field for lk in a.leaks} | {p.column for p in a.proposals if p.leaks}
@@ -139,7 +139,8 @@ def rules_lines(a: Analysis) -> Iterator[str]:
         yield line.rstrip()
 
 
-def _rest(a: Analysis) -> Iterator[str]:
+def leak_lines(a: Analysis) -> Iterator[str]:
+    """The fields that leak the outcome (also in ``qualify batch --outcome``)."""
     m = a.measures
     yield ""
     yield (f"  leakage (a field alone: out-of-fold AUC >= {LEAK_AUC}, or values >= "
@@ -153,6 +154,10 @@ def _rest(a: Analysis) -> Iterator[str]:
                else "      read by no rule: keep it out")
         for pv in lk.pure[:MAX_PURE_SHOWN]:
             yield f"      {pv.value!r}: {pv.leads:,} leads, {pct(pv.rate)} converted"
+
+
+def _rest(a: Analysis) -> Iterator[str]:
+    yield from leak_lines(a)
     if a.proposals:
         yield ""
         yield ("  proposals: input columns no rule reads yet, by their AUC alone (out of "

@@ -9,9 +9,10 @@ from html import escape
 
 from qualify.analyze.collect import Dataset, Rows, check_outcome_column
 from qualify.analyze.outcomes import AnalyzeError, OutcomeReader
-from qualify.analyze.report import Analysis, analyse, measure_lines, rules_lines
+from qualify.analyze.report import Analysis, analyse, leak_lines, measure_lines, rules_lines
 from qualify.batch.pipeline import BatchError
 from qualify.batch.rows import Layout, Row
+from qualify.batch.runner import Values
 from qualify.rulebook import Rulebook
 
 
@@ -36,14 +37,14 @@ class OutcomeWatcher:
         data = Dataset(rulebook, source, self.column, as_of)
         self.rows = Rows(data, layout, OutcomeReader(self.positive), keep_leads=False)
 
-    def add(self, row: Row) -> None:
+    def add(self, row: Row, values: Values | None) -> None:
         assert self.rows is not None
-        self.rows.add(row)
+        self.rows.add(row, values)
 
     def finish(self) -> None:
         assert self.rows is not None
         try:
-            self.analysis = analyse(self.rows.data, fields=False)
+            self.analysis = analyse(self.rows.data, improve=False)
         except AnalyzeError as e:
             self.error = str(e)
 
@@ -51,7 +52,8 @@ class OutcomeWatcher:
         if self.analysis is not None:
             return [f"outcome column '{self.column}': {self.analysis.data.no_outcome:,} scored "
                     "leads without an outcome left out",
-                    *measure_lines(self.analysis), *rules_lines(self.analysis)]
+                    *measure_lines(self.analysis), *rules_lines(self.analysis),
+                    *leak_lines(self.analysis)]
         return [f"no analysis: {self.error}"] if self.error else []
 
     def section(self) -> str:

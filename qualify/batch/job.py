@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from qualify.batch.compare import Comparison
 from qualify.batch.summary import Summary
@@ -29,8 +29,9 @@ class Watcher(Protocol):
     def start(self, rulebook: Rulebook, as_of: dt.date, layout: Layout, source: str) -> None:
         """The rows' layout, once they are known."""
 
-    def add(self, row: Row) -> None:
-        """One output row, in input order (in the batch's parent process: keep it lean)."""
+    def add(self, row: Row, values: tuple[Any, ...] | None) -> None:
+        """One output row, in input order, and its lead's field values in rule-base order
+        (None for an error row). In the batch's parent process: keep it lean."""
 
     def finish(self) -> None:
         """Every row was added."""

@@ -175,7 +175,8 @@ def run_batch(job: Job) -> Outcome:
             stack.callback(previous.close)
         spec = dataclasses.replace(spec, keys=keys, compare=previous is not None,
                                    no_columns=no_columns(reader.columns, rulebook, profile),
-                                   rows=job.watcher is not None)
+                                   rows=job.watcher is not None,
+                                   values=job.watcher is not None)
         pool = scorer = None
         if workers > 1:  # first: no engine and no other thread here yet, see Pool
             # Ctrl-C waits until every worker started and the pool is on the exit stack: a
@@ -217,8 +218,9 @@ def run_batch(job: Job) -> Outcome:
                             comparer.add(snap)
                     outcome.summary.merge(block.summary)
                     if watcher is not None and block.kept is not None:
-                        for row in block.kept:
-                            watcher.add(row)
+                        values = block.values or [None] * len(block.kept)
+                        for row, lead in zip(block.kept, values, strict=True):
+                            watcher.add(row, lead)
                     bar.update(outcome.summary.leads, time.perf_counter() - started,
                                marks.popleft())
             if comparer is not None:

@@ -44,6 +44,7 @@ from qualify.verdict import verdict_json
 PARTITION = 1000  # records per unit of work
 IN_FLIGHT = 2  # partitions queued per worker beyond the one it is scoring
 ErrorRow = tuple[int, str | None, str | None, str]  # line, lead_id, field, message
+Values = tuple[Any, ...]  # a lead's field values, in rule-base order (Spec.values)
 
 
 class WorkerError(QualifyError):
@@ -65,6 +66,7 @@ class Spec:
     output_format: str = "csv"  # how workers encode their rows: csv, jsonl or parquet
     compare: bool = False  # also send a snapshot of each row, for --compare
     rows: bool = False  # also send the rows themselves, for --outcome
+    values: bool = False  # also send each lead's rule-base field values (--outcome's leakage)
     no_columns: str | None = None  # every row's error: the input has no column scoring reads
     row_stats: bool = False  # also give each row's summary.row_stats (for a cluster's sums)
 
@@ -102,13 +104,16 @@ class Partition:
     errors: list[ErrorRow] = field(default_factory=list)
     summary: Summary = field(default_factory=Summary)
     stats: list[str] | None = None  # each row's summary.row_stats (spec.row_stats)
+    # each row's lead field values, in rule-base order; None for an error row (spec.values)
+    values: list[Values | None] | None = None
 
 
 def score_partition(scorer: Scorer, items: Iterable[Item]) -> Partition:
     """Score ``items`` ((line, record) pairs) into rows. A bad record gives an error row."""
     spec, layout, engine, profile = scorer.spec, scorer.layout, scorer.engine, scorer.profile
     out = Partition(verdicts=[] if spec.verdicts else None,
-                    stats=[] if spec.row_stats else None)
+                    stats=[] if spec.row_stats else None, values=[] if spec.values else None)
+    names = tuple(scorer.rulebook.fields)
     keys = spec.keys
     unread: list[tuple[str, Any]] = []  # values of 'unmapped: unknown' fields left out
     if spec.no_columns is not None:
@@ -135,6 +140,8 @@ def score_partition(scorer: Scorer, items: Iterable[Item]) -> Partition:
                 out.verdicts.append(None)
             if out.stats is not None:
                 out.stats.append(row_stats(None, name))
+            if out.values is not None:
+                out.values.append(None)
             continue
         out.rows.append(layout.row(line, key_values, verdict))
         out.summary.add_missing(verdict)
@@ -142,6 +149,8 @@ def score_partition(scorer: Scorer, items: Iterable[Item]) -> Partition:
             out.verdicts.append(verdict_json(verdict).decode())
         if out.stats is not None:
             out.stats.append(row_stats(verdict, unread=[n for n, _ in unread[read:]]))
+        if out.values is not None:
+            out.values.append(tuple(raw.get(f) for f in names))
     out.summary.add_rows(layout.names, out.rows)  # the rest of the counts, column-wise
     out.summary.unread.update(name for name, _ in unread)
     return out
@@ -158,6 +167,7 @@ class Block:
     summary: Summary
     snapshots: list[Snapshot] | None  # for --compare
     kept: list[Row] | None = None  # the rows, for --outcome
+    values: list[Values | None] | None = None  # their lead field values (spec.values)
 
 
 def run_partition(scorer: Scorer, items: list[Item]) -> Block:
@@ -170,7 +180,8 @@ def run_partition(scorer: Scorer, items: list[Item]) -> Block:
         names = scorer.layout.names
         snapshots = [snapshot(dict(zip(names, row, strict=True)), row[0]) for row in part.rows]
     return Block(scorer.encode(part.rows, part.verdicts), len(part.rows), part.errors,
-                 part.summary, snapshots, part.rows if scorer.spec.rows else None)
+                 part.summary, snapshots, part.rows if scorer.spec.rows else None,
+                 part.values)
 
 
 def _lead_id(raw: Any) -> str | None:

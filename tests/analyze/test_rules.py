@@ -35,6 +35,10 @@ next_steps:
 
 @pytest.fixture
 def leaky(tmp_path: Path) -> tuple[Path, Path]:
+    return leaky_leads(tmp_path)
+
+
+def leaky_leads(tmp_path: Path) -> tuple[Path, Path]:
     """A note that says the outcome for a third of the leads; visits that are noise."""
     rnd = random.Random(1)
     path = tmp_path / "leads.csv"

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from qualify.analyze.measure import wilson
 from qualify.cli.analyze import analyze
+from tests.analyze.test_rules import leaky_leads
 from tests.batch.conftest import (
     DEFAULT_FIELDS,
     read_rows,
@@ -45,10 +46,13 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[int, str
 
 
 def _block(text: str, end: str) -> list[str]:
-    """The lines from 'measure' to the first line starting with ``end``."""
+    """The lines from 'measure' to the first line starting with ``end`` (or to the last),
+    without the blank lines at its end."""
     lines = text.splitlines()
     i = lines.index("measure")
-    j = next(k for k in range(i, len(lines)) if lines[k].startswith(end))
+    j = next((k for k in range(i, len(lines)) if lines[k].startswith(end)), len(lines))
+    while lines[j - 1] == "":
+        j -= 1
     return lines[i:j]
 
 
@@ -81,7 +85,33 @@ class TestSummary:
         result = CliRunner().invoke(analyze, [str(folder / "leads.csv"), "--outcome", "won",
                                               "--as-of", "2026-01-01"])
         assert result.exit_code == 0, result.output
-        assert _block(out, "wrote ") == _block(result.stdout, "  leakage")
+        assert _block(out, "wrote ") == _block(result.stdout, "  proposals")
+
+    def test_a_leaking_field_is_flagged(self, tmp_path: Path) -> None:
+        """A note written after the call ('closed' / 'lost' for a third of the leads) is
+        flagged in the summary and the report, with the evidence ``qualify analyze`` gives;
+        with two workers too (the field values travel back with the rows)."""
+        path, rules = leaky_leads(tmp_path)
+        code, out, err = run(path, "--out", tmp_path / "o.csv", "--rules", rules,
+                             "--outcome", "won", "--workers", "2", "--report",
+                             tmp_path / "r.html")
+        assert code == 0, err
+        lines = out.splitlines()
+        head = next(x for x in lines if x.startswith("  leakage "))
+        assert head.endswith("leads): note")
+        at = lines.index(head)
+        assert lines[at + 1].startswith("    note (note): alone AUC ")
+        assert "near-pure values cover 33.3 % of leads" in lines[at + 1]
+        assert lines[at + 2] == "      read by closed"
+        closed = sum(1 for x in read_rows(path) if x["note"] == "closed")
+        assert f"      'closed': {closed:,} leads, 100.0 % converted" in lines
+        page = (tmp_path / "r.html").read_text(encoding="utf-8")
+        assert "<h2>Fields that give the outcome away</h2>" in page
+        assert "<b>note</b>: alone AUC " in page
+        assert f"closed ({closed:,} leads, 100.0 % converted)" in page
+        result = CliRunner().invoke(analyze, [str(path), "--outcome", "won", "--rules",
+                                              str(rules)])
+        assert _block(out, "wrote ") == _block(result.stdout, "  proposals")
 
     def test_workers_give_the_same_analysis(self, tmp_path: Path) -> None:
         """Two worker processes send their rows back: the sections are the same as one."""
