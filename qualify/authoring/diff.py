@@ -1,11 +1,11 @@
 """``qualify rules diff``: what changed between two rule bases, and what it does to leads.
 
 The structural diff compares rules by id: added, removed, changed (condition, points, kind,
-label, reason), next steps that moved in the order (first match wins, so order is meaning),
-fields, grades and the score scale. With a lead list, both rule bases score every lead and
-the impact is counted: how many leads change status, grade or next step, and the top movers,
-each with the reasons (traits that now fire or no longer do, points that moved, qualifiers
-whose state changed).
+label, reason; a condition also in words, as ``rules doc`` says it), next steps that moved in
+the order (first match wins, so order is meaning), fields, grades and the score scale. With a
+lead list, both rule bases score every lead and the impact is counted: how many leads change
+status, grade or next step, and the top movers, each with the reasons (traits that now fire or
+no longer do, points that moved, qualifiers whose state changed).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from qualify.engine import Engine
 from qualify.errors import QualifyError
 from qualify.mapping import Profile
 from qualify.rulebook import FieldSpec, Rule, Rulebook
+from qualify.words import Words
 
 ChangeKind = Literal["added", "removed", "changed", "moved"]
 MAX_ERRORS_KEPT = 5  # lead errors shown per side
@@ -40,27 +41,40 @@ class Change:
     id: str
     details: tuple[str, ...] = ()
     points: tuple[int | None, int | None] | None = None  # traits: (old, new)
+    # a rule's condition in words (for the sales team), before and after; None: no side
+    words: tuple[str | None, str | None] | None = None
 
     def text(self) -> str:
         what = f"{self.change:<8} {self.section} {self.id}".rstrip()
         return f"{what}: {'; '.join(self.details)}" if self.details else what
 
+    def words_text(self) -> str | None:
+        """The condition in words: 'X', or 'X -> Y' when it changed."""
+        if self.words is None:
+            return None
+        return " -> ".join(w for w in self.words if w is not None)
+
     def to_dict(self) -> dict[str, Any]:
         return {"change": self.change, "section": self.section, "id": self.id,
                 "details": list(self.details), "points": list(self.points)
-                if self.points else None}
+                if self.points else None,
+                "words": None if self.words is None else dict(zip(("old", "new"), self.words,
+                                                                  strict=True))}
 
 
 # ----------------------------------------------------------------------------- structure
 
 
-def compare(old: Rulebook, new: Rulebook) -> list[Change]:
-    """Every difference, in the order of the rule-base sections."""
+def compare(old: Rulebook, new: Rulebook, locale: str | None = None) -> list[Change]:
+    """Every difference, in the order of the rule-base sections; conditions also in words
+    (``locale``, default the new rule base's), each side with its own labels."""
+    loc = locale or new.locale
+    said = _Said(Words(old, loc), Words(new, loc))
     out: list[Change] = []
     out += _meta(old, new)
     out += _fields(old.fields, new.fields)
     for section in ("qualifiers", "traits", "next_steps"):
-        out += _rules(getattr(old, section), getattr(new, section))
+        out += _rules(getattr(old, section), getattr(new, section), said)
     out += _moves(old.next_steps, new.next_steps)
     out += _grades(old, new)
     return out
@@ -102,23 +116,39 @@ def _v(value: Any) -> str:
     return str(value)
 
 
-def _rules(old: tuple[Rule, ...], new: tuple[Rule, ...]) -> Iterator[Change]:
+@dataclass(frozen=True, slots=True)
+class _Said:
+    """Each side's conditions in words, with that side's field and value labels."""
+
+    old: Words
+    new: Words
+
+    def words(self, x: Rule | None, y: Rule | None) -> tuple[str | None, str | None]:
+        return (None if x is None else self.old.condition(x.expr),
+                None if y is None else self.new.condition(y.expr))
+
+
+def _rules(old: tuple[Rule, ...], new: tuple[Rule, ...], said: _Said) -> Iterator[Change]:
     a = {r.id: r for r in old}
     b = {r.id: r for r in new}
     for rid in [*a, *(r for r in b if r not in a)]:
         x, y = a.get(rid), b.get(rid)
         if x is None and y is not None:
             yield Change("added", SECTION_WORD[y.section], rid, _describe(y),
-                         (None, y.points) if y.section == "trait" else None)
+                         (None, y.points) if y.section == "trait" else None,
+                         said.words(None, y))
         elif y is None and x is not None:
             yield Change("removed", SECTION_WORD[x.section], rid, _describe(x),
-                         (x.points, None) if x.section == "trait" else None)
+                         (x.points, None) if x.section == "trait" else None,
+                         said.words(x, None))
         elif x is not None and y is not None:
             details = list(_rule_changes(x, y))
             if details:
                 moved = (x.points, y.points) if x.section == "trait" and \
                     x.points != y.points else None
-                yield Change("changed", SECTION_WORD[x.section], rid, tuple(details), moved)
+                words = said.words(x, y) if code(x.expr) != code(y.expr) else None
+                yield Change("changed", SECTION_WORD[x.section], rid, tuple(details), moved,
+                             words)
 
 
 def _describe(r: Rule) -> tuple[str, ...]:
@@ -404,6 +434,9 @@ def text_report(old: Rulebook, new: Rulebook, changes: list[Change],
         yield "  no rule changes"
     for c in changes:
         yield f"  {c.text()}"
+        said = c.words_text()
+        if said is not None:
+            yield f"  {'':<8} in words: {said}"
     moved = points_moved(changes)
     if moved:
         yield f"points moved: {', '.join(moved)}"

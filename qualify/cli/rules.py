@@ -2,7 +2,8 @@
 
     qualify rules check [PATH...] [--format json] [--strict]
     qualify rules test [PATH...] [--format json] [--fail-on-empty] [--explain] [--as-of DATE]
-    qualify rules diff OLD NEW [--leads FILE] [--top N] [--as-of DATE] [--format json]
+    qualify rules diff OLD NEW [--leads FILE] [--top N] [--as-of DATE] [--locale zh]
+                           [--format json]
     qualify rules doc [PATH] [--locale zh] [--out FILE]
     qualify rules schema [--tests] [--out FILE]
 
@@ -172,12 +173,15 @@ OUT = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), def
 @click.option("--top", type=click.IntRange(0, 1000), default=10, show_default=True,
               help="How many top movers to show.")
 @AS_OF_DIFF
+@click.option("--locale", type=click.Choice(["en", "zh"]), default=None,
+              help="Language of the conditions in words (default: NEW's).")
 @FORMAT
 def rules_diff(*, old: Path, new: Path, leads: Path | None, mapping: Path | None, top: int,
-               as_of: dt.date | None, fmt: str) -> None:
+               as_of: dt.date | None, locale: str | None, fmt: str) -> None:
     """What changed from rule base OLD to NEW, and with --leads, what it does to leads.
 
-    Lists rules added, removed and changed (conditions, points, labels), next steps that
+    Lists rules added, removed and changed (conditions, in code and in words; points,
+    labels), next steps that
     moved in the order, and field, grade and score changes. With --leads, both rule bases
     score every lead: how many change status, grade or next step, and the top movers with
     the reasons. Exit 1 if a rule base or the mapping does not load, or if --leads were
@@ -187,7 +191,7 @@ def rules_diff(*, old: Path, new: Path, leads: Path | None, mapping: Path | None
     from qualify.engine import today
 
     a, b = _load_or_exit(old), _load_or_exit(new)
-    changes = diff.compare(a, b)
+    changes = diff.compare(a, b, locale)
     result = None
     if mapping is not None and leads is None:
         raise click.UsageError("--map maps the --leads file: give --leads too")

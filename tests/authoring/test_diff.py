@@ -82,6 +82,26 @@ class TestCompare:
             "changed  grade A: min_score 80 -> 75",
         ]
 
+    def test_conditions_in_words(self, v1: Rulebook, v2: Rulebook) -> None:
+        """A condition added, removed or changed is also said in words, in either language,
+        each side with its own labels; a change that leaves the condition alone says none."""
+        said = {c.id: c.words_text() for c in diff.compare(v1, v2)}
+        assert said == {
+            "": None, "big_order": "Expected deal size at least USD 50,000 -> Expected deal "
+            "size at least USD 40,000", "far_away": "Distance over 500 km",
+            "referral_ready": "Referral potential is medium", "close": None, "A": None}
+        zh = {c.id: c.words_text() for c in diff.compare(v1, v2, "zh")}
+        assert zh["big_order"] == "预计订单金额至少 5 万美元 -> 预计订单金额至少 4 万美元"
+        assert zh["referral_ready"] == "转介绍价值为中"
+        relabelled = variant(("label: {en: Expected deal size", "label: {en: Deal size"),
+                             ("when: expected_deal_size >= 50000",
+                              "when: expected_deal_size >= 60000"))
+        changes = diff.compare(v1, load_rulebook_text(relabelled))
+        assert [c.words_text() for c in changes if c.id == "big_order"] == [
+            "Expected deal size at least USD 50,000 -> Deal size at least USD 60,000"]
+        points_only = variant(("    points: 15          #", "    points: 10          #"))
+        assert [c.words for c in diff.compare(v1, load_rulebook_text(points_only))] == [None]
+
     def test_points_moved(self, v1: Rulebook, v2: Rulebook) -> None:
         """Points moved: changed, added and removed traits."""
         assert diff.points_moved(diff.compare(v1, v2)) == [
@@ -196,6 +216,9 @@ class TestCommand:
         assert "  grade changed " in out and "  next step changed " in out
         assert f"{path}:{len(leads) + 1}: invalid JSON" in out
         assert "top movers:" in out
+        assert ("  changed  trait big_order: points +15 -> +20; when 'expected_deal_size >= "
+                "50000' -> 'expected_deal_size >= 40000'\n           in words: Expected deal "
+                "size at least USD 50,000 -> Expected deal size at least USD 40,000\n") in out
 
     def test_json_and_csv(self, write: Write, run: Run, leads: list[dict[str, Any]]) -> None:
         """--format json from a CSV lead list: the same counts as from JSON Lines."""
@@ -214,7 +237,11 @@ class TestCommand:
         for key in ("status_changed", "grade_changed", "next_step_changed", "score_up"):
             assert docs[0]["impact"][key] == docs[1]["impact"][key]
         assert docs[0]["changes"][0] == {"change": "changed", "section": "rulebook", "id": "",
-                                         "details": ["version 1 -> 2"], "points": None}
+                                         "details": ["version 1 -> 2"], "points": None,
+                                         "words": None}
+        big = next(c for c in docs[0]["changes"] if c["id"] == "big_order")
+        assert big["words"] == {"old": "Expected deal size at least USD 50,000",
+                                "new": "Expected deal size at least USD 40,000"}
         assert docs[0]["impact"]["top_movers"][0]["line"] >= 2  # CSV rows start after the header
 
     def test_broken_rule_base(self, write: Write, run: Run) -> None:
