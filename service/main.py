@@ -21,10 +21,8 @@ from fastapi import FastAPI
 
 from qualify.tuning import tune_gc
 from service import errors, openapi
-from service.crm import Client
-from service.crm.hubspot import HubSpot
+from service.crm.clients import crm_clients
 from service.crm.pipedrive import Pipedrive
-from service.crm.salesforce import Salesforce
 from service.deps import Service
 from service.direct import DirectApp
 from service.inbound import Webhooks
@@ -172,27 +170,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 logs=lambda: service.logs))
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     return app
-
-
-def crm_clients(settings: Settings) -> dict[str, Client]:
-    """A write-back client per CRM whose token is set."""
-    clients: dict[str, Client] = {}
-    if settings.hubspot_token:
-        clients["hubspot"] = HubSpot(settings.hubspot_token.get_secret_value(),
-                                     settings.hubspot_api_url, timeout=settings.crm_timeout)
-    if settings.pipedrive_api_token and settings.pipedrive_api_url:
-        clients["pipedrive"] = Pipedrive(settings.pipedrive_api_token.get_secret_value(),
-                                         settings.pipedrive_api_url,
-                                         timeout=settings.crm_timeout)
-    if settings.salesforce_client_id and settings.salesforce_client_secret:
-        clients["salesforce"] = Salesforce(
-            settings.salesforce_client_id, settings.salesforce_client_secret.get_secret_value(),
-            settings.salesforce_login_url, api_version=settings.salesforce_api_version,
-            timeout=settings.crm_timeout)
-    if settings.pipedrive_api_token and not settings.pipedrive_api_url:
-        log.warning("QUALIFY_PIPEDRIVE_API_TOKEN is set without QUALIFY_PIPEDRIVE_API_URL "
-                    "(https://<company>.pipedrive.com): nothing is written back to Pipedrive")
-    return clients
 
 
 def _learn_own_writes(client: Pipedrive, scheme: PipedriveHooks, service: Service) -> None:

@@ -287,9 +287,9 @@ def run_process(settings: Settings) -> None:
     import asyncio
     import signal
 
+    from service.crm.clients import crm_clients
     from service.lifetime import die_with_parent
     from service.logs import LogSetup
-    from service.main import crm_clients
     from service.store import default_url
 
     die_with_parent()

@@ -1,6 +1,6 @@
 """The READMEs' console blocks run as written: executable documentation.
 
-Each ```console block of README.md and examples/xeducation/README.md is a terminal session
+Each ```console block of README.md and examples/xeducation/{README,ANALYZE}.md is a terminal session
 and a test. A line starting with `$ ` is a command (a line ending in `\\` continues it on the
 next); the lines after it, up to the next `$ `, are what it prints, stdout and stderr
 together as a terminal shows them. The commands run in order with bash from the repository
@@ -47,8 +47,8 @@ import pytest
 from qualify.synthetic import generate
 from tests.conftest import ROOT, SHARED
 
-DOCS = ("README.md", "examples/xeducation/README.md")
-SHARED_DOCS = {"examples/xeducation/README.md"}  # about ../shared's data: every block needs it
+DOCS = ("README.md", "examples/xeducation/README.md", "examples/xeducation/ANALYZE.md")
+SHARED_DOCS = {"examples/xeducation/README.md", "examples/xeducation/ANALYZE.md"}  # ../shared
 VENV_BIN = ROOT / ".venv" / "bin"
 SERVE = "qualify serve"
 SERVER = "127.0.0.1:8000"  # where the READMEs' curl commands find `qualify serve`

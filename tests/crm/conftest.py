@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from service.main import crm_clients
+from service.crm.clients import crm_clients
 from service.metrics import Metrics
 from service.outbox import Outbox
 from service.settings import Settings
