@@ -312,16 +312,19 @@ class _Loader:
     def warn(self, path: tuple[Any, ...], code: str, msg: str, hint: str | None = None) -> None:
         self.warnings.append(self.pos.problem(path, code, msg, hint, severity="warning"))
 
-    def label(self, model: LabelModel | None, path: tuple[Any, ...], fallback: str) -> Label:
+    def label(self, model: LabelModel | None, path: tuple[Any, ...], fallback: str,
+              what: str = "label") -> Label:
+        """Text per locale, a missing locale filled from the other (warned); ``what`` names
+        the text in the warning ("the unit of 'distance_km'", "the reason of 'close'")."""
+        of = f"the {what} of '{fallback}'" if fallback else f"the {what}"
         if model is None or not (model.en or model.zh):
-            self.warn(path, "label-missing", f"no label for '{fallback}'",
+            self.warn(path, "label-missing", f"no {what} for '{fallback}'",
                       "add label: {en: ..., zh: ...}")
         else:
             for loc in LOCALES:
                 if not getattr(model, loc):
-                    self.warn(path, "label-locale-missing",
-                              f"the label of '{fallback}' has no '{loc}' text",
-                              f"add {loc}: ... to the label")
+                    self.warn(path, "label-locale-missing", f"{of} has no '{loc}' text",
+                              f"add {loc}: ... to the {what}")
         return _label(model, fallback)
 
     def fields(self) -> dict[str, FieldSpec]:
@@ -353,7 +356,7 @@ class _Loader:
                          f"'unit' only applies to numbers, and '{name}' is {f.type}",
                          "remove 'unit', or give the field type number or integer")
             unit = f.unit if f.unit is None or f.unit == "currency" \
-                else self.label(f.unit, (*path, "unit"), "")
+                else self.label(f.unit, (*path, "unit"), name, "unit")
             # a field without a label shows its name; a half label is worth a warning
             label = self.label(f.label, path, name) if f.label else _label(None, name)
             out[name] = FieldSpec(name, f.type, label, values, f.min, f.max,
@@ -423,10 +426,22 @@ class _Loader:
             text = getattr(model, loc)
             for n in self.placeholders(text, (*path, loc), "evidence") if text else ():
                 if n not in names:
+                    reads = ("name {evidence} or a value the rule's condition reads: "
+                             + ", ".join(sorted(names)))
+                    if n in self.s["fields"]:
+                        self.err((*path, loc), "bad-template", f"'{{{n}}}' is a field, but "
+                                 "this rule's condition does not read it", reads)
+                        continue
                     self.err((*path, loc), "bad-template", f"unknown placeholder '{{{n}}}'",
-                             did_you_mean(n, names) or "name {evidence} or a value the rule's "
-                             f"condition reads: {', '.join(sorted(names))}")
-        return self.label(model, path, rid)
+                             did_you_mean(n, names) or reads)
+        # no fallback to the other language: a locale without its own words gets qualify's
+        said = {loc: text for loc in LOCALES if (text := getattr(model, loc))}
+        for loc in LOCALES:
+            if loc not in said:
+                self.warn((*path, loc) if said else path, "label-locale-missing",
+                          f"the evidence words of '{rid}' have no '{loc}' text",
+                          f"add {loc}: ...; until then '{loc}' shows qualify's own words")
+        return said
 
     def placeholders(self, text: str, path: tuple[Any, ...], what: str) -> list[str]:
         """The names a template's placeholders use (a broken template is reported)."""
@@ -446,7 +461,7 @@ class _Loader:
 
     def reason(self, model: LabelModel, path: tuple[Any, ...], fields: Mapping[str, Any],
                rid: str) -> Label:
-        label = self.label(model, path, rid)
+        label = self.label(model, path, rid, "reason")
         for loc in LOCALES:
             text = getattr(model, loc)
             for n in self.placeholders(text, (*path, loc), "reason") if text else ():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import string
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, assert_never
 
 from qualify.conditions import NEGATE, And, Cmp, Const, Expr, In, Known, Not, Or, Ref
@@ -58,7 +59,8 @@ _W = {
            "ago": "{}: {} days ago", "ahead": "{}: in {} days", "days cond": "{} {} days ago",
            "days": "{} days", "include": "{} include {}", "exclude": "{} do not include {}",
            "match": "{} matches the pattern {}", "no match": "{} does not match the pattern {}",
-           "trait": "trait “{}” applies", "status": "status", "grade": "grade", "score": "score",
+           "trait": "trait “{}” applies", "no trait": "trait “{}” does not apply",
+           "status": "status", "grade": "grade", "score": "score",
            "sep": "; ", "missing": "no data on {}", "dash": " — ", "group": "({})",
            "costs": "{:+d} points", "fewest": "adds the fewest points: {:+d}",
            "head": "{}: {}, score {}, grade {} ({})", "weakest": "Weakest area: ",
@@ -72,6 +74,7 @@ _W = {
            "ago": "距{}已 {} 天", "ahead": "{}在 {} 天后", "days cond": "距{}{} 天",
            "days": "{} 天", "include": "{}包含{}", "exclude": "{}不包含{}",
            "match": "{}符合格式 {}", "no match": "{}不符合格式 {}", "trait": "具备特质“{}”",
+           "no trait": "不具备特质“{}”",
            "status": "状态", "grade": "评级", "score": "得分", "sep": "；",
            "missing": "尚无{}的信息", "dash": "——", "group": "（{}）", "costs": "{:+d} 分",
            "fewest": "加分最少：{:+d}",
@@ -80,6 +83,11 @@ _W = {
 }
 # What a test says of a value: the effective comparison, or membership after the state
 Say = Callable[[Any], str]
+
+
+def _positional(value: float) -> str:
+    """A float's shortest exact digits, grouped, without an exponent: 0.0002, not 2e-04."""
+    return format(Decimal(repr(value)), ",f")
 
 
 def lower_first(text: str) -> str:
@@ -158,15 +166,22 @@ class Words:
             return self.amount(spec, value)
         return str(value)
 
-    def number(self, value: float) -> str:
-        """Grouped: 80,000; 1,234.5."""
+    def number(self, value: float, *, exact: bool = False) -> str:
+        """Grouped: 80,000; 1,234.5 (two decimals at most); a fraction that would read 0 to
+        its first two significant digits (0.0002); ``exact``: every digit (9,999.999)."""
         if isinstance(value, float) and not value.is_integer():
-            return f"{value:,.2f}".rstrip("0").rstrip(".")
+            if exact:
+                return _positional(value)
+            text = f"{value:,.2f}".rstrip("0").rstrip(".")
+            if text not in ("0", "-0"):
+                return text
+            return _positional(float(f"{value:.2g}"))
         return f"{int(value):,}"
 
-    def amount(self, spec: FieldSpec | None, value: float) -> str:
-        """A number with its field's unit or the rule base's currency."""
-        text = self.number(value)
+    def amount(self, spec: FieldSpec | None, value: float, *, exact: bool = False) -> str:
+        """A number with its field's unit or the rule base's currency; ``exact``: every
+        digit and no 万 (a value that would round onto the figure it is compared with)."""
+        text = self.number(value, exact=exact)
         unit = spec.unit if spec else None
         if unit is None:
             return text
@@ -175,15 +190,18 @@ class Words:
             if not code:
                 return text
             if self.locale == "zh":
-                return f"{self.wan(value)}{CURRENCY_ZH.get(code.upper(), code)}"
+                name = CURRENCY_ZH.get(code.upper(), code)
+                return f"{text} {name}" if exact else f"{self.wan(value)}{name}"
             return f"{code} {text}"
         return f"{text} {unit[self.locale]}"
 
     def wan(self, value: float) -> str:
-        """A Chinese amount: ``8 万``, ``1,200 万``, ``2.5 亿``; below 10,000 as it is."""
-        for step, word in ((100_000_000, "亿"), (10_000, "万")):
-            if abs(value) >= step:
-                return f"{self.number(round(value / step, 2))} {word}"
+        """A Chinese amount: ``8 万``, ``1,200 万``, ``2.5 亿``, ``1 万亿``; below 10,000 as
+        it is. The unit is the largest the rounded figure reaches (99,999,999 is 1 亿)."""
+        for step, word in ((10 ** 12, "万亿"), (10 ** 8, "亿"), (10 ** 4, "万")):
+            figure = round(value / step, 2)
+            if abs(figure) >= 1:
+                return f"{self.number(figure)} {word}"
         return f"{self.number(value)} "
 
     def date(self, day: dt.date) -> str:
@@ -247,7 +265,8 @@ class Words:
             return self._mid(self._compare(item.ref, NEGATE[item.op], item.value))
         if isinstance(item, In):
             return self._mid(self._member(item.ref, item.values, not item.negated))
-        return self.w["not"].format(self._show(item, Not))
+        # Chinese 非（…） brackets the part itself; English "not (a and b)" needs the group
+        return self.w["not"].format(self._show(item, Not if self.locale == "en" else None))
 
     def _member(self, ref: Ref, values: Sequence[Any], negated: bool) -> str:
         choices = self.choices(ref.source or "", [self._literal(ref, v) for v in values],
@@ -301,12 +320,16 @@ class Words:
     def _verdict(self, ref: Ref, op: str, literal: Any) -> str:
         head, _, tail = ref.name.partition(".")
         if head == "trait":
-            text = self.w["trait"].format(self.rule_labels.get(tail, tail))
             holds = (op == "==") == (literal is True)
-            return text if holds else self.w["not"].format(text)
+            return self.w["trait" if holds else "no trait"].format(
+                self.rule_labels.get(tail, tail))
         if head == "qualifier":
             name = f"“{self.rule_labels.get(tail, tail)}”"
-            value = STATE_TEXT[self.locale].get(literal, literal)
+            states = STATE_TEXT[self.locale]
+            if op == "!=" and literal in states:  # "is met or not known yet", not "is not unmet"
+                a, b = (text for state, text in states.items() if state != literal)
+                return self.w["is"].format(name, self.w["either"].format(a, b))
+            value = states.get(literal, literal)
         else:
             name = self.w.get(ref.name, ref.name)
             value = STATUS_TEXT[self.locale].get(literal, literal) \
@@ -375,13 +398,29 @@ class Words:
             suffix = "" if plain else self.w["because"].format(
                 self.choices(ref.source or "", [self._literal(ref, expr.value)], negated=True))
             return self._said("evidence", name, ref, suffix)
-        table = _DATE if ref.type == "date" else _NUMBER
-        plain = op == "=="
-        suffix = "" if plain else self.w["because"].format(
-            table[self.locale][op].format(self._literal(ref, expr.value)
-                                          if ref.type == "date" else
-                                          self.value(ref.source or "", expr.value)))
-        return self._said("measure", name, ref, suffix)
+        if ref.type == "date":
+            suffix = "" if op == "==" else self.w["because"].format(
+                _DATE[self.locale][op].format(self._literal(ref, expr.value)))
+            return self._said("measure", name, ref, suffix)
+        return self._measured(name, ref, op, expr.value)
+
+    def _measured(self, name: str, ref: Ref, op: str, limit: Any) -> Say:
+        """``budget: USD 9,999.999 (under USD 10,000)``: a number never rounds onto the
+        figure it was compared with (it is shown exactly when it would)."""
+        field = ref.source or ""
+        limit_text = self.value(field, limit)
+        suffix = "" if op == "==" else self.w["because"].format(
+            _NUMBER[self.locale][op].format(limit_text))
+        before, after = self.w["measure"].format(name, "\0").split("\0")
+        after += suffix
+        show, spec = self.shower(field), self.rb.fields.get(field)
+
+        def say(value: Any) -> str:
+            text = show(value)
+            if text == limit_text and value != limit and type(value) in (int, float):
+                text = self.amount(spec, value, exact=True)
+            return before + text + after
+        return say
 
     def _said(self, form: str, name: str, ref: Ref, suffix: str) -> Say:
         """``name: value (suffix)`` in ``form``, its fixed parts joined once."""

@@ -107,6 +107,15 @@ MUTATIONS = [
              'plain = op == "==" or holds', "plain = True", WORDS),
     Mutation("'Yes' no longer reads as true", "qualify/leads.py",
              '"yes"', '"yess"', FAST),
+    Mutation("a lead's field values sent back in the wrong order", "qualify/batch/runner.py",
+             "out.values.append(tuple(raw.get(f) for f in names))",
+             "out.values.append(tuple(raw.get(f) for f in reversed(names)))",
+             ("tests/batch/test_outcome.py", "tests/analyze/test_rules.py")),
+    Mutation("rules diff says the old condition in the new one's words",
+             "qualify/authoring/diff.py",
+             "None if y is None else self.new.condition(y.expr)",
+             "None if y is None else self.new.condition(x.expr if x else y.expr)",
+             ("tests/authoring/test_diff.py",)),
 ]
 
 

@@ -248,3 +248,102 @@ def test_a_value_that_failed_its_test_says_what_it_is_not() -> None:
         zh = engine.score(lead, as_of=AS_OF, locale="zh").qualifiers["q"]["evidence"]
     assert [e["text"] for e in en] == ["Role: staff (not owner)"]
     assert [e["text"] for e in zh] == [_fullwidth("职位:普通员工(不是老板)")]
+
+
+# ----------------------------------------------------------------------------- numbers
+
+@pytest.mark.parametrize(("lead", "trait", "en", "zh"), [
+    # a value that would round onto the figure it was compared with is shown exactly
+    ({"budget": 9999.999}, "rich", None, None),
+    ({"distance": 500.004}, "far", ["Distance: 500.004 km (over 500 km)"],
+     ["距离:500.004 公里(超过 500 公里)"]),
+    ({"budget": 10000.001}, "rich", ["Budget: CNY 10,000.001 (at least CNY 10,000)"],
+     ["预算:10,000.001 元(至少 1 万元)"]),
+    # 万 carries to 亿 and 万亿 when the rounded figure reaches them
+    ({"budget": 99_999_999}, "rich", ["Budget: CNY 99,999,999 (at least CNY 10,000)"],
+     ["预算:1 亿元(至少 1 万元)"]),
+    ({"budget": 1e12}, "rich", ["Budget: CNY 1,000,000,000,000 (at least CNY 10,000)"],
+     ["预算:1 万亿元(至少 1 万元)"]),
+])
+def test_numbers_never_round_onto_their_threshold(
+        engine: Engine, lead: dict[str, Any], trait: str, en: list[str] | None,
+        zh: list[str] | None) -> None:
+    """``budget: 10,000 (under 10,000)`` contradicts itself: a value is never shown as the
+    figure it failed (or passed) against; Chinese amounts take the largest unit reached."""
+    got = {loc: texts(engine, lead, loc).get(trait) for loc in ("en", "zh")}
+    if en is None:  # did not fire: the value is not evidence here
+        assert got == {"en": None, "zh": None}
+        return
+    assert got["en"] == en
+    assert got["zh"] == [_fullwidth(z) for z in (zh or [])]
+
+
+@pytest.mark.parametrize("locale", ["en", "zh"])
+def test_no_value_reads_as_its_threshold(locale: str) -> None:
+    """Over values just either side of many thresholds, scaled from 0.0001 to 10^12, a
+    comparison's value and its threshold never read the same unless they are equal."""
+    rb = load_rulebook_text(RULES, "words.yaml")
+    w = Words(rb, locale)
+    trait = next(t for t in rb.traits if t.id == "rich")
+    ref = next(iter(trait.expr.refs()))
+    for scale in (1e-4, 1e-2, 1, 1e3, 1e4, 1e6, 1e8, 1e12):
+        for limit in (scale, 2.5 * scale, 9.99 * scale):
+            for value in (limit * (1 - 1e-7), limit * (1 - 1e-4), limit * (1 + 1e-4),
+                          limit + 0.001, limit - 0.001):
+                for op in (">=", "<", ">", "<="):
+                    text = w._measured("Budget", ref, op, limit)(value)
+                    shown = text.split(":" if locale == "en" else "：", 1)[1]
+                    figure, _, against = shown.partition(" (" if locale == "en" else "（")
+                    assert figure.strip() not in against, (value, limit, text)
+
+
+def test_small_numbers_keep_their_digits() -> None:
+    """A fraction reads to its first significant digits (0.0002, not 0; -0.004, not -0)."""
+    w = Words(load_rulebook_text(RULES, "words.yaml"), "en")
+    assert [w.number(x) for x in (0.0002, -0.004, 0.5, 2.345, 1e-7, 12345.678)] == [
+        "0.0002", "-0.004", "0.5", "2.35", "0.0000001", "12,345.68"]
+
+
+def test_states_and_traits_are_never_negated_twice() -> None:
+    """``qualifier.need != "unmet"`` is "met or not known yet", ``not trait.x`` is "does not
+    apply", and a negated group in Chinese has one pair of brackets."""
+    text = RULES.replace("next_steps:\n", """next_steps:
+  - id: odd
+    when: 'qualifier.q != "unmet" and not trait.rich and not (vip and decides)'
+    label: {en: Odd, zh: 奇}
+    reason: {en: Odd., zh: 奇。}
+""")
+    rb = load_rulebook_text(text, "words.yaml")
+    odd = next(s for s in rb.next_steps if s.id == "odd")
+    assert Words(rb, "en").condition(odd.expr) == (
+        "“Q” is met or not known yet and trait “Rich” does not apply and not (VIP: yes and "
+        "the contact decides)")
+    assert Words(rb, "zh").condition(odd.expr) == (
+        "“条件”为满足或待确认，且不具备特质“有钱”，且非（大客户：是，且联系人能拍板）")
+
+
+def test_evidence_words_in_one_language_leave_the_other_alone() -> None:
+    """A rule's ``evidence:`` in Chinese only: English says qualify's own words (with a
+    warning that names the evidence words, not a label)."""
+    text = RULES.replace('evidence: {en: "quiet for {days_since(seen)} days, since {seen}",\n'
+                         '               zh:', "evidence: {zh:")
+    assert text != RULES
+    rb = load_rulebook_text(text, "words.yaml")
+    warned = [p for p in rb.warnings if "evidence words of 'own_words'" in p.message]
+    assert len(warned) == 1 and "have no 'en' text" in warned[0].message
+    with Engine(rb) as e:
+        lead = {"lead_id": "L", "seen": "2025-11-01"}
+        en = e.score(lead, as_of=AS_OF, locale="en").explanation
+        zh = e.score(lead, as_of=AS_OF, locale="zh").explanation
+    assert "-5 Quiet — last contact: 61 days ago (over 30 days)" in en
+    assert "-5 沉寂——已 61 天没有联系(上次:2025年11月1日)" in zh
+
+
+def test_a_template_naming_a_field_its_rule_does_not_read() -> None:
+    """The error says the field is real but unread, with the names the rule may use."""
+    text = RULES.replace('evidence: {en: "quiet for', 'evidence: {en: "{budget} quiet for')
+    with pytest.raises(RulebaseError) as e:
+        load_rulebook_text(text, "words.yaml")
+    problem = next(p for p in e.value.problems if p.code == "bad-template")
+    assert problem.message == "'{budget}' is a field, but this rule's condition does not read it"
+    assert problem.hint.startswith("name {evidence} or a value the rule's condition reads: ")

@@ -82,7 +82,9 @@ def compare(old: Rulebook, new: Rulebook, locale: str | None = None) -> list[Cha
 
 def _meta(old: Rulebook, new: Rulebook) -> Iterator[Change]:
     details = [f"{k} {a} -> {b}" for k, a, b in (
-        ("name", old.name, new.name), ("version", old.version, new.version))
+        ("name", old.name, new.name), ("version", old.version, new.version),
+        ("currency", old.currency or "none", new.currency or "none"),
+        ("locale", old.locale, new.locale))
         if a != b]
     if details:
         yield Change("changed", "rulebook", "", tuple(details))
@@ -100,12 +102,33 @@ def _fields(old: Mapping[str, FieldSpec], new: Mapping[str, FieldSpec]) -> Itera
             yield Change("added", "field", name, (b.type,))
         elif b is None:
             yield Change("removed", "field", name)
-        else:
+        elif a is not None:
             details = [f"{k} {_v(getattr(a, k))} -> {_v(getattr(b, k))}"
                        for k in ("type", "values", "min", "max", "required")
                        if getattr(a, k) != getattr(b, k)]
+            details += _words_changed("label", a.label, b.label)
+            if a.unit != b.unit:
+                details.append(f"unit {_unit(a.unit)} -> {_unit(b.unit)}")
+            for value in [*a.value_labels, *(v for v in b.value_labels
+                                             if v not in a.value_labels)]:
+                code_ = str(value).lower() if isinstance(value, bool) else str(value)
+                details += _words_changed(f"value {code_}",
+                                          a.value_labels.get(value, {}),
+                                          b.value_labels.get(value, {}))
             if details:
                 yield Change("changed", "field", name, tuple(details))
+
+
+def _words_changed(what: str, a: Mapping[str, str], b: Mapping[str, str]) -> Iterator[str]:
+    for loc in sorted(set(a) | set(b)):
+        if a.get(loc) != b.get(loc):
+            yield f"{what} ({loc}) '{a.get(loc, '')}' -> '{b.get(loc, '')}'"
+
+
+def _unit(unit: str | Mapping[str, str] | None) -> str:
+    if unit is None or isinstance(unit, str):
+        return unit or "none"
+    return "/".join(unit[loc] for loc in sorted(unit))
 
 
 def _v(value: Any) -> str:
@@ -143,10 +166,15 @@ def _rules(old: tuple[Rule, ...], new: tuple[Rule, ...], said: _Said) -> Iterato
                          said.words(x, None))
         elif x is not None and y is not None:
             details = list(_rule_changes(x, y))
+            words: tuple[str | None, str | None] | None = said.words(x, y)
+            if code(x.expr) == code(y.expr):
+                if words is not None and words[0] != words[1]:
+                    details.append("same condition, new words (a label, unit or currency)")
+                else:
+                    words = None
             if details:
                 moved = (x.points, y.points) if x.section == "trait" and \
                     x.points != y.points else None
-                words = said.words(x, y) if code(x.expr) != code(y.expr) else None
                 yield Change("changed", SECTION_WORD[x.section], rid, tuple(details), moved,
                              words)
 
@@ -167,9 +195,7 @@ def _rule_changes(x: Rule, y: Rule) -> Iterator[str]:
         yield f"factor {x.factor} -> {y.factor}"
     for what, la, lb in (("label", x.label, y.label), ("reason", x.reason, y.reason),
                          ("evidence words", x.says, y.says)):
-        for loc in sorted(set(la) | set(lb)):
-            if la.get(loc) != lb.get(loc):
-                yield f"{what} ({loc}) '{la.get(loc, '')}' -> '{lb.get(loc, '')}'"
+        yield from _words_changed(what, la, lb)
 
 
 def _moves(old: tuple[Rule, ...], new: tuple[Rule, ...]) -> Iterator[Change]:

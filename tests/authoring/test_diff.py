@@ -102,6 +102,36 @@ class TestCompare:
         points_only = variant(("    points: 15          #", "    points: 10          #"))
         assert [c.words for c in diff.compare(v1, load_rulebook_text(points_only))] == [None]
 
+    def test_words_that_change_meaning_are_changes(self, v1: Rulebook) -> None:
+        """A currency, a unit, a field's label or a value's label changes what a condition
+        says without touching its code: each is listed, and each rule that reads it is
+        re-said in its new words."""
+        text = variant(("currency: USD", "currency: CNY"),
+                       ("unit: {en: km, zh: 公里}", "unit: {en: miles, zh: 英里}"),
+                       ("label: {en: Budget,", "label: {en: Spend limit,"))
+        changes = diff.compare(v1, load_rulebook_text(text))
+        lines = [c.text() for c in changes]
+        assert lines[:3] == ["changed  rulebook: currency USD -> CNY",
+                             "changed  field budget: label (en) 'Budget' -> 'Spend limit'",
+                             "changed  field distance_km: unit km/公里 -> miles/英里"]
+        said = {c.id: c.words for c in changes[3:]}
+        assert said["far_away"] == ("Distance over 500 km", "Distance over 500 miles")
+        assert said["big_order"] == ("Expected deal size at least USD 50,000",
+                                     "Expected deal size at least CNY 50,000")
+        assert all(c.details == ("same condition, new words (a label, unit or currency)",)
+                   for c in changes[3:])
+        assert {"buying_power", "fits_plan", "big_order", "nearby", "small_deal",
+                "far_away"} == set(said)
+
+    def test_a_value_label_change_is_listed(self, v1: Rulebook) -> None:
+        """An enum value's words (the label sales read) changing is a field change."""
+        field = v1.fields["payment_history"]
+        old = field.value_labels["defaulted"]["en"]
+        text = variant((f"defaulted: {{en: {old},", "defaulted: {en: went bust on us,"))
+        lines = [c.text() for c in diff.compare(v1, load_rulebook_text(text))]
+        assert (f"changed  field payment_history: value defaulted (en) '{old}' -> "
+                "'went bust on us'") in lines
+
     def test_points_moved(self, v1: Rulebook, v2: Rulebook) -> None:
         """Points moved: changed, added and removed traits."""
         assert diff.points_moved(diff.compare(v1, v2)) == [
