@@ -205,7 +205,13 @@ def _date(value: Any) -> dt.date:
 
 def _enum(value: Any, spec: FieldSpec, folded: Mapping[str, str]) -> str:
     if not isinstance(value, str):
-        raise _Bad(f"expected one of {', '.join(spec.values)}, got {kind_of(value)}")
+        # a code that reads as a number or yes/no ("1", "true") may come unquoted from JSON
+        text = str(value).lower() if isinstance(value, bool | int) else None
+        hit = folded.get(text) if text is not None else None
+        if hit is None:
+            raise _Bad(f"expected one of {', '.join(spec.values)} (as text), got "
+                       f"{kind_of(value)}")
+        return hit
     hit = folded.get(value.strip().casefold())
     if hit is None:
         hint = did_you_mean(value.strip(), spec.values)

@@ -443,6 +443,21 @@ class _Loader:
                           f"add {loc}: ...; until then '{loc}' shows qualify's own words")
         return said
 
+    def currency(self, fields: Mapping[str, FieldSpec]) -> None:
+        """Amounts read as ``USD 10,000`` / ``1 万美元``: the currency is a code people know."""
+        code = self.m.currency
+        if code is not None and not re.fullmatch(r"[A-Z]{3}", code):
+            self.warn(("currency",), "bad-currency",
+                      f"currency {code!r} is not an ISO 4217 code",
+                      "write its three capital letters: USD, CNY, EUR, GBP, JPY ...")
+        if code is None:
+            for name, f in fields.items():
+                if f.unit == "currency":
+                    self.warn(("fields", name, "unit"), "bad-currency",
+                              f"'{name}' is an amount, but the rule base names no currency",
+                              "add currency: USD (or another ISO 4217 code) at the top")
+                    break
+
     def placeholders(self, text: str, path: tuple[Any, ...], what: str) -> list[str]:
         """The names a template's placeholders use (a broken template is reported)."""
         try:
@@ -474,6 +489,7 @@ class _Loader:
     def build(self, sha: str) -> Rulebook:
         m = self.m
         fields = self.fields()
+        self.currency(fields)
         infos = {n: FieldInfo(f.type, f.values) for n, f in fields.items()}
 
         factors = {k: self.label(v, ("factors", k), k) for k, v in self.s["factors"].items()}

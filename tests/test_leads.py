@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qualify import Engine, LeadError, default_rules_path, load_rulebook
+from qualify import Engine, LeadError, default_rules_path, load_rulebook, load_rulebook_text
 from qualify.leads import LeadReader
 from tests.conftest import AS_OF
 
@@ -72,6 +73,20 @@ class TestConversion:
         assert engine.reader.read({"lead_id": 42})["lead_id"] == "42"
 
 
+def test_an_enum_code_that_reads_as_a_number_or_yes_no() -> None:
+    """Codes "1" and "true" may come unquoted from JSON (1, true): they are those codes, not
+    a contradiction ("expected one of 1, true, got a number")."""
+    text = (Path(default_rules_path()).read_text(encoding="utf-8")
+            .replace("  sentiment:", "  tier: {type: enum, values: ['1', 'true', gold]}\n"
+                     "  sentiment:", 1))
+    with Engine(load_rulebook_text(text)) as e:
+        assert e.reader.read({"lead_id": "x", "tier": 1})["tier"] == "1"
+        assert e.reader.read({"lead_id": "x", "tier": True})["tier"] == "true"
+        with pytest.raises(LeadError, match=r"expected one of 1, true, gold \(as text\), got "
+                                            "true/false"):
+            e.reader.read({"lead_id": "x", "tier": False})
+
+
 class TestBadLeads:
     @pytest.mark.parametrize(("field", "value", "message"), [
         ("budget", "lots", "expected a number, got 'lots'"),
@@ -88,6 +103,7 @@ class TestBadLeads:
         ("pain_points", [{"a": 1}], "item 0 is an object"),
         ("company_size", None, None),
         ("sentiment", ["positive"], "got a list"),
+        ("sentiment", 1, "(as text), got a number"),
         ("lead_id", "x" * 300, "longer than 256"),
         ("budget", "9" * 5000, "5,000 characters"),
         ("budget", 10**400, "out of range"),

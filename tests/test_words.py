@@ -347,3 +347,19 @@ def test_a_template_naming_a_field_its_rule_does_not_read() -> None:
     problem = next(p for p in e.value.problems if p.code == "bad-template")
     assert problem.message == "'{budget}' is a field, but this rule's condition does not read it"
     assert problem.hint.startswith("name {evidence} or a value the rule's condition reads: ")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("currency: CNY", "currency: dollars"), "currency 'dollars' is not an ISO 4217 code"),
+    (("currency: CNY", "currency: usd"), "currency 'usd' is not an ISO 4217 code"),
+    (("currency: CNY\n", ""), "'budget' is an amount, but the rule base names no currency"),
+])
+def test_a_currency_people_cannot_read_is_warned(change: tuple[str, str], message: str) -> None:
+    """Amounts read ``CNY 10,000`` / ``1 万元``: a currency that is no ISO code (``1 万
+    dollars``), or none for an amount, is a located warning."""
+    text = RULES.replace(*change)
+    assert text != RULES
+    rb = load_rulebook_text(text, "words.yaml")
+    warned = [p for p in rb.warnings if p.code == "bad-currency"]
+    assert [p.message for p in warned] == [message]
+    assert warned[0].line > 0 and warned[0].hint
