@@ -319,7 +319,7 @@ class _Loader:
         of = f"the {what} of '{fallback}'" if fallback else f"the {what}"
         if model is None or not (model.en or model.zh):
             self.warn(path, "label-missing", f"no {what} for '{fallback}'",
-                      "add label: {en: ..., zh: ...}")
+                      f"add {what}: {{en: ..., zh: ...}}")
         else:
             for loc in LOCALES:
                 if not getattr(model, loc):

@@ -411,22 +411,22 @@ class Words:
         limit_text = self.value(field, limit)
         suffix = "" if op == "==" else self.w["because"].format(
             _NUMBER[self.locale][op].format(limit_text))
-        before, after = self.w["measure"].format(name, "\0").split("\0")
-        after += suffix
-        show, spec = self.shower(field), self.rb.fields.get(field)
+        plain, spec = self.shower(field), self.rb.fields.get(field)
 
-        def say(value: Any) -> str:
-            text = show(value)
+        def show(value: Any) -> str:
+            text = plain(value)
             if text == limit_text and value != limit and type(value) in (int, float):
-                text = self.amount(spec, value, exact=True)
-            return before + text + after
-        return say
+                return self.amount(spec, value, exact=True)
+            return text
+        return self._said("measure", name, ref, suffix, show)
 
-    def _said(self, form: str, name: str, ref: Ref, suffix: str) -> Say:
-        """``name: value (suffix)`` in ``form``, its fixed parts joined once."""
+    def _said(self, form: str, name: str, ref: Ref, suffix: str, show: Say | None = None
+              ) -> Say:
+        """``name: value (suffix)`` in ``form``, its fixed parts joined once; the value as
+        ``show`` says it (default: the field's own ``shower``)."""
         before, after = self.w[form].format(name, "\0").split("\0")
         after += suffix
-        show = self.shower(ref.source or "")
+        show = show or self.shower(ref.source or "")
         return lambda value: before + show(value) + after
 
     def shower(self, field: str) -> Say:

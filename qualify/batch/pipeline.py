@@ -218,8 +218,8 @@ def run_batch(job: Job) -> Outcome:
                             comparer.add(snap)
                     outcome.summary.merge(block.summary)
                     if watcher is not None and block.kept is not None:
-                        values = block.values or [None] * len(block.kept)
-                        for row, lead in zip(block.kept, values, strict=True):
+                        assert block.values is not None  # spec.values is set with spec.rows
+                        for row, lead in zip(block.kept, block.values, strict=True):
                             watcher.add(row, lead)
                     bar.update(outcome.summary.leads, time.perf_counter() - started,
                                marks.popleft())

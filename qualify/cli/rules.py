@@ -181,11 +181,10 @@ def rules_diff(*, old: Path, new: Path, leads: Path | None, mapping: Path | None
     """What changed from rule base OLD to NEW, and with --leads, what it does to leads.
 
     Lists rules added, removed and changed (conditions, in code and in words; points,
-    labels), next steps that
-    moved in the order, and field, grade and score changes. With --leads, both rule bases
-    score every lead: how many change status, grade or next step, and the top movers with
-    the reasons. Exit 1 if a rule base or the mapping does not load, or if --leads were
-    given and not one of them could be scored.
+    labels), next steps that moved in the order, and field, grade and score changes. With
+    --leads, both rule bases score every lead: how many change status, grade or next step,
+    and the top movers with the reasons. Exit 2 if a rule base or the mapping does not
+    load; 1 if --leads were given and not one of them could be scored.
     """
     from qualify.authoring import diff
     from qualify.engine import today
